@@ -1,0 +1,224 @@
+//! Group commit: the one task per database handle that writes the log.
+//!
+//! Transactions queue on a channel while a log write is in flight; the next batch takes
+//! everything queued. Each transaction of a batch is validated, in order, against the
+//! state at the head plus the writes of the earlier transactions of the batch; a stale
+//! one is sent back to re-run alone, the rest go out as one entry at `head + 1`.
+//!
+//! The log is dense: a process only writes slot `n` after it has seen `1..n-1`. So a
+//! successful create at `head + 1` proves the batch was validated against the exact
+//! predecessor state, and no read of the head is needed before writing. Losing the slot
+//! (`AlreadyExists`) means another writer got there first: apply its entry, catch up,
+//! re-validate, retry. An error that leaves the outcome unknown (timeout, 5xx after
+//! retries) is settled by reading the slot back and comparing transaction ids, and by
+//! re-sending the identical bytes to the same slot until one of the two answers: a
+//! transaction is never reported failed while it might still land.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::SecondsFormat;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::db::Shared;
+use crate::error::{Error, Result};
+use crate::log::{EntryBody, LogEntry, SlotWrite, TxnRecord, create_slot, read_entry};
+use crate::names::{CollectionName, RecordId, Seq};
+use crate::state::State;
+
+/// What the committer answers a transaction.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Committed(Seq),
+    /// Its reads changed: run the closure again on a newer snapshot.
+    Stale,
+}
+
+pub(crate) struct Submission {
+    pub txn: TxnRecord,
+    pub reply: oneshot::Sender<Result<Outcome>>,
+}
+
+enum Settled {
+    Written,
+    Lost(LogEntry),
+}
+
+/// Runs until every sender is dropped, then closes the view queue.
+pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Submission>) {
+    let max_batch = shared.opts.max_batch.max(1);
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        commit_batch(&shared, std::mem::take(&mut batch)).await;
+    }
+    shared.view.close();
+}
+
+async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
+    loop {
+        let state = shared.snapshot();
+        batch = validate(&state, batch);
+        if batch.is_empty() {
+            return;
+        }
+        let seq = state.seq().next();
+        let (replies, txns): (Vec<_>, Vec<_>) = batch.into_iter().map(|s| (s.reply, s.txn)).unzip();
+        let ids: Vec<Uuid> = txns.iter().map(|t| t.id).collect();
+        let body = EntryBody {
+            at: shared
+                .opts
+                .clock
+                .now()
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            prev_hash: state.head_hash().to_string(),
+            seq,
+            txns,
+        };
+        let (entry, bytes) = LogEntry::seal(body);
+        let settled = write_settled(shared, seq, Bytes::from(bytes), &ids).await;
+        match settled {
+            Ok(Settled::Written) => {
+                shared.metrics.record_batch(ids.len());
+                let applied = shared.apply(&entry, true);
+                for reply in replies {
+                    let answer = match &applied {
+                        Ok(()) => Ok(Outcome::Committed(seq)),
+                        Err(e) => Err(per_txn_error(e, ids[0])),
+                    };
+                    let _ = reply.send(answer);
+                }
+                return;
+            }
+            Ok(Settled::Lost(winner)) => {
+                shared.metrics.lost_slot();
+                let caught_up = match shared.apply(&winner, false) {
+                    Ok(()) => shared.catch_up().await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = caught_up {
+                    fail_all(replies, &ids, &e);
+                    return;
+                }
+                batch = replies
+                    .into_iter()
+                    .zip(entry.body.txns)
+                    .map(|(reply, txn)| Submission { txn, reply })
+                    .collect();
+            }
+            Err(e) => {
+                fail_all(replies, &ids, &e);
+                return;
+            }
+        }
+    }
+}
+
+fn fail_all(replies: Vec<oneshot::Sender<Result<Outcome>>>, ids: &[Uuid], e: &Error) {
+    for (reply, id) in replies.into_iter().zip(ids) {
+        let _ = reply.send(Err(per_txn_error(e, *id)));
+    }
+}
+
+/// Errors are not `Clone` (store errors carry sources); each waiter gets its own.
+fn per_txn_error(e: &Error, txn: Uuid) -> Error {
+    match e {
+        Error::Corrupt { path, reason } => Error::Corrupt {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        Error::OutcomeUnknown {
+            attempts, reason, ..
+        } => Error::OutcomeUnknown {
+            txn,
+            attempts: *attempts,
+            reason: reason.clone(),
+        },
+        other => Error::OutcomeUnknown {
+            txn,
+            attempts: 0,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Keeps the transactions whose reads are current at the head plus the earlier accepted
+/// transactions of the batch; answers `Stale` to the others.
+fn validate(state: &State, batch: Vec<Submission>) -> Vec<Submission> {
+    let mut written: HashSet<(CollectionName, RecordId)> = HashSet::new();
+    let mut touched: HashSet<CollectionName> = HashSet::new();
+    let mut accepted = Vec::with_capacity(batch.len());
+    for sub in batch {
+        let fresh = sub.txn.reads.iter().all(|r| match &r.id {
+            Some(id) => {
+                !written.contains(&(r.collection.clone(), id.clone()))
+                    && state.version_of(&r.collection, id) == r.version
+            }
+            None => {
+                !touched.contains(&r.collection)
+                    && state.collection_version(&r.collection) == r.version
+            }
+        });
+        if !fresh {
+            let _ = sub.reply.send(Ok(Outcome::Stale));
+            continue;
+        }
+        for op in &sub.txn.ops {
+            written.insert((op.collection.clone(), op.id.clone()));
+            touched.insert(op.collection.clone());
+        }
+        accepted.push(sub);
+    }
+    accepted
+}
+
+/// Writes `bytes` at `seq` and settles the outcome: ours is there, or someone else's.
+async fn write_settled(shared: &Shared, seq: Seq, bytes: Bytes, ours: &[Uuid]) -> Result<Settled> {
+    let deadline = Instant::now() + shared.opts.settle_timeout;
+    let mut backoff = Duration::from_millis(2);
+    let mut attempts = 0u32;
+    let mut last_error = String::new();
+    loop {
+        attempts += 1;
+        match create_slot(&shared.store, seq, bytes.clone()).await {
+            Ok(SlotWrite::Written) => return Ok(Settled::Written),
+            // Taken: normally another writer; possibly an earlier attempt of ours that
+            // reported an error but landed. Reading the slot tells which.
+            Ok(SlotWrite::Taken) => {}
+            Err(e) => {
+                shared.metrics.ambiguous_write();
+                tracing::warn!(%seq, error = %e, "log write failed; settling its outcome");
+                last_error = e.to_string();
+            }
+        }
+        loop {
+            match read_entry(&shared.store, seq).await {
+                Ok(Some(entry)) if entry.txn_ids().eq(ours.iter().copied()) => {
+                    return Ok(Settled::Written);
+                }
+                Ok(Some(entry)) => return Ok(Settled::Lost(entry)),
+                Ok(None) => break,
+                Err(Error::Store(e)) => {
+                    last_error = e.to_string();
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(Error::OutcomeUnknown {
+                txn: ours[0],
+                attempts,
+                reason: last_error,
+            });
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}

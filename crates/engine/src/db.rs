@@ -1,0 +1,310 @@
+//! The database handle: open a root, run transactions, read snapshots.
+//!
+//! One `Database` is one handle on one root. Several handles (in one process or many)
+//! may share a root; they coordinate only through create-if-absent on the log. A
+//! handle owns two background tasks: the committer (group commit, see `committer`) and
+//! the materializer (the derived JSON view, see `materialize`). All mutation of the
+//! in-memory state goes through [`Shared::apply`], which is idempotent by log position,
+//! because an entry can reach a handle twice: from its own committer and from a
+//! catch-up read of the log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::checkpoint;
+use crate::clock::{Clock, IdSource, SystemClock, UuidV7Ids};
+use crate::committer::{self, Outcome, Submission};
+use crate::error::{Error, Result};
+use crate::log::{LogEntry, read_entry};
+use crate::materialize::{self, ViewQueue, ViewWriteMode};
+use crate::metrics::EngineMetrics;
+use crate::names::{CollectionName, Seq};
+use crate::state::State;
+use crate::store::{self, DynStore, StoreUrl};
+use crate::txn::{Committed, Txn, TxnMeta};
+
+/// How to open a database handle.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
+    /// Write a checkpoint after every this many log entries (0 = never).
+    pub checkpoint_every: u64,
+    /// Most transactions in one log entry.
+    pub max_batch: usize,
+    /// Most times a transaction closure is re-run because its reads changed.
+    pub max_attempts: u32,
+    /// How long an ambiguous log write is retried before its outcome is reported unknown.
+    pub settle_timeout: Duration,
+    /// Keep the `{collection}/{id}.json` and `index.json` view up to date.
+    pub materialize: bool,
+    /// How long the materializer waits to gather a burst of commits.
+    pub view_debounce: Duration,
+    /// How view files are replaced (conditional on S3, where processes share a bucket).
+    pub view_write: ViewWriteMode,
+    /// Fields of each collection's records carried in its `index.json` (besides `id` and
+    /// `_version`).
+    pub index_fields: BTreeMap<CollectionName, Vec<String>>,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Ids),
+            checkpoint_every: 1000,
+            max_batch: 1024,
+            max_attempts: 10_000,
+            settle_timeout: Duration::from_secs(30),
+            materialize: true,
+            view_debounce: Duration::from_millis(20),
+            view_write: ViewWriteMode::Overwrite,
+            index_fields: BTreeMap::new(),
+        }
+    }
+}
+
+/// How fresh a read must be when several processes share the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Whatever this handle has applied (its own commits are always included).
+    Local,
+    /// Catch up with the log first.
+    Latest,
+    /// Catch up unless this handle has seen the log head within the given time.
+    BoundedStaleness(Duration),
+}
+
+/// State shared by the handle and its background tasks.
+pub(crate) struct Shared {
+    pub store: DynStore,
+    pub opts: DbOptions,
+    pub metrics: Arc<EngineMetrics>,
+    pub view: ViewQueue,
+    state: RwLock<Arc<State>>,
+    catchup: tokio::sync::Mutex<()>,
+    last_synced: Mutex<Instant>,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> Arc<State> {
+        self.state.read().clone()
+    }
+
+    /// Applies an entry if it is the next one; ignores one already applied (after
+    /// checking it is the same entry). `own` marks entries this handle wrote.
+    pub fn apply(&self, entry: &LogEntry, own: bool) -> Result<()> {
+        let checkpoint = {
+            let mut guard = self.state.write();
+            if entry.seq() <= guard.seq() {
+                return if entry.seq() == guard.seq() && entry.hash != guard.head_hash() {
+                    Err(Error::corrupt(
+                        store::log_path(entry.seq()),
+                        "differs from the entry this handle applied at the same position",
+                    ))
+                } else {
+                    Ok(())
+                };
+            }
+            Arc::make_mut(&mut guard).apply(entry)?;
+            *self.last_synced.lock() = Instant::now();
+            let every = self.opts.checkpoint_every;
+            (own && every > 0 && entry.seq().get() % every == 0).then(|| guard.clone())
+        };
+        if self.opts.materialize {
+            self.view.mark(entry);
+        }
+        if let Some(snapshot) = checkpoint {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = checkpoint::write(&store, &snapshot).await {
+                    tracing::warn!(seq = %snapshot.seq(), error = %e, "checkpoint failed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads and applies log entries after the current head until an empty slot.
+    pub async fn catch_up(&self) -> Result<Seq> {
+        let _one_reader = self.catchup.lock().await;
+        loop {
+            let next = self.snapshot().seq().next();
+            match read_entry(&self.store, next).await? {
+                Some(entry) => {
+                    self.metrics.caught_up();
+                    self.apply(&entry, false)?;
+                }
+                None => break,
+            }
+        }
+        *self.last_synced.lock() = Instant::now();
+        Ok(self.snapshot().seq())
+    }
+}
+
+/// A handle on one database root. See the module docs.
+pub struct Database {
+    shared: Arc<Shared>,
+    submit: Option<mpsc::Sender<Submission>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("store", &self.shared.store.to_string())
+            .field("seq", &self.shared.snapshot().seq())
+            .finish()
+    }
+}
+
+impl Database {
+    /// Parses a store URL, probes the store, and opens the database on it.
+    pub async fn open_url(url: &str, mut opts: DbOptions) -> Result<Database> {
+        let store = store::open(url, opts.ids.as_ref()).await?;
+        if matches!(StoreUrl::parse(url)?, StoreUrl::S3 { .. }) {
+            opts.view_write = ViewWriteMode::IfNewer;
+        }
+        Database::open(store, opts).await
+    }
+
+    /// Opens the database on an already-built store: newest checkpoint, then the log
+    /// tail; then the view is brought up to date in the background.
+    pub async fn open(store: DynStore, opts: DbOptions) -> Result<Database> {
+        let mut state = checkpoint::load_latest(&store).await?.unwrap_or_default();
+        for entry in crate::log::read_from(&store, state.seq().next()).await? {
+            state.apply(&entry)?;
+        }
+        let metrics = Arc::new(EngineMetrics::default());
+        let shared = Arc::new(Shared {
+            store,
+            view: ViewQueue::new(state.seq()),
+            state: RwLock::new(Arc::new(state)),
+            catchup: tokio::sync::Mutex::new(()),
+            last_synced: Mutex::new(Instant::now()),
+            metrics,
+            opts,
+        });
+        let mut tasks = Vec::new();
+        if shared.opts.materialize {
+            materialize::recover(&shared).await?;
+            tasks.push(tokio::spawn(materialize::run(shared.clone())));
+        }
+        let (tx, rx) = mpsc::channel(shared.opts.max_batch.max(1) * 4);
+        tasks.push(tokio::spawn(committer::run(shared.clone(), rx)));
+        Ok(Database {
+            shared,
+            submit: Some(tx),
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// The store this database lives in.
+    pub fn store(&self) -> &DynStore {
+        &self.shared.store
+    }
+
+    /// The engine's counters.
+    pub fn metrics(&self) -> &Arc<EngineMetrics> {
+        &self.shared.metrics
+    }
+
+    /// The state this handle has applied, without touching the store.
+    pub fn snapshot(&self) -> Arc<State> {
+        self.shared.snapshot()
+    }
+
+    /// A snapshot at least as fresh as `consistency` asks.
+    pub async fn read(&self, consistency: Consistency) -> Result<Arc<State>> {
+        let catch_up = match consistency {
+            Consistency::Local => false,
+            Consistency::Latest => true,
+            Consistency::BoundedStaleness(bound) => {
+                self.shared.last_synced.lock().elapsed() > bound
+            }
+        };
+        if catch_up {
+            self.shared.catch_up().await?;
+        }
+        Ok(self.snapshot())
+    }
+
+    /// Reads the log for entries written by other handles and applies them.
+    pub async fn catch_up(&self) -> Result<Seq> {
+        self.shared.catch_up().await
+    }
+
+    /// Runs `f` as a serializable transaction: on a snapshot, re-run while its reads
+    /// are overtaken by other commits, then committed in one log entry.
+    pub async fn transact<T, E, F>(&self, meta: &TxnMeta, mut f: F) -> Result<Committed<T>, E>
+    where
+        F: FnMut(&mut Txn) -> Result<T, E>,
+        E: From<Error>,
+    {
+        let submit = self.submit.as_ref().ok_or(Error::Closed)?;
+        for _ in 0..self.shared.opts.max_attempts {
+            let snapshot = self.snapshot();
+            let seq = snapshot.seq();
+            let mut txn = Txn::new(snapshot);
+            let value = f(&mut txn)?;
+            if txn.is_read_only() {
+                return Ok(Committed {
+                    value,
+                    seq,
+                    txn_id: None,
+                });
+            }
+            let id = self.shared.opts.ids.new_id();
+            let (reply, answer) = oneshot::channel();
+            let submission = Submission {
+                txn: txn.into_pending(id, meta).record,
+                reply,
+            };
+            submit.send(submission).await.map_err(|_| Error::Closed)?;
+            match answer.await.map_err(|_| Error::Closed)?? {
+                Outcome::Committed(seq) => {
+                    return Ok(Committed {
+                        value,
+                        seq,
+                        txn_id: Some(id),
+                    });
+                }
+                Outcome::Stale => self.shared.metrics.rerun(),
+            }
+        }
+        Err(Error::TooManyRetries {
+            attempts: self.shared.opts.max_attempts,
+        }
+        .into())
+    }
+
+    /// Waits until the materialized view reflects everything applied so far.
+    pub async fn flush_view(&self) {
+        if self.shared.opts.materialize {
+            self.shared.view.wait_for(self.snapshot().seq()).await;
+        }
+    }
+
+    /// Stops accepting transactions, lets queued ones finish, and flushes the view.
+    pub async fn close(mut self) {
+        self.submit = None;
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Dropping the sender ends the committer, which closes the view queue; the
+        // materializer finishes what is queued and exits on its own.
+        self.submit = None;
+    }
+}

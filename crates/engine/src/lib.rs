@@ -1,0 +1,32 @@
+//! Bucketbase's storage engine: a serializable document database whose only storage is
+//! an object store (memory, local disk or S3).
+//!
+//! The log (`_log/{seq}.json`, written create-if-absent) is the single source of truth
+//! and the audit hash chain; every process holds the current state in memory, rebuilt
+//! from the newest checkpoint plus the log tail; `{collection}/{id}.json` and
+//! `index.json` are a derived view for people and tools reading the bucket. See
+//! DESIGN.md §2 and `docs/decisions/` for the why.
+
+pub mod canonical;
+pub mod checkpoint;
+pub mod clock;
+mod committer;
+mod db;
+mod error;
+pub mod log;
+pub mod materialize;
+mod metrics;
+mod names;
+pub mod state;
+pub mod store;
+mod txn;
+pub mod verify;
+
+pub use clock::{Clock, IdSource, ManualClock, SequentialIds, SystemClock, UuidV7Ids};
+pub use db::{Consistency, Database, DbOptions};
+pub use error::{Error, Result};
+pub use metrics::{EngineMetrics, MetricsSnapshot};
+pub use names::{CollectionName, RecordId, Seq};
+pub use state::{CollectionState, Doc, State};
+pub use store::{DynStore, StoreUrl};
+pub use txn::{Committed, Txn, TxnMeta};

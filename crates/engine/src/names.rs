@@ -1,0 +1,172 @@
+//! Parsed names: collection names, record ids and log positions.
+//!
+//! "Parse, don't validate": a `CollectionName` or `RecordId` can only be built through
+//! `parse`, so a value that reaches the store is always safe to use as an object key
+//! (`<collection>/<id>.json`) and cannot collide with the engine's own files.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A position in the commit log. `Seq(0)` is the empty log; entries start at 1.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    pub const ZERO: Seq = Seq(0);
+
+    pub fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A collection name: `[a-z][a-z0-9_]{0,62}`. Names starting with `_` are the engine's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CollectionName(Arc<str>);
+
+impl CollectionName {
+    pub fn parse(s: &str) -> Result<Self> {
+        let mut chars = s.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !first_ok || !rest_ok || s.len() > 63 {
+            return Err(Error::invalid(
+                "collection name",
+                format!("{s:?}: use 1-63 characters a-z, 0-9 and _, starting with a letter"),
+            ));
+        }
+        Ok(Self(Arc::from(s)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CollectionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CollectionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A record id: 1-128 characters `A-Z a-z 0-9 - _ .`, not starting with `.`, and not
+/// `index` (which would collide with the collection's `index.json`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RecordId(Arc<str>);
+
+impl RecordId {
+    pub fn parse(s: &str) -> Result<Self> {
+        let chars_ok = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if s.is_empty() || s.len() > 128 || !chars_ok || s.starts_with('.') || s == "index" {
+            return Err(Error::invalid(
+                "record id",
+                format!(
+                    "{s:?}: use 1-128 characters A-Z, a-z, 0-9, '-', '_' and '.', not starting \
+                     with '.', and not the reserved name \"index\""
+                ),
+            ));
+        }
+        Ok(Self(Arc::from(s)))
+    }
+
+    pub fn from_uuid(id: uuid::Uuid) -> Self {
+        Self(Arc::from(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_names() {
+        for ok in ["bookings", "a", "auto_task_records", "t2"] {
+            assert!(CollectionName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "_log",
+            "Bookings",
+            "2x",
+            "a-b",
+            "a/b",
+            "a.b",
+            &"x".repeat(64),
+        ] {
+            assert!(CollectionName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn record_ids() {
+        for ok in ["0193b0a8-6c1e-7b7e-9a43-2f1b1b7f0a11", "abc", "A.b_c-1"] {
+            assert!(RecordId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "index",
+            ".hidden",
+            "a/b",
+            "../x",
+            "a b",
+            &"x".repeat(129),
+        ] {
+            assert!(RecordId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deserialize_checks() {
+        assert!(serde_json::from_str::<RecordId>("\"../etc\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<CollectionName>("\"tasks\"")
+                .unwrap()
+                .as_str(),
+            "tasks"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The in-memory state: every current document, at one log position.
+//!
+//! Each process holds the whole current state (DESIGN.md §2). It is built from
+//! persistent maps (`imbl`), so a snapshot is an `Arc` clone: a transaction reads a
+//! consistent view without holding a lock, and applying a commit copies only the
+//! touched tree paths. Documents are kept as their canonical JSON text, not parsed
+//! values, which keeps resident memory close to the documents' own size.
+
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result};
+use crate::log::{GENESIS_HASH, LogEntry, OpKind};
+use crate::names::{CollectionName, RecordId, Seq};
+use crate::store::log_path;
+
+/// A stored document and the log position of its last change (its `_version`).
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub version: Seq,
+    pub body: Arc<RawValue>,
+}
+
+impl Doc {
+    /// Parses the body.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.body.get()).expect("stored documents are valid JSON")
+    }
+}
+
+/// One collection's documents, and the position of its last change.
+#[derive(Debug, Clone, Default)]
+pub struct CollectionState {
+    pub changed: Seq,
+    pub docs: OrdMap<RecordId, Doc>,
+}
+
+/// Every document at log position `seq`.
+#[derive(Debug, Clone)]
+pub struct State {
+    seq: Seq,
+    hash: String,
+    collections: OrdMap<CollectionName, CollectionState>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            seq: Seq::ZERO,
+            hash: GENESIS_HASH.to_string(),
+            collections: OrdMap::new(),
+        }
+    }
+}
+
+impl State {
+    /// Rebuilds a state from checkpoint parts.
+    pub(crate) fn from_parts(
+        seq: Seq,
+        hash: String,
+        collections: OrdMap<CollectionName, CollectionState>,
+    ) -> Self {
+        State {
+            seq,
+            hash,
+            collections,
+        }
+    }
+
+    /// The log position this state reflects.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// The hash of the entry at `seq` (the genesis hash for the empty log).
+    pub fn head_hash(&self) -> &str {
+        &self.hash
+    }
+
+    pub fn get(&self, collection: &CollectionName, id: &RecordId) -> Option<&Doc> {
+        self.collections.get(collection)?.docs.get(id)
+    }
+
+    pub fn collection(&self, collection: &CollectionName) -> Option<&CollectionState> {
+        self.collections.get(collection)
+    }
+
+    pub fn collections(&self) -> impl Iterator<Item = (&CollectionName, &CollectionState)> {
+        self.collections.iter()
+    }
+
+    /// Version of a record, `Seq(0)` when absent.
+    pub fn version_of(&self, collection: &CollectionName, id: &RecordId) -> Seq {
+        self.get(collection, id).map_or(Seq::ZERO, |d| d.version)
+    }
+
+    /// Last change of a collection, `Seq(0)` when it never changed.
+    pub fn collection_version(&self, collection: &CollectionName) -> Seq {
+        self.collections
+            .get(collection)
+            .map_or(Seq::ZERO, |c| c.changed)
+    }
+
+    /// Number of documents over all collections.
+    pub fn len(&self) -> usize {
+        self.collections.values().map(|c| c.docs.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies the next log entry. It must be at `seq + 1` and link to this state's hash.
+    pub(crate) fn apply(&mut self, entry: &LogEntry) -> Result<()> {
+        let seq = entry.seq();
+        if seq != self.seq.next() {
+            return Err(Error::corrupt(
+                log_path(seq),
+                format!("applied out of order after position {}", self.seq),
+            ));
+        }
+        if entry.body.prev_hash != self.hash {
+            return Err(Error::corrupt(
+                log_path(seq),
+                "prev_hash does not match the previous entry's hash: the chain is broken",
+            ));
+        }
+        for txn in &entry.body.txns {
+            for op in &txn.ops {
+                let coll = self.collections.entry(op.collection.clone()).or_default();
+                coll.changed = seq;
+                match (op.op, &op.doc) {
+                    (OpKind::Put, Some(body)) => {
+                        coll.docs.insert(
+                            op.id.clone(),
+                            Doc {
+                                version: seq,
+                                body: body.clone(),
+                            },
+                        );
+                    }
+                    (OpKind::Put, None) => {
+                        return Err(Error::corrupt(log_path(seq), "put without a document"));
+                    }
+                    (OpKind::Delete, _) => {
+                        coll.docs.remove(&op.id);
+                    }
+                }
+            }
+        }
+        self.seq = seq;
+        self.hash.clone_from(&entry.hash);
+        Ok(())
+    }
+}

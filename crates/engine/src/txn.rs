@@ -1,0 +1,228 @@
+//! Transactions: read a snapshot, stage writes, hand them to the committer.
+//!
+//! A transaction is a closure run against an immutable snapshot. Every read records the
+//! version it saw (absent = 0; a scan records the collection's last change), and the
+//! committer accepts the writes only if those versions are still current at the exact
+//! log position the entry is written at. If not, the closure is run again on a newer
+//! snapshot: optimistic concurrency with serializable outcome and no lost updates.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::canonical::to_canonical_raw;
+use crate::error::{Error, Result};
+use crate::log::{Op, OpKind, Read, TxnRecord};
+use crate::names::{CollectionName, RecordId, Seq};
+use crate::state::{Doc, State};
+
+/// Who did it and where it came from; recorded with every transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMeta {
+    pub actor: String,
+    pub source: String,
+    pub request_id: Option<String>,
+}
+
+impl TxnMeta {
+    pub fn new(actor: impl Into<String>, source: impl Into<String>) -> Self {
+        TxnMeta {
+            actor: actor.into(),
+            source: source.into(),
+            request_id: None,
+        }
+    }
+
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+}
+
+/// A transaction in progress. See the module docs.
+pub struct Txn {
+    snapshot: Arc<State>,
+    reads: BTreeMap<(CollectionName, Option<RecordId>), Seq>,
+    writes: BTreeMap<(CollectionName, RecordId), Option<Arc<RawValue>>>,
+    audit: Vec<Arc<RawValue>>,
+}
+
+impl Txn {
+    pub(crate) fn new(snapshot: Arc<State>) -> Self {
+        Txn {
+            snapshot,
+            reads: BTreeMap::new(),
+            writes: BTreeMap::new(),
+            audit: Vec::new(),
+        }
+    }
+
+    /// The log position of the snapshot this attempt reads.
+    pub fn snapshot_seq(&self) -> Seq {
+        self.snapshot.seq()
+    }
+
+    /// Reads a record (this transaction's own writes first).
+    pub fn get(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Arc<RawValue>> {
+        if let Some(staged) = self.writes.get(&(collection.clone(), id.clone())) {
+            return staged.clone();
+        }
+        let doc = self.snapshot.get(collection, id);
+        let version = doc.map_or(Seq::ZERO, |d| d.version);
+        self.reads
+            .entry((collection.clone(), Some(id.clone())))
+            .or_insert(version);
+        doc.map(|d| d.body.clone())
+    }
+
+    /// Reads a record as a parsed value.
+    pub fn get_value(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Value> {
+        self.get(collection, id)
+            .map(|raw| serde_json::from_str(raw.get()).expect("stored documents are valid JSON"))
+    }
+
+    /// Reads a record with its version, as of the snapshot (ignores staged writes).
+    pub fn get_doc(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Doc> {
+        let doc = self.snapshot.get(collection, id).cloned();
+        self.reads
+            .entry((collection.clone(), Some(id.clone())))
+            .or_insert(doc.as_ref().map_or(Seq::ZERO, |d| d.version));
+        doc
+    }
+
+    /// Fails with `version_conflict` unless the record is currently at `expected`
+    /// (what `If-Match` asks for).
+    pub fn expect_version(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        expected: Seq,
+    ) -> Result<()> {
+        let actual = self.get_doc(collection, id).map(|d| d.version);
+        if actual != Some(expected) {
+            return Err(Error::VersionConflict {
+                collection: collection.to_string(),
+                id: id.to_string(),
+                expected,
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every record of a collection, this transaction's writes included, in id order.
+    /// Records the collection's version, so a concurrent insert makes this attempt re-run.
+    pub fn scan(&mut self, collection: &CollectionName) -> Vec<(RecordId, Arc<RawValue>)> {
+        let version = self.snapshot.collection_version(collection);
+        self.reads
+            .entry((collection.clone(), None))
+            .or_insert(version);
+        let mut out: BTreeMap<RecordId, Arc<RawValue>> = self
+            .snapshot
+            .collection(collection)
+            .map(|c| {
+                c.docs
+                    .iter()
+                    .map(|(id, d)| (id.clone(), d.body.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for ((c, id), staged) in &self.writes {
+            if c == collection {
+                match staged {
+                    Some(body) => out.insert(id.clone(), body.clone()),
+                    None => out.remove(id),
+                };
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Stages a full new document. It must be a JSON object.
+    pub fn put(&mut self, collection: &CollectionName, id: &RecordId, doc: &Value) -> Result<()> {
+        if !doc.is_object() {
+            return Err(Error::invalid("document", "must be a JSON object"));
+        }
+        self.writes.insert(
+            (collection.clone(), id.clone()),
+            Some(Arc::from(to_canonical_raw(doc))),
+        );
+        Ok(())
+    }
+
+    /// Stages a deletion.
+    pub fn delete(&mut self, collection: &CollectionName, id: &RecordId) {
+        self.writes.insert((collection.clone(), id.clone()), None);
+    }
+
+    /// Adds an audit event (any JSON object) to the transaction's log record.
+    pub fn audit(&mut self, event: &Value) -> Result<()> {
+        if !event.is_object() {
+            return Err(Error::invalid("audit event", "must be a JSON object"));
+        }
+        self.audit.push(Arc::from(to_canonical_raw(event)));
+        Ok(())
+    }
+
+    /// True when nothing was staged.
+    pub fn is_read_only(&self) -> bool {
+        self.writes.is_empty() && self.audit.is_empty()
+    }
+
+    pub(crate) fn into_pending(self, id: Uuid, meta: &TxnMeta) -> PendingTxn {
+        let reads = self
+            .reads
+            .into_iter()
+            .map(|((collection, id), version)| Read {
+                collection,
+                id,
+                version,
+            })
+            .collect();
+        let ops = self
+            .writes
+            .into_iter()
+            .map(|((collection, id), doc)| Op {
+                collection,
+                op: if doc.is_some() {
+                    OpKind::Put
+                } else {
+                    OpKind::Delete
+                },
+                doc,
+                id,
+            })
+            .collect();
+        PendingTxn {
+            record: TxnRecord {
+                actor: meta.actor.clone(),
+                audit: self.audit,
+                id,
+                ops,
+                reads,
+                request_id: meta.request_id.clone(),
+                source: meta.source.clone(),
+            },
+        }
+    }
+}
+
+/// A finished attempt on its way to the log.
+#[derive(Debug, Clone)]
+pub struct PendingTxn {
+    pub record: TxnRecord,
+}
+
+/// A committed transaction: the closure's value and the log position it landed at.
+#[derive(Debug, Clone)]
+pub struct Committed<T> {
+    pub value: T,
+    /// The log position of the entry holding the writes (the snapshot position for a
+    /// read-only transaction).
+    pub seq: Seq,
+    /// The id of the attempt that committed (`None` when read-only).
+    pub txn_id: Option<Uuid>,
+}
