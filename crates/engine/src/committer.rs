@@ -95,7 +95,7 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
             Ok(Settled::Lost(winner)) => {
                 shared.metrics.lost_slot();
                 let caught_up = match shared.apply(&winner, false) {
-                    Ok(()) => shared.catch_up().await.map(|_| ()),
+                    Ok(()) => catch_up_patiently(shared).await,
                     Err(e) => Err(e),
                 };
                 if let Err(e) = caught_up {
@@ -116,6 +116,29 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
     }
 }
 
+/// Catching up after a lost slot, retrying transient store errors until the settle
+/// deadline. Our batch is not in the log, so a failure here is definite, not ambiguous.
+async fn catch_up_patiently(shared: &Shared) -> Result<()> {
+    let deadline = Instant::now() + shared.opts.settle_timeout;
+    let mut backoff = Duration::from_millis(2);
+    loop {
+        match shared.catch_up().await {
+            Ok(_) => return Ok(()),
+            Err(Error::Store(e)) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "catch-up failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Err(Error::Store(e)) => {
+                return Err(Error::Unavailable {
+                    reason: e.to_string(),
+                });
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
 fn fail_all(replies: Vec<oneshot::Sender<Result<Outcome>>>, ids: &[Uuid], e: &Error) {
     for (reply, id) in replies.into_iter().zip(ids) {
         let _ = reply.send(Err(per_txn_error(e, *id)));
@@ -127,6 +150,9 @@ fn per_txn_error(e: &Error, txn: Uuid) -> Error {
     match e {
         Error::Corrupt { path, reason } => Error::Corrupt {
             path: path.clone(),
+            reason: reason.clone(),
+        },
+        Error::Unavailable { reason } => Error::Unavailable {
             reason: reason.clone(),
         },
         Error::OutcomeUnknown {

@@ -114,7 +114,7 @@ impl Shared {
             Arc::make_mut(&mut guard).apply(entry)?;
             *self.last_synced.lock() = Instant::now();
             let every = self.opts.checkpoint_every;
-            (own && every > 0 && entry.seq().get() % every == 0).then(|| guard.clone())
+            (own && every > 0 && entry.seq().get().is_multiple_of(every)).then(|| guard.clone())
         };
         if self.opts.materialize {
             self.view.mark(entry);

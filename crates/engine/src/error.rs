@@ -43,6 +43,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store could not be reached; the transaction was definitely not committed.
+    #[error("the store is unavailable; nothing was committed: {reason}")]
+    Unavailable { reason: String },
+
     /// A transaction's reads kept changing under it; it was re-run this many times.
     #[error("transaction gave up after {attempts} attempts: its reads kept changing")]
     TooManyRetries { attempts: u32 },

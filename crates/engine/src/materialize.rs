@@ -111,6 +111,7 @@ pub(crate) async fn recover(shared: &Shared) -> Result<()> {
     if watermark >= head {
         return Ok(());
     }
+    shared.view.done.send_replace(watermark);
     tracing::info!(%watermark, %head, "materialized view is behind the log; catching it up");
     for entry in crate::log::read_from(&shared.store, watermark.next()).await? {
         if entry.seq() <= head {
@@ -154,48 +155,72 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         let snapshot = shared.snapshot();
-        match write_dirty(&shared, &snapshot, &work).await {
-            Ok(()) => {
-                backoff = Duration::from_millis(50);
-                shared.view.done.send_replace(work.upto);
+        let failed = write_dirty(&shared, &snapshot, &work).await;
+        if failed.is_empty() {
+            backoff = Duration::from_millis(50);
+            shared.view.done.send_replace(work.upto);
+        } else {
+            // Only what failed is retried: a flaky store must not make every pass redo
+            // (and again fail) the whole burst.
+            tracing::warn!(
+                docs = failed.docs.len(),
+                indexes = failed.collections.len(),
+                "materialized view writes failed; will retry"
+            );
+            {
+                let mut dirty = shared.view.dirty.lock();
+                dirty.docs.extend(failed.docs);
+                dirty.collections.extend(failed.collections);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "materialized view write failed; will retry");
-                {
-                    let mut dirty = shared.view.dirty.lock();
-                    dirty.docs.extend(work.docs);
-                    dirty.collections.extend(work.collections);
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 }
 
-async fn write_dirty(shared: &Shared, snapshot: &State, work: &Dirty) -> Result<()> {
+/// Writes the dirty files; returns what could not be written. The watermark advances
+/// only when everything up to it was written.
+async fn write_dirty(shared: &Shared, snapshot: &State, work: &Dirty) -> Dirty {
     let store = &shared.store;
     let mode = shared.opts.view_write;
     let metrics = &shared.metrics;
-    futures::stream::iter(work.docs.iter().cloned())
+    let mut failed = Dirty::default();
+    let results: Vec<_> = futures::stream::iter(work.docs.iter().cloned())
         .map(|(c, id)| async move {
             let result = write_doc(store, mode, &c, &id, snapshot.get(&c, &id)).await;
             metrics.view_write(result.is_ok());
-            result
+            ((c, id), result)
         })
         .buffer_unordered(WRITE_CONCURRENCY)
-        .try_collect::<()>()
-        .await?;
+        .collect()
+        .await;
+    for (key, result) in results {
+        if let Err(e) = result {
+            tracing::debug!(collection = %key.0, id = %key.1, error = %e, "view write failed");
+            failed.docs.insert(key);
+        }
+    }
     for c in &work.collections {
         if let Some(coll) = snapshot.collection(c) {
             let fields = shared.opts.index_fields.get(c).map(Vec::as_slice);
             let bytes = render_index(c, coll, fields.unwrap_or_default());
-            put_view(store, mode, &index_view_path(c), bytes, coll.changed).await?;
+            let result = put_view(store, mode, &index_view_path(c), bytes, coll.changed).await;
+            metrics.view_write(result.is_ok());
+            if result.is_err() {
+                failed.collections.insert(c.clone());
+            }
         }
     }
-    let watermark = render_watermark(work.upto);
-    put_view(store, mode, &view_watermark_path(), watermark, work.upto).await?;
-    Ok(())
+    if failed.is_empty() {
+        let watermark = render_watermark(work.upto);
+        let result = put_view(store, mode, &view_watermark_path(), watermark, work.upto).await;
+        metrics.view_write(result.is_ok());
+        if let Err(e) = result {
+            // Harmless: a stale watermark only means more work at the next start-up.
+            tracing::debug!(error = %e, "view watermark write failed");
+        }
+    }
+    failed
 }
 
 async fn write_doc(

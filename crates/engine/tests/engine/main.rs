@@ -1,0 +1,11 @@
+//! Integration tests of the storage engine. Every backend-independent behaviour runs on
+//! each store in `support::backends()`: memory, local disk and (when the test script
+//! started one, and always under `CI=true`) a real S3 API server.
+
+mod concurrency;
+mod conformance;
+mod faults;
+mod processes;
+mod recovery;
+mod support;
+mod tamper;
