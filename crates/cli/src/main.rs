@@ -1,1 +1,19 @@
-fn main() {}
+//! The `bucketbase` binary: parses the command line and starts the chosen command.
+//! Everything it does lives in the library crates (and `commands`), so tests can call it.
+
+mod commands;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = commands::Cli::parse();
+    commands::init_tracing();
+    match commands::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -336,3 +336,50 @@ pub async fn view_files(b: &Backend) -> Vec<(Path, bytes::Bytes)> {
     }
     out
 }
+
+#[tokio::test]
+async fn conditional_view_writes_never_go_back() {
+    for b in backends() {
+        if b.name == "local" {
+            // LocalFileSystem has no conditional update; one view writer per process.
+            continue;
+        }
+        let opts = bucketbase_engine::DbOptions {
+            view_write: materialize::ViewWriteMode::IfNewer,
+            ..options()
+        };
+        let db = b.open_with(opts).await;
+        put(&db, "things", "a", json!({"x": 1})).await;
+        db.flush_view().await;
+        assert_eq!(read_json(&b, "things/a.json").await.unwrap()["x"], 1);
+        // Another process already wrote a newer rendering of the record.
+        b.store
+            .put(
+                &Path::from("things/a.json"),
+                r#"{"_seq":999,"x":"newer"}"#.into(),
+            )
+            .await
+            .unwrap();
+        put(&db, "things", "a", json!({"x": 2})).await;
+        put(&db, "things", "b", json!({"x": 3})).await;
+        db.flush_view().await;
+        assert_eq!(
+            read_json(&b, "things/a.json").await.unwrap()["x"],
+            "newer",
+            "{}",
+            b.name
+        );
+        // An older file is replaced.
+        let a_doc = read_json(&b, "things/b.json").await.unwrap();
+        assert_eq!(a_doc["_seq"], 3, "{}", b.name);
+        put(&db, "things", "b", json!({"x": 4})).await;
+        db.flush_view().await;
+        assert_eq!(
+            read_json(&b, "things/b.json").await.unwrap()["x"],
+            4,
+            "{}",
+            b.name
+        );
+        db.close().await;
+    }
+}
