@@ -95,10 +95,7 @@ async fn rebuild(url: &str) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("opening {url}"))?;
     let state = db.snapshot();
     let bar = bar(state.len() as u64, "rebuilding view");
-    let report = materialize::rebuild(db.store(), &state, &Default::default(), &|n| {
-        bar.set_position(n)
-    })
-    .await?;
+    let report = materialize::rebuild(db.store(), &state, &|n| bar.set_position(n)).await?;
     bar.finish_and_clear();
     println!(
         "rebuilt the view at log position {}: {} records, {} indexes, {} stale files removed",

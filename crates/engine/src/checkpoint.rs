@@ -204,7 +204,14 @@ pub async fn load(store: &DynStore, seq: Seq) -> Result<State> {
     let mut collections = OrdMap::new();
     for (c, changed) in manifest.collections {
         let docs = grouped.remove(&c).unwrap_or_default();
-        collections.insert(c, CollectionState { changed, docs });
+        collections.insert(
+            c,
+            CollectionState {
+                changed,
+                docs,
+                indexes: Default::default(),
+            },
+        );
     }
     if let Some(c) = grouped.keys().next() {
         return Err(Error::corrupt(
@@ -212,7 +219,7 @@ pub async fn load(store: &DynStore, seq: Seq) -> Result<State> {
             format!("records of collection {c} not listed in the manifest"),
         ));
     }
-    Ok(State::from_parts(seq, manifest.hash, collections))
+    State::from_parts(seq, manifest.hash, collections)
 }
 
 async fn load_part(
@@ -244,7 +251,7 @@ fn parse_part(
         let c = match names.get(parsed.c) {
             Some(c) => c.clone(),
             None => {
-                let c = CollectionName::parse(parsed.c)?;
+                let c = CollectionName::parse_stored(parsed.c)?;
                 names.insert(parsed.c.to_string(), c.clone());
                 c
             }

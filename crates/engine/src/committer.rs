@@ -14,7 +14,6 @@
 //! re-sending the identical bytes to the same slot until one of the two answers: a
 //! transaction is never reported failed while it might still land.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,10 +22,11 @@ use chrono::SecondsFormat;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::collection::integrity::Mode;
 use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::log::{EntryBody, LogEntry, SlotWrite, TxnRecord, create_slot, read_entry};
-use crate::names::{CollectionName, RecordId, Seq};
+use crate::names::Seq;
 use crate::state::State;
 
 /// What the committer answers a transaction.
@@ -39,6 +39,8 @@ pub(crate) enum Outcome {
 
 pub(crate) struct Submission {
     pub txn: TxnRecord,
+    /// Nested appends resolved against the commit position (see `records`).
+    pub deferred: Vec<crate::collection::records::DeferredAppend>,
     pub reply: oneshot::Sender<Result<Outcome>>,
 }
 
@@ -60,13 +62,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Submission>)
 async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
     loop {
         let state = shared.snapshot();
-        batch = validate(&state, batch);
-        if batch.is_empty() {
+        let seq = state.seq().next();
+        let (accepted, resolved, working) = validate(&state, batch, seq);
+        if accepted.is_empty() {
             return;
         }
-        let seq = state.seq().next();
-        let (replies, txns): (Vec<_>, Vec<_>) = batch.into_iter().map(|s| (s.reply, s.txn)).unzip();
-        let ids: Vec<Uuid> = txns.iter().map(|t| t.id).collect();
+        let ids: Vec<Uuid> = resolved.iter().map(|t| t.id).collect();
         let body = EntryBody {
             at: shared
                 .opts
@@ -75,15 +76,15 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
             prev_hash: state.head_hash().to_string(),
             seq,
-            txns,
+            txns: resolved,
         };
         let (entry, bytes) = LogEntry::seal(body);
         let settled = write_settled(shared, seq, Bytes::from(bytes), &ids).await;
         match settled {
             Ok(Settled::Written) => {
                 shared.metrics.record_batch(ids.len());
-                let applied = shared.apply(&entry, true);
-                for reply in replies {
+                let applied = shared.install(working, &entry);
+                for Submission { reply, .. } in accepted {
                     let answer = match &applied {
                         Ok(()) => Ok(Outcome::Committed(seq)),
                         Err(e) => Err(per_txn_error(e, ids[0])),
@@ -99,17 +100,14 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
                     Err(e) => Err(e),
                 };
                 if let Err(e) = caught_up {
-                    fail_all(replies, &ids, &e);
+                    fail_all(accepted, &e);
                     return;
                 }
-                batch = replies
-                    .into_iter()
-                    .zip(entry.body.txns)
-                    .map(|(reply, txn)| Submission { txn, reply })
-                    .collect();
+                // Re-validate the original (unresolved) transactions at the new head.
+                batch = accepted;
             }
             Err(e) => {
-                fail_all(replies, &ids, &e);
+                fail_all(accepted, &e);
                 return;
             }
         }
@@ -139,9 +137,10 @@ async fn catch_up_patiently(shared: &Shared) -> Result<()> {
     }
 }
 
-fn fail_all(replies: Vec<oneshot::Sender<Result<Outcome>>>, ids: &[Uuid], e: &Error) {
-    for (reply, id) in replies.into_iter().zip(ids) {
-        let _ = reply.send(Err(per_txn_error(e, *id)));
+fn fail_all(batch: Vec<Submission>, e: &Error) {
+    for sub in batch {
+        let id = sub.txn.id;
+        let _ = sub.reply.send(Err(per_txn_error(e, id)));
     }
 }
 
@@ -170,34 +169,48 @@ fn per_txn_error(e: &Error, txn: Uuid) -> Error {
     }
 }
 
-/// Keeps the transactions whose reads are current at the head plus the earlier accepted
-/// transactions of the batch; answers `Stale` to the others.
-fn validate(state: &State, batch: Vec<Submission>) -> Vec<Submission> {
-    let mut written: HashSet<(CollectionName, RecordId)> = HashSet::new();
-    let mut touched: HashSet<CollectionName> = HashSet::new();
+/// Keeps the transactions whose reads are current and whose writes pass every
+/// integrity check, each against the head plus the earlier accepted transactions of the
+/// batch; answers `Stale` or the violation to the others. Returns the accepted ones and
+/// the state they produce at `seq`.
+fn validate(
+    state: &State,
+    batch: Vec<Submission>,
+    seq: Seq,
+) -> (Vec<Submission>, Vec<TxnRecord>, State) {
+    let mut working = state.clone();
     let mut accepted = Vec::with_capacity(batch.len());
+    let mut resolved = Vec::with_capacity(batch.len());
     for sub in batch {
         let fresh = sub.txn.reads.iter().all(|r| match &r.id {
-            Some(id) => {
-                !written.contains(&(r.collection.clone(), id.clone()))
-                    && state.version_of(&r.collection, id) == r.version
-            }
-            None => {
-                !touched.contains(&r.collection)
-                    && state.collection_version(&r.collection) == r.version
-            }
+            Some(id) => working.version_of(&r.collection, id) == r.version,
+            None => working.collection_version(&r.collection) == r.version,
         });
         if !fresh {
             let _ = sub.reply.send(Ok(Outcome::Stale));
             continue;
         }
-        for op in &sub.txn.ops {
-            written.insert((op.collection.clone(), op.id.clone()));
-            touched.insert(op.collection.clone());
+        // A persistent-map clone is O(1): a violator leaves `working` untouched.
+        let mut next = working.clone();
+        let applied = if sub.deferred.is_empty() {
+            next.apply_txn(&sub.txn, seq, Mode::Validate)
+                .map(|()| sub.txn.clone())
+        } else {
+            crate::collection::records::resolve_appends(&working, &sub.txn, &sub.deferred)
+                .and_then(|txn| next.apply_txn(&txn, seq, Mode::Validate).map(|()| txn))
+        };
+        match applied {
+            Ok(txn) => {
+                working = next;
+                resolved.push(txn);
+                accepted.push(sub);
+            }
+            Err(e) => {
+                let _ = sub.reply.send(Err(e));
+            }
         }
-        accepted.push(sub);
     }
-    accepted
+    (accepted, resolved, working)
 }
 
 /// Writes `bytes` at `seq` and settles the outcome: ours is there, or someone else's.

@@ -8,7 +8,6 @@
 //! because an entry can reach a handle twice: from its own committer and from a
 //! catch-up read of the log.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::log::{LogEntry, read_entry};
 use crate::materialize::{self, ViewQueue, ViewWriteMode};
 use crate::metrics::EngineMetrics;
-use crate::names::{CollectionName, Seq};
+use crate::names::Seq;
 use crate::state::State;
 use crate::store::{self, DynStore, StoreUrl};
 use crate::txn::{Committed, Txn, TxnMeta};
@@ -47,9 +46,10 @@ pub struct DbOptions {
     pub view_debounce: Duration,
     /// How view files are replaced (conditional on S3, where processes share a bucket).
     pub view_write: ViewWriteMode,
-    /// Fields of each collection's records carried in its `index.json` (besides `id` and
-    /// `_version`).
-    pub index_fields: BTreeMap<CollectionName, Vec<String>>,
+    /// Key for `secret` fields (AES-256-GCM); without one, writing a secret field fails.
+    pub secret_key: Option<Arc<crate::collection::secret::SecretBox>>,
+    /// Transaction hooks: see `collection::records::Hook`.
+    pub hooks: Vec<Arc<dyn crate::collection::records::Hook>>,
 }
 
 impl Default for DbOptions {
@@ -64,7 +64,8 @@ impl Default for DbOptions {
             materialize: true,
             view_debounce: Duration::from_millis(20),
             view_write: ViewWriteMode::Overwrite,
-            index_fields: BTreeMap::new(),
+            secret_key: None,
+            hooks: Vec::new(),
         }
     }
 }
@@ -83,6 +84,7 @@ pub enum Consistency {
 /// State shared by the handle and its background tasks.
 pub(crate) struct Shared {
     pub store: DynStore,
+    pub ctx: Arc<crate::txn::TxnContext>,
     pub opts: DbOptions,
     pub metrics: Arc<EngineMetrics>,
     pub view: ViewQueue,
@@ -97,8 +99,26 @@ impl Shared {
     }
 
     /// Applies an entry if it is the next one; ignores one already applied (after
-    /// checking it is the same entry). `own` marks entries this handle wrote.
+    /// checking it is the same entry). Used for entries read from the log.
     pub fn apply(&self, entry: &LogEntry, own: bool) -> Result<()> {
+        self.advance(entry, own, |state| state.apply(entry))
+    }
+
+    /// Installs the state the committer built for its own entry.
+    pub fn install(&self, mut next: State, entry: &LogEntry) -> Result<()> {
+        next.seal(entry.seq(), &entry.hash);
+        self.advance(entry, true, move |state| {
+            *state = next;
+            Ok(())
+        })
+    }
+
+    fn advance(
+        &self,
+        entry: &LogEntry,
+        own: bool,
+        change: impl FnOnce(&mut State) -> Result<()>,
+    ) -> Result<()> {
         let checkpoint = {
             let mut guard = self.state.write();
             if entry.seq() <= guard.seq() {
@@ -111,7 +131,13 @@ impl Shared {
                     Ok(())
                 };
             }
-            Arc::make_mut(&mut guard).apply(entry)?;
+            if entry.seq() != guard.seq().next() {
+                return Err(Error::corrupt(
+                    store::log_path(entry.seq()),
+                    format!("arrived out of order after position {}", guard.seq()),
+                ));
+            }
+            change(Arc::make_mut(&mut guard))?;
             *self.last_synced.lock() = Instant::now();
             let every = self.opts.checkpoint_every;
             (own && every > 0 && entry.seq().get().is_multiple_of(every)).then(|| guard.clone())
@@ -182,8 +208,14 @@ impl Database {
             state.apply(&entry)?;
         }
         let metrics = Arc::new(EngineMetrics::default());
+        let ctx = Arc::new(crate::txn::TxnContext {
+            clock: opts.clock.clone(),
+            ids: opts.ids.clone(),
+            secrets: opts.secret_key.clone(),
+        });
         let shared = Arc::new(Shared {
             store,
+            ctx,
             view: ViewQueue::new(state.seq()),
             state: RwLock::new(Arc::new(state)),
             catchup: tokio::sync::Mutex::new(()),
@@ -251,8 +283,9 @@ impl Database {
         for _ in 0..self.shared.opts.max_attempts {
             let snapshot = self.snapshot();
             let seq = snapshot.seq();
-            let mut txn = Txn::new(snapshot);
+            let mut txn = Txn::new(snapshot, self.shared.ctx.clone(), meta.clone());
             let value = f(&mut txn)?;
+            crate::collection::records::run_hooks(&mut txn, &self.shared.opts.hooks)?;
             if txn.is_read_only() {
                 return Ok(Committed {
                     value,
@@ -262,8 +295,10 @@ impl Database {
             }
             let id = self.shared.opts.ids.new_id();
             let (reply, answer) = oneshot::channel();
+            let pending = txn.into_pending(id);
             let submission = Submission {
-                txn: txn.into_pending(id, meta).record,
+                txn: pending.record,
+                deferred: pending.deferred,
                 reply,
             };
             submit.send(submission).await.map_err(|_| Error::Closed)?;

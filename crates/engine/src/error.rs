@@ -60,6 +60,22 @@ pub enum Error {
         actual: Option<Seq>,
     },
 
+    /// A collection definition is malformed or does not fit the data it governs.
+    #[error("invalid definition of collection {collection:?}: {problem}")]
+    InvalidDefinition { collection: String, problem: String },
+
+    /// No collection of that name is defined.
+    #[error("unknown collection {collection:?}")]
+    UnknownCollection { collection: String },
+
+    /// A record does not exist (or is not visible).
+    #[error("{collection}/{id} not found")]
+    NotFound { collection: String, id: String },
+
+    /// A record broke a rule of its collection.
+    #[error("{0}")]
+    Violation(Box<Violation>),
+
     /// A read asked for a log position this database does not have.
     #[error("log position {requested} is beyond the head {head}")]
     FutureSeq { requested: Seq, head: Seq },
@@ -69,7 +85,77 @@ pub enum Error {
     Closed,
 }
 
+/// A broken integrity rule: a stable code, the constraint, the fields and the record
+/// in the way. (Cloneable: it travels from the committer to the transaction.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[error("{code} on {collection} ({constraint}): {message}")]
+pub struct Violation {
+    pub code: ViolationCode,
+    pub collection: String,
+    /// The constraint's name (or the field, for references and schema errors).
+    pub constraint: String,
+    pub fields: Vec<String>,
+    /// The record this one conflicts with, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicting: Option<String>,
+    pub message: String,
+    /// Per-field problems, for `validation_failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<crate::collection::FieldError>,
+}
+
+impl From<Violation> for Error {
+    fn from(v: Violation) -> Self {
+        Error::Violation(Box::new(v))
+    }
+}
+
+/// Stable error codes (part of the API contract; see docs/decisions/0004).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationCode {
+    UniqueViolation,
+    CheckViolation,
+    ExclusionViolation,
+    ReferenceViolation,
+    ValidationFailed,
+}
+
+impl ViolationCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationCode::UniqueViolation => "unique_violation",
+            ViolationCode::CheckViolation => "check_violation",
+            ViolationCode::ExclusionViolation => "exclusion_violation",
+            ViolationCode::ReferenceViolation => "reference_violation",
+            ViolationCode::ValidationFailed => "validation_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ViolationCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Error {
+    /// The stable code of the error, as the API reports it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Violation(v) => v.code.as_str(),
+            Error::VersionConflict { .. } => "version_conflict",
+            Error::NotFound { .. } | Error::UnknownCollection { .. } => "not_found",
+            Error::Invalid { .. } => "bad_request",
+            Error::InvalidDefinition { .. } => "invalid_definition",
+            Error::FutureSeq { .. } => "bad_request",
+            Error::TooManyRetries { .. } => "contention",
+            Error::Unavailable { .. } | Error::Closed => "unavailable",
+            Error::OutcomeUnknown { .. } => "outcome_unknown",
+            Error::UnsafeStore { .. } | Error::Store(_) | Error::Corrupt { .. } => "internal",
+        }
+    }
+
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             what,

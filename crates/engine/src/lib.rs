@@ -10,6 +10,7 @@
 pub mod canonical;
 pub mod checkpoint;
 pub mod clock;
+pub mod collection;
 mod committer;
 mod db;
 mod error;
@@ -24,7 +25,7 @@ pub mod verify;
 
 pub use clock::{Clock, IdSource, ManualClock, SequentialIds, SystemClock, UuidV7Ids};
 pub use db::{Consistency, Database, DbOptions};
-pub use error::{Error, Result};
+pub use error::{Error, Result, Violation, ViolationCode};
 pub use metrics::{EngineMetrics, MetricsSnapshot};
 pub use names::{CollectionName, RecordId, Seq};
 pub use state::{CollectionState, Doc, State};

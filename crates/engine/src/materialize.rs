@@ -202,8 +202,7 @@ async fn write_dirty(shared: &Shared, snapshot: &State, work: &Dirty) -> Dirty {
     }
     for c in &work.collections {
         if let Some(coll) = snapshot.collection(c) {
-            let fields = shared.opts.index_fields.get(c).map(Vec::as_slice);
-            let bytes = render_index(c, coll, fields.unwrap_or_default());
+            let bytes = render_index(c, coll, &index_fields(snapshot, c));
             let result = put_view(store, mode, &index_view_path(c), bytes, coll.changed).await;
             metrics.view_write(result.is_ok());
             if result.is_err() {
@@ -278,6 +277,14 @@ pub fn render_index(c: &CollectionName, coll: &CollectionState, fields: &[String
         "records": records,
     });
     to_canonical_string(&index).into_bytes()
+}
+
+/// The fields a collection's definition puts in its index (none when undefined).
+fn index_fields(state: &State, c: &CollectionName) -> Vec<String> {
+    state
+        .definition(c)
+        .map(|d| d.def.index.clone())
+        .unwrap_or_default()
 }
 
 fn render_watermark(seq: Seq) -> Vec<u8> {
@@ -355,7 +362,6 @@ pub struct RebuildReport {
 pub async fn rebuild(
     store: &DynStore,
     state: &State,
-    index_fields: &std::collections::BTreeMap<CollectionName, Vec<String>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RebuildReport> {
     let mut report = RebuildReport::default();
@@ -374,8 +380,7 @@ pub async fn rebuild(
             .await?;
         report.docs += written;
         progress(report.docs);
-        let fields = index_fields.get(c).map(Vec::as_slice).unwrap_or_default();
-        let bytes = render_index(c, coll, fields);
+        let bytes = render_index(c, coll, &index_fields(state, c));
         put_view(store, mode, &index_view_path(c), bytes, coll.changed).await?;
         report.indexes += 1;
     }

@@ -58,7 +58,31 @@ impl CollectionName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Parses a name read back from the engine's own files, where system collections
+    /// may appear.
+    pub fn parse_stored(s: &str) -> Result<Self> {
+        if s == DEFINITIONS {
+            Ok(Self::definitions())
+        } else {
+            Self::parse(s)
+        }
+    }
+
+    /// The engine's own collection of collection definitions.
+    pub fn definitions() -> Self {
+        Self(Arc::from(DEFINITIONS))
+    }
+
+    /// Is this one of the engine's own collections?
+    pub fn is_system(&self) -> bool {
+        self.0.starts_with('_')
+    }
 }
+
+/// Name of the collection holding collection definitions (one record per collection,
+/// id = the collection's name).
+pub const DEFINITIONS: &str = "_collections";
 
 impl fmt::Display for CollectionName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,7 +93,7 @@ impl fmt::Display for CollectionName {
 impl<'de> Deserialize<'de> for CollectionName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        Self::parse_stored(&s).map_err(serde::de::Error::custom)
     }
 }
 

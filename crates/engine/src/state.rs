@@ -11,8 +11,10 @@ use std::sync::Arc;
 use imbl::OrdMap;
 use serde_json::value::RawValue;
 
+use crate::collection::definition::Compiled;
+use crate::collection::integrity::{Indexes, Mode, Referrers};
 use crate::error::{Error, Result};
-use crate::log::{GENESIS_HASH, LogEntry, OpKind};
+use crate::log::{GENESIS_HASH, LogEntry, OpKind, TxnRecord};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::store::log_path;
 
@@ -35,6 +37,8 @@ impl Doc {
 pub struct CollectionState {
     pub changed: Seq,
     pub docs: OrdMap<RecordId, Doc>,
+    /// Derived integrity and lookup indexes (empty for undefined collections).
+    pub indexes: Indexes,
 }
 
 /// Every document at log position `seq`.
@@ -42,7 +46,11 @@ pub struct CollectionState {
 pub struct State {
     seq: Seq,
     hash: String,
-    collections: OrdMap<CollectionName, CollectionState>,
+    pub(crate) collections: OrdMap<CollectionName, CollectionState>,
+    /// Compiled definitions of the defined collections.
+    pub(crate) catalog: OrdMap<CollectionName, Arc<Compiled>>,
+    /// Live records pointing at each record, for `references` checks.
+    pub(crate) referrers: Referrers,
 }
 
 impl Default for State {
@@ -51,22 +59,38 @@ impl Default for State {
             seq: Seq::ZERO,
             hash: GENESIS_HASH.to_string(),
             collections: OrdMap::new(),
+            catalog: OrdMap::new(),
+            referrers: OrdMap::new(),
         }
     }
 }
 
 impl State {
-    /// Rebuilds a state from checkpoint parts.
+    /// Rebuilds a state from checkpoint parts (definitions and indexes re-derived).
     pub(crate) fn from_parts(
         seq: Seq,
         hash: String,
         collections: OrdMap<CollectionName, CollectionState>,
-    ) -> Self {
-        State {
+    ) -> Result<Self> {
+        let mut state = State {
             seq,
             hash,
             collections,
-        }
+            catalog: OrdMap::new(),
+            referrers: OrdMap::new(),
+        };
+        state.rebuild_derived()?;
+        Ok(state)
+    }
+
+    /// The compiled definition of a collection, if it has one.
+    pub fn definition(&self, collection: &CollectionName) -> Option<&Arc<Compiled>> {
+        self.catalog.get(collection)
+    }
+
+    /// Every defined collection.
+    pub fn definitions(&self) -> impl Iterator<Item = (&CollectionName, &Arc<Compiled>)> {
+        self.catalog.iter()
     }
 
     /// The log position this state reflects.
@@ -128,30 +152,43 @@ impl State {
             ));
         }
         for txn in &entry.body.txns {
-            for op in &txn.ops {
-                let coll = self.collections.entry(op.collection.clone()).or_default();
-                coll.changed = seq;
-                match (op.op, &op.doc) {
-                    (OpKind::Put, Some(body)) => {
-                        coll.docs.insert(
-                            op.id.clone(),
-                            Doc {
-                                version: seq,
-                                body: body.clone(),
-                            },
-                        );
-                    }
-                    (OpKind::Put, None) => {
-                        return Err(Error::corrupt(log_path(seq), "put without a document"));
-                    }
-                    (OpKind::Delete, _) => {
-                        coll.docs.remove(&op.id);
-                    }
-                }
-            }
+            self.apply_txn(txn, seq, Mode::Trust)?;
         }
         self.seq = seq;
         self.hash.clone_from(&entry.hash);
+        Ok(())
+    }
+
+    /// Marks this state as the one at `seq` with entry hash `hash` (the committer built it
+    /// by applying the entry's transactions one by one).
+    pub(crate) fn seal(&mut self, seq: Seq, hash: &str) {
+        self.seq = seq;
+        self.hash = hash.to_string();
+    }
+
+    /// Writes a transaction's documents at `seq` (no index work).
+    pub(crate) fn write_docs(&mut self, txn: &TxnRecord, seq: Seq) -> Result<()> {
+        for op in &txn.ops {
+            let coll = self.collections.entry(op.collection.clone()).or_default();
+            coll.changed = seq;
+            match (op.op, &op.doc) {
+                (OpKind::Put, Some(body)) => {
+                    coll.docs.insert(
+                        op.id.clone(),
+                        Doc {
+                            version: seq,
+                            body: body.clone(),
+                        },
+                    );
+                }
+                (OpKind::Put, None) => {
+                    return Err(Error::corrupt(log_path(seq), "put without a document"));
+                }
+                (OpKind::Delete, _) => {
+                    coll.docs.remove(&op.id);
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -44,25 +44,76 @@ impl TxnMeta {
 
 /// A transaction in progress. See the module docs.
 pub struct Txn {
-    snapshot: Arc<State>,
+    pub(crate) snapshot: Arc<State>,
     reads: BTreeMap<(CollectionName, Option<RecordId>), Seq>,
     writes: BTreeMap<(CollectionName, RecordId), Option<Arc<RawValue>>>,
     audit: Vec<Arc<RawValue>>,
+    pub(crate) ctx: Arc<TxnContext>,
+    pub(crate) meta: TxnMeta,
+    /// Source recorded on audit events made now (hooks and cascades set their own).
+    pub(crate) event_source: Option<String>,
+    /// Record-level changes so far, for hooks.
+    pub(crate) changes: Vec<crate::collection::records::Change>,
+    /// Nested appends applied at commit time.
+    pub(crate) deferred: Vec<crate::collection::records::DeferredAppend>,
+}
+
+/// What record operations need besides the snapshot: time, ids, the secret key.
+#[derive(Debug, Clone)]
+pub struct TxnContext {
+    pub clock: Arc<dyn crate::clock::Clock>,
+    pub ids: Arc<dyn crate::clock::IdSource>,
+    pub secrets: Option<Arc<crate::collection::secret::SecretBox>>,
 }
 
 impl Txn {
-    pub(crate) fn new(snapshot: Arc<State>) -> Self {
+    pub(crate) fn new(snapshot: Arc<State>, ctx: Arc<TxnContext>, meta: TxnMeta) -> Self {
         Txn {
             snapshot,
             reads: BTreeMap::new(),
             writes: BTreeMap::new(),
             audit: Vec::new(),
+            ctx,
+            meta,
+            event_source: None,
+            changes: Vec::new(),
+            deferred: Vec::new(),
         }
+    }
+
+    /// The snapshot this attempt reads (reads through it are not recorded: use it only
+    /// for what the commit re-checks anyway, such as definitions).
+    pub fn state(&self) -> &Arc<State> {
+        &self.snapshot
+    }
+
+    /// Records a read of a collection as a whole (a scan): any change to the collection
+    /// before commit makes this attempt re-run.
+    pub fn read_collection(&mut self, collection: &CollectionName) {
+        let version = self.snapshot.collection_version(collection);
+        self.reads
+            .entry((collection.clone(), None))
+            .or_insert(version);
     }
 
     /// The log position of the snapshot this attempt reads.
     pub fn snapshot_seq(&self) -> Seq {
         self.snapshot.seq()
+    }
+
+    /// This transaction's staged write of a record: `Some(None)` for a staged delete.
+    pub(crate) fn pending(
+        &self,
+        collection: &CollectionName,
+        id: &RecordId,
+    ) -> Option<Option<Value>> {
+        self.writes
+            .get(&(collection.clone(), id.clone()))
+            .map(|staged| {
+                staged.as_ref().map(|raw| {
+                    serde_json::from_str(raw.get()).expect("stored documents are valid JSON")
+                })
+            })
     }
 
     /// Reads a record (this transaction's own writes first).
@@ -116,10 +167,7 @@ impl Txn {
     /// Every record of a collection, this transaction's writes included, in id order.
     /// Records the collection's version, so a concurrent insert makes this attempt re-run.
     pub fn scan(&mut self, collection: &CollectionName) -> Vec<(RecordId, Arc<RawValue>)> {
-        let version = self.snapshot.collection_version(collection);
-        self.reads
-            .entry((collection.clone(), None))
-            .or_insert(version);
+        self.read_collection(collection);
         let mut out: BTreeMap<RecordId, Arc<RawValue>> = self
             .snapshot
             .collection(collection)
@@ -153,8 +201,8 @@ impl Txn {
         Ok(())
     }
 
-    /// Stages a deletion.
-    pub fn delete(&mut self, collection: &CollectionName, id: &RecordId) {
+    /// Stages a deletion (no record logic: see `Txn::delete` for records).
+    pub fn delete_raw(&mut self, collection: &CollectionName, id: &RecordId) {
         self.writes.insert((collection.clone(), id.clone()), None);
     }
 
@@ -169,10 +217,11 @@ impl Txn {
 
     /// True when nothing was staged.
     pub fn is_read_only(&self) -> bool {
-        self.writes.is_empty() && self.audit.is_empty()
+        self.writes.is_empty() && self.audit.is_empty() && self.deferred.is_empty()
     }
 
-    pub(crate) fn into_pending(self, id: Uuid, meta: &TxnMeta) -> PendingTxn {
+    pub(crate) fn into_pending(self, id: Uuid) -> PendingTxn {
+        let meta = &self.meta;
         let reads = self
             .reads
             .into_iter()
@@ -197,6 +246,7 @@ impl Txn {
             })
             .collect();
         PendingTxn {
+            deferred: self.deferred,
             record: TxnRecord {
                 actor: meta.actor.clone(),
                 audit: self.audit,
@@ -214,6 +264,7 @@ impl Txn {
 #[derive(Debug, Clone)]
 pub struct PendingTxn {
     pub record: TxnRecord,
+    pub deferred: Vec<crate::collection::records::DeferredAppend>,
 }
 
 /// A committed transaction: the closure's value and the log position it landed at.

@@ -20,7 +20,7 @@ async fn commit_read_and_reopen() {
                 let mut v = tx.get_value(&c, &a).unwrap();
                 v["x"] = json!(10);
                 tx.put(&c, &a, &v)?;
-                tx.delete(&c, &rid("b"));
+                tx.delete_raw(&c, &rid("b"));
                 Ok::<_, Error>(())
             })
             .await
@@ -254,7 +254,7 @@ async fn materialized_view_follows_commits() {
         put(&db, "things", "b", json!({"x": 2})).await;
         let (c, bid) = (coll("things"), rid("b"));
         db.transact(&meta(), |tx| {
-            tx.delete(&c, &bid);
+            tx.delete_raw(&c, &bid);
             Ok::<_, Error>(())
         })
         .await
@@ -300,7 +300,7 @@ async fn rebuild_restores_view_byte_for_byte() {
             .put(&Path::from("even/ghost.json"), "{}".into())
             .await
             .unwrap();
-        let report = materialize::rebuild(&b.store, &db.snapshot(), &Default::default(), &|_| {})
+        let report = materialize::rebuild(&b.store, &db.snapshot(), &|_| {})
             .await
             .unwrap();
         assert_eq!((report.docs, report.indexes, report.removed), (20, 2, 1));

@@ -2,9 +2,11 @@
 //! each store in `support::backends()`: memory, local disk and (when the test script
 //! started one, and always under `CI=true`) a real S3 API server.
 
+mod collections;
 mod concurrency;
 mod conformance;
 mod faults;
+mod fixtures;
 mod processes;
 mod recovery;
 mod support;

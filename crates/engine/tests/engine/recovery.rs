@@ -36,7 +36,7 @@ async fn crash_before_materialization_is_repaired_at_restart() {
         for (path, _) in &repaired {
             b.store.delete(path).await.unwrap();
         }
-        materialize::rebuild(&b.store, &db.snapshot(), &Default::default(), &|_| {})
+        materialize::rebuild(&b.store, &db.snapshot(), &|_| {})
             .await
             .unwrap();
         assert_eq!(view_files(&b).await, repaired, "{}", b.name);

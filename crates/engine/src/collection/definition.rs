@@ -1,0 +1,585 @@
+//! Collection definitions: the declared shape and integrity rules of a collection.
+//!
+//! A definition is data, not code: an operator writes or edits one (TOML, with comments;
+//! see `docs/collections.md`) without recompiling, apps ship theirs as files, and the API
+//! exports them as JSON. Definitions are stored as records of the engine's own
+//! `_collections` collection, so a change is a transaction like any other: validated
+//! against the data it governs, committed in the log, audited.
+//!
+//! [`Definition`] is the serialized form; [`Compiled`] is what the engine checks records
+//! against (JSON Schema validators and CEL programs built once per definition).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::expr::Expr;
+use crate::error::{Error, Result};
+use crate::names::CollectionName;
+
+/// Fields every record carries, set by the engine.
+pub const METADATA_FIELDS: [&str; 8] = [
+    "id",
+    "created_at",
+    "created_by",
+    "updated_at",
+    "updated_by",
+    "deleted_at",
+    "deleted_by",
+    "_version",
+];
+
+/// A collection definition as written by people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the record's own fields (metadata and nested arrays excluded).
+    #[serde(default = "open_schema")]
+    pub schema: Value,
+    /// Delete sets `deleted_at`/`deleted_by`; restore undoes it; purge removes.
+    #[serde(default)]
+    pub soft_delete: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique: Vec<UniqueDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check: Vec<CheckDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<ExcludeDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<ReferenceDef>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nested: BTreeMap<String, NestedDef>,
+    /// Fields encrypted at rest and never listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret: Vec<String>,
+    /// Fields carried in `index.json` and indexed for equality filters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index: Vec<String>,
+    /// The field naming a record's owner (compared with the caller by access rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_field: Option<String>,
+    /// Access rules, CEL over `auth` and `record` (used by the server).
+    #[serde(default, skip_serializing_if = "Rules::is_empty")]
+    pub rules: Rules,
+}
+
+fn open_schema() -> Value {
+    json!({"type": "object"})
+}
+
+/// Field sets that must be unique.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniqueDef {
+    pub name: String,
+    pub fields: Vec<String>,
+    /// Also count soft-deleted records (default: only live ones).
+    #[serde(default)]
+    pub include_deleted: bool,
+}
+
+/// A named boolean CEL expression over `record`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDef {
+    pub name: String,
+    pub expr: String,
+}
+
+/// No two live records with equal `key` fields whose `[start, end)` ranges overlap,
+/// among those for which `when` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExcludeDef {
+    pub name: String,
+    pub key: Vec<String>,
+    pub start: String,
+    pub end: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+}
+
+/// What deleting a referenced record does to the records that point at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// Refuse the delete while live records point at it.
+    #[default]
+    Restrict,
+    /// Soft-delete (or, without soft delete, delete) the records that point at it.
+    Cascade,
+    /// Set the pointing field to null.
+    SetNull,
+}
+
+/// `field` must name a live record of `collection`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceDef {
+    pub field: String,
+    pub collection: String,
+    #[serde(default)]
+    pub on_delete: OnDelete,
+    /// Fields that must be equal: `{local field = field of the referenced record}`.
+    #[serde(default, rename = "match", skip_serializing_if = "BTreeMap::is_empty")]
+    pub matches: BTreeMap<String, String>,
+}
+
+/// An array of sub-records with their own schema and ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NestedDef {
+    #[serde(default = "open_schema")]
+    pub schema: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<usize>,
+}
+
+/// CEL access rules; a missing rule means "role checks only".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<String>,
+}
+
+impl Rules {
+    fn is_empty(&self) -> bool {
+        *self == Rules::default()
+    }
+
+    fn all(&self) -> [(&'static str, &Option<String>); 5] {
+        [
+            ("list", &self.list),
+            ("view", &self.view),
+            ("create", &self.create),
+            ("update", &self.update),
+            ("delete", &self.delete),
+        ]
+    }
+}
+
+impl Definition {
+    /// Parses a TOML definition file.
+    pub fn from_toml(text: &str) -> Result<Definition> {
+        toml::from_str(text).map_err(|e| Error::InvalidDefinition {
+            collection: String::new(),
+            problem: e.to_string(),
+        })
+    }
+
+    /// Parses a JSON definition.
+    pub fn from_json(value: &Value) -> Result<Definition> {
+        serde_json::from_value(value.clone()).map_err(|e| Error::InvalidDefinition {
+            collection: value
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            problem: e.to_string(),
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("definitions serialize")
+    }
+
+    /// Checks the definition and builds its validators.
+    pub fn compile(&self) -> Result<Compiled> {
+        let bad = |problem: String| Error::InvalidDefinition {
+            collection: self.name.clone(),
+            problem,
+        };
+        let name = CollectionName::parse(&self.name).map_err(|e| bad(e.to_string()))?;
+        compile_schema(&self.schema).map_err(|e| bad(format!("schema: {e}")))?;
+        // Secret fields are stored encrypted: the commit-time schema leaves them out, and
+        // their plaintext is checked against their own sub-schema before encryption.
+        let mut stored_schema = self.schema.clone();
+        let mut secret_schemas = BTreeMap::new();
+        for s in &self.secret {
+            if let Some(props) = stored_schema
+                .get_mut("properties")
+                .and_then(Value::as_object_mut)
+                && let Some(sub) = props.remove(s)
+            {
+                let v = compile_schema(&sub).map_err(|e| bad(format!("schema of {s}: {e}")))?;
+                secret_schemas.insert(s.clone(), Arc::new(v));
+            }
+            if let Some(required) = stored_schema
+                .get_mut("required")
+                .and_then(Value::as_array_mut)
+            {
+                required.retain(|r| r.as_str() != Some(s.as_str()));
+            }
+        }
+        let schema = compile_schema(&stored_schema).map_err(|e| bad(format!("schema: {e}")))?;
+
+        let mut names = BTreeSet::new();
+        let mut unique_name = |kind: &str, n: &str| {
+            if n.is_empty() || !names.insert(n.to_string()) {
+                Err(bad(format!(
+                    "{kind} {n:?}: names must be non-empty and distinct"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        for u in &self.unique {
+            unique_name("unique", &u.name)?;
+            check_fields(&u.fields).map_err(|e| bad(format!("unique {:?}: {e}", u.name)))?;
+        }
+        let mut checks = Vec::new();
+        for c in &self.check {
+            unique_name("check", &c.name)?;
+            let expr =
+                Expr::compile(&c.expr).map_err(|e| bad(format!("check {:?}: {e}", c.name)))?;
+            checks.push((c.name.clone(), expr));
+        }
+        let mut excludes = Vec::new();
+        for x in &self.exclude {
+            unique_name("exclude", &x.name)?;
+            check_fields(&x.key).map_err(|e| bad(format!("exclude {:?}: key {e}", x.name)))?;
+            if x.start.is_empty() || x.end.is_empty() || x.start == x.end {
+                return Err(bad(format!(
+                    "exclude {:?}: start and end must name two different fields",
+                    x.name
+                )));
+            }
+            let when = x
+                .when
+                .as_deref()
+                .map(Expr::compile)
+                .transpose()
+                .map_err(|e| bad(format!("exclude {:?}: when: {e}", x.name)))?;
+            excludes.push(CompiledExclude {
+                def: x.clone(),
+                when,
+            });
+        }
+        let mut references = Vec::new();
+        for r in &self.references {
+            let target = CollectionName::parse(&r.collection)
+                .map_err(|e| bad(format!("references {:?}: {e}", r.field)))?;
+            if r.field.is_empty() || METADATA_FIELDS.contains(&r.field.as_str()) {
+                return Err(bad(format!("references: bad field {:?}", r.field)));
+            }
+            references.push(CompiledReference {
+                def: r.clone(),
+                target,
+            });
+        }
+        let mut nested = BTreeMap::new();
+        for (field, n) in &self.nested {
+            if field.is_empty() || METADATA_FIELDS.contains(&field.as_str()) {
+                return Err(bad(format!("nested: bad field name {field:?}")));
+            }
+            let item = compile_schema(&n.schema)
+                .map_err(|e| bad(format!("nested {field:?} schema: {e}")))?;
+            nested.insert(field.clone(), Arc::new(item));
+        }
+        for s in &self.secret {
+            if METADATA_FIELDS.contains(&s.as_str()) || self.index.contains(s) {
+                return Err(bad(format!(
+                    "secret field {s:?} cannot be a metadata or index field"
+                )));
+            }
+        }
+        let mut rules = BTreeMap::new();
+        for (action, rule) in self.rules.all() {
+            if let Some(src) = rule {
+                let expr = Expr::compile(src).map_err(|e| bad(format!("rules.{action}: {e}")))?;
+                rules.insert(action, expr);
+            }
+        }
+        Ok(Compiled {
+            def: self.clone(),
+            name,
+            schema: Arc::new(schema),
+            secret_schemas,
+            checks,
+            excludes,
+            references,
+            nested,
+            rules,
+        })
+    }
+}
+
+fn check_fields(fields: &[String]) -> std::result::Result<(), String> {
+    if fields.is_empty() {
+        return Err("needs at least one field".into());
+    }
+    if let Some(f) = fields.iter().find(|f| f.is_empty()) {
+        return Err(format!("empty field name {f:?}"));
+    }
+    Ok(())
+}
+
+fn compile_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
+    if !schema.is_object() {
+        return Err("must be a JSON Schema object".into());
+    }
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .map_err(|e| e.to_string())
+}
+
+/// A definition checked and ready to validate records.
+#[derive(Clone)]
+pub struct Compiled {
+    pub def: Definition,
+    pub name: CollectionName,
+    schema: Arc<jsonschema::Validator>,
+    secret_schemas: BTreeMap<String, Arc<jsonschema::Validator>>,
+    pub checks: Vec<(String, Expr)>,
+    pub excludes: Vec<CompiledExclude>,
+    pub references: Vec<CompiledReference>,
+    nested: BTreeMap<String, Arc<jsonschema::Validator>>,
+    pub rules: BTreeMap<&'static str, Expr>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledExclude {
+    pub def: ExcludeDef,
+    pub when: Option<Expr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledReference {
+    pub def: ReferenceDef,
+    pub target: CollectionName,
+}
+
+/// One schema complaint: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl Compiled {
+    /// Validates a record's own fields (metadata and nested arrays aside) and the items
+    /// of its nested arrays.
+    pub fn validate_fields(&self, record: &Value) -> std::result::Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let Value::Object(map) = record else {
+            return Err(vec![FieldError {
+                path: String::new(),
+                message: "a record must be a JSON object".into(),
+            }]);
+        };
+        let own: serde_json::Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| {
+                !METADATA_FIELDS.contains(&k.as_str())
+                    && !self.nested.contains_key(k.as_str())
+                    && !self.is_secret(k)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let own = Value::Object(own);
+        errors.extend(self.schema.iter_errors(&own).map(|e| FieldError {
+            path: e.instance_path().to_string(),
+            message: e.to_string(),
+        }));
+        for (field, item_schema) in &self.nested {
+            match map.get(field) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) => {
+                    if let Some(max) = self.def.nested[field].max_items
+                        && items.len() > max
+                    {
+                        errors.push(FieldError {
+                            path: format!("/{field}"),
+                            message: format!("at most {max} items"),
+                        });
+                    }
+                    for (i, item) in items.iter().enumerate() {
+                        if item.get("id").and_then(Value::as_str).is_none() {
+                            errors.push(FieldError {
+                                path: format!("/{field}/{i}"),
+                                message: "nested items need a string id".into(),
+                            });
+                        }
+                        errors.extend(item_schema.iter_errors(&strip_item_meta(item)).map(|e| {
+                            FieldError {
+                                path: format!("/{field}/{i}{}", e.instance_path()),
+                                message: e.to_string(),
+                            }
+                        }));
+                    }
+                }
+                Some(_) => errors.push(FieldError {
+                    path: format!("/{field}"),
+                    message: "must be an array".into(),
+                }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Is `field` a nested array of this collection?
+    pub fn is_nested(&self, field: &str) -> bool {
+        self.nested.contains_key(field)
+    }
+
+    /// Validates one nested item against its schema.
+    pub fn validate_item(
+        &self,
+        field: &str,
+        item: &Value,
+    ) -> std::result::Result<(), Vec<FieldError>> {
+        let Some(schema) = self.nested.get(field) else {
+            return Err(vec![FieldError {
+                path: format!("/{field}"),
+                message: "not a nested array of this collection".into(),
+            }]);
+        };
+        let errors: Vec<_> = schema
+            .iter_errors(&strip_item_meta(item))
+            .map(|e| FieldError {
+                path: e.instance_path().to_string(),
+                message: e.to_string(),
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Validates the plaintext of a secret field (before it is encrypted), and that
+    /// a required secret field is present.
+    pub fn validate_secrets(&self, record: &Value) -> std::result::Result<(), Vec<FieldError>> {
+        let required: Vec<&str> = self
+            .def
+            .schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut errors = Vec::new();
+        for field in &self.def.secret {
+            match record.get(field) {
+                None | Some(Value::Null) if required.contains(&field.as_str()) => {
+                    errors.push(FieldError {
+                        path: format!("/{field}"),
+                        message: format!("{field:?} is a required property"),
+                    })
+                }
+                None => {}
+                Some(v) => {
+                    if let Some(schema) = self.secret_schemas.get(field) {
+                        errors.extend(schema.iter_errors(v).map(|e| FieldError {
+                            path: format!("/{field}{}", e.instance_path()),
+                            message: e.to_string(),
+                        }));
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn is_secret(&self, field: &str) -> bool {
+        self.def.secret.iter().any(|s| s == field)
+    }
+}
+
+/// Nested items carry `id`, `created_at`, `updated_at` set by the engine.
+fn strip_item_meta(item: &Value) -> Value {
+    match item {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "id" | "created_at" | "updated_at"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Reads every `*.toml` definition in a directory, in name order.
+pub fn load_dir(dir: &std::path::Path) -> Result<Vec<Definition>> {
+    let read_err = |e: std::io::Error| {
+        Error::invalid("definitions directory", format!("{}: {e}", dir.display()))
+    };
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(read_err)?;
+            Definition::from_toml(&text).map_err(|e| match e {
+                Error::InvalidDefinition { problem, .. } => Error::InvalidDefinition {
+                    collection: p.display().to_string(),
+                    problem,
+                },
+                other => other,
+            })
+        })
+        .collect()
+}
+
+impl crate::txn::Txn {
+    /// Creates or replaces a collection definition. It is checked here and again at
+    /// commit, against the records it governs. Returns whether anything changed.
+    pub fn define(&mut self, def: &Definition) -> Result<bool> {
+        def.compile()?;
+        let defs = CollectionName::definitions();
+        let id = crate::names::RecordId::parse(&def.name)?;
+        let new = def.to_json();
+        let old = self.get_value(&defs, &id);
+        if old.as_ref() == Some(&new) {
+            return Ok(false);
+        }
+        self.put(&defs, &id, &new)?;
+        let event = json!({
+            "action": if old.is_some() { "update" } else { "create" },
+            "actor": self.meta.actor,
+            "at": self.ctx.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "changes": {"definition": {"from": old, "to": new}},
+            "collection": crate::names::DEFINITIONS,
+            "id": self.ctx.ids.new_id().to_string(),
+            "record_id": def.name,
+            "source": self.event_source.clone().unwrap_or_else(|| self.meta.source.clone()),
+        });
+        self.audit(&event)?;
+        Ok(true)
+    }
+}
