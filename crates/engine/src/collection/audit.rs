@@ -5,6 +5,7 @@
 //! log (newest first, concurrently fetched); per-record history and "as of" reads use the
 //! log position of each change.
 
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,9 +23,9 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Exact source, or a prefix ending in `:` (e.g. `import:`).
     pub source: Option<String>,
-    /// RFC 3339 bounds on the event time, inclusive.
-    pub from: Option<String>,
-    pub to: Option<String>,
+    /// Bounds on the event time, inclusive.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
     /// Most events returned (newest first).
     pub limit: usize,
 }
@@ -55,10 +56,11 @@ impl AuditFilter {
             }
             Some(exact) => e.source == Some(exact),
         };
-        let time_ok = e.at.is_none_or(|at| {
-            self.from.as_deref().is_none_or(|f| at >= f)
-                && self.to.as_deref().is_none_or(|t| at <= t)
-        });
+        let at = e.at.and_then(|at| DateTime::parse_from_rfc3339(at).ok());
+        let time_ok = match at {
+            Some(at) => self.from.is_none_or(|f| at >= f) && self.to.is_none_or(|t| at <= t),
+            None => self.from.is_none() && self.to.is_none(),
+        };
         eq(&self.collection, e.collection)
             && eq(&self.record_id, e.record_id)
             && eq(&self.actor, e.actor)

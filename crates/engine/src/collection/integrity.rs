@@ -262,7 +262,11 @@ impl State {
             }
             news.push(Some(value));
         }
-        // 4. References.
+        // 4. Every write to a defined collection is audited in the same transaction.
+        if mode == Mode::Validate {
+            check_audited(self, txn)?;
+        }
+        // 5. References.
         if mode == Mode::Validate {
             for ((op, old), new) in txn.ops.iter().zip(&olds).zip(&news) {
                 if let (Some(def), Some(value)) = (self.catalog.get(&op.collection), new)
@@ -452,6 +456,39 @@ impl State {
             errors: Vec::new(),
         }))
     }
+}
+
+/// The audit trail is complete by construction: a transaction that writes a record of a
+/// defined collection without an audit event for it (a raw `put` instead of a record
+/// operation) is refused.
+fn check_audited(state: &State, txn: &TxnRecord) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Subject<'a> {
+        #[serde(borrow, default)]
+        collection: &'a str,
+        #[serde(borrow, default)]
+        record_id: &'a str,
+    }
+    let subjects: BTreeSet<(&str, &str)> = txn
+        .audit
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Subject<'_>>(e.get()).ok())
+        .map(|s| (s.collection, s.record_id))
+        .collect();
+    for op in &txn.ops {
+        if state.catalog.contains_key(&op.collection)
+            && !subjects.contains(&(op.collection.as_str(), op.id.as_str()))
+        {
+            return Err(Error::invalid(
+                "transaction",
+                format!(
+                    "writes {}/{} without an audit event: use the record operations",
+                    op.collection, op.id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn existing_data(name: &CollectionName, e: Error) -> Error {

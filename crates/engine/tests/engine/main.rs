@@ -2,6 +2,7 @@
 //! each store in `support::backends()`: memory, local disk and (when the test script
 //! started one, and always under `CI=true`) a real S3 API server.
 
+mod audit;
 mod collections;
 mod concurrency;
 mod conformance;
