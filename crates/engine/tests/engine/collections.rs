@@ -776,3 +776,31 @@ async fn state_with_definitions_survives_restart_and_checkpoint() {
     assert_eq!(err.code(), "unique_violation");
     db.close().await;
 }
+
+#[tokio::test]
+async fn definitions_load_from_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("10-properties.toml"), PROPERTIES).unwrap();
+    std::fs::write(dir.path().join("20-bookings.toml"), BOOKINGS).unwrap();
+    std::fs::write(dir.path().join("README.md"), "not a definition").unwrap();
+    let defs = bucketbase_engine::collection::definition::load_dir(dir.path()).unwrap();
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["properties", "bookings"]);
+    let db = Backend::memory().open().await;
+    let changed = db
+        .transact(&meta(), |tx| defs.iter().map(|d| tx.define(d)).collect::<Result<Vec<bool>, Error>>())
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(changed, [true, true]);
+    let again = db
+        .transact(&meta(), |tx| defs.iter().map(|d| tx.define(d)).collect::<Result<Vec<bool>, Error>>())
+        .await
+        .unwrap();
+    assert_eq!((again.value, again.txn_id), (vec![false, false], None), "unchanged: nothing written");
+    // A broken file is named.
+    std::fs::write(dir.path().join("30-bad.toml"), "name = \"bad\"\nunknown = 1").unwrap();
+    let err = bucketbase_engine::collection::definition::load_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("30-bad.toml"), "{err}");
+    db.close().await;
+}
