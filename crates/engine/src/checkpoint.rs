@@ -251,7 +251,7 @@ fn parse_part(
         let c = match names.get(parsed.c) {
             Some(c) => c.clone(),
             None => {
-                let c = CollectionName::parse_stored(parsed.c)?;
+                let c = CollectionName::parse_any(parsed.c)?;
                 names.insert(parsed.c.to_string(), c.clone());
                 c
             }

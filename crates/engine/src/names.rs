@@ -59,11 +59,23 @@ impl CollectionName {
         &self.0
     }
 
-    /// Parses a name read back from the engine's own files, where system collections
-    /// may appear.
-    pub fn parse_stored(s: &str) -> Result<Self> {
-        if s == DEFINITIONS {
-            Ok(Self::definitions())
+    /// Parses a system collection name: `_` then a valid collection name. System
+    /// collections (the engine's `_collections`, the server's `_users`...) are not
+    /// reachable through the generic records API, which only accepts [`Self::parse`].
+    pub fn parse_system(s: &str) -> Result<Self> {
+        match s.strip_prefix('_') {
+            Some(rest) if Self::parse(rest).is_ok() => Ok(Self(Arc::from(s))),
+            _ => Err(Error::invalid(
+                "system collection name",
+                format!("{s:?}: use _ followed by a collection name"),
+            )),
+        }
+    }
+
+    /// Parses a user or system collection name (what the engine's own files hold).
+    pub fn parse_any(s: &str) -> Result<Self> {
+        if s.starts_with('_') {
+            Self::parse_system(s)
         } else {
             Self::parse(s)
         }
@@ -93,7 +105,7 @@ impl fmt::Display for CollectionName {
 impl<'de> Deserialize<'de> for CollectionName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse_stored(&s).map_err(serde::de::Error::custom)
+        Self::parse_any(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -181,6 +193,22 @@ mod tests {
         ] {
             assert!(RecordId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn system_names() {
+        assert!(CollectionName::parse_system("_users").is_ok());
+        assert!(
+            CollectionName::parse("_users").is_err(),
+            "not through the user-facing parser"
+        );
+        for bad in ["users", "_", "__x", "_Bad"] {
+            assert!(CollectionName::parse_system(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            CollectionName::parse_any("_collections").unwrap(),
+            CollectionName::definitions()
+        );
     }
 
     #[test]

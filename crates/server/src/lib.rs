@@ -1,1 +1,59 @@
-//! Placeholder: this crate is built out by a later issue (see DESIGN.md §1).
+//! Bucketbase's HTTP API (DESIGN.md §4-5): one JSON envelope, typed errors mapped to
+//! status codes in one place, authentication by identity provider, access by
+//! per-collection CEL rules. Handlers are thin: extract, authorise, call the engine, map
+//! the result. Each resource module owns its routes; [`app`] only merges them.
+
+pub mod access;
+pub mod auth;
+pub mod envelope;
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use bucketbase_engine::Database;
+use bucketbase_engine::collection::secret::SecretBox;
+
+/// Server settings the handlers need (the full configuration lives in the CLI).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Only callers with this role get anything (docsai runs with `SuperAdmin`).
+    pub require_role: Option<String>,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            require_role: None,
+            body_limit: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Arc<Database>,
+    pub auth: Arc<dyn auth::IdentityProvider>,
+    pub settings: Arc<ServerSettings>,
+    pub secrets: Option<Arc<SecretBox>>,
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.settings.body_limit;
+    Router::new()
+        .merge(routes::system::router())
+        .merge(routes::records::router())
+        .fallback(routes::system::not_found)
+        .with_state(state)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::map_response(
+            envelope::envelope_bare_errors,
+        ))
+        .layer(axum::middleware::from_fn(envelope::request_id))
+        .layer(axum::middleware::map_response(envelope::security_headers))
+}

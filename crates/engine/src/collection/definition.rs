@@ -203,7 +203,7 @@ impl Definition {
             collection: self.name.clone(),
             problem,
         };
-        let name = CollectionName::parse(&self.name).map_err(|e| bad(e.to_string()))?;
+        let name = CollectionName::parse_any(&self.name).map_err(|e| bad(e.to_string()))?;
         compile_schema(&self.schema).map_err(|e| bad(format!("schema: {e}")))?;
         // Secret fields are stored encrypted: the commit-time schema leaves them out, and
         // their plaintext is checked against their own sub-schema before encryption.
@@ -271,7 +271,7 @@ impl Definition {
         }
         let mut references = Vec::new();
         for r in &self.references {
-            let target = CollectionName::parse(&r.collection)
+            let target = CollectionName::parse_any(&r.collection)
                 .map_err(|e| bad(format!("references {:?}: {e}", r.field)))?;
             if r.field.is_empty() || METADATA_FIELDS.contains(&r.field.as_str()) {
                 return Err(bad(format!("references: bad field {:?}", r.field)));

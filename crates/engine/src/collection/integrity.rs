@@ -231,7 +231,7 @@ impl State {
                 self.unindex(&op.collection, &op.id, &keys);
             }
             if op.collection == defs_coll {
-                redefined.insert(CollectionName::parse(op.id.as_str())?);
+                redefined.insert(CollectionName::parse_any(op.id.as_str())?);
             }
             olds.push(old);
         }
@@ -376,7 +376,7 @@ impl State {
             .map(|c| {
                 c.docs
                     .keys()
-                    .filter_map(|id| CollectionName::parse(id.as_str()).ok())
+                    .filter_map(|id| CollectionName::parse_any(id.as_str()).ok())
                     .collect()
             })
             .unwrap_or_default();

@@ -788,18 +788,34 @@ async fn definitions_load_from_a_directory() {
     assert_eq!(names, ["properties", "bookings"]);
     let db = Backend::memory().open().await;
     let changed = db
-        .transact(&meta(), |tx| defs.iter().map(|d| tx.define(d)).collect::<Result<Vec<bool>, Error>>())
+        .transact(&meta(), |tx| {
+            defs.iter()
+                .map(|d| tx.define(d))
+                .collect::<Result<Vec<bool>, Error>>()
+        })
         .await
         .unwrap()
         .value;
     assert_eq!(changed, [true, true]);
     let again = db
-        .transact(&meta(), |tx| defs.iter().map(|d| tx.define(d)).collect::<Result<Vec<bool>, Error>>())
+        .transact(&meta(), |tx| {
+            defs.iter()
+                .map(|d| tx.define(d))
+                .collect::<Result<Vec<bool>, Error>>()
+        })
         .await
         .unwrap();
-    assert_eq!((again.value, again.txn_id), (vec![false, false], None), "unchanged: nothing written");
+    assert_eq!(
+        (again.value, again.txn_id),
+        (vec![false, false], None),
+        "unchanged: nothing written"
+    );
     // A broken file is named.
-    std::fs::write(dir.path().join("30-bad.toml"), "name = \"bad\"\nunknown = 1").unwrap();
+    std::fs::write(
+        dir.path().join("30-bad.toml"),
+        "name = \"bad\"\nunknown = 1",
+    )
+    .unwrap();
     let err = bucketbase_engine::collection::definition::load_dir(dir.path()).unwrap_err();
     assert!(err.to_string().contains("30-bad.toml"), "{err}");
     db.close().await;

@@ -1,0 +1,197 @@
+//! The one settings struct, layered: built-in defaults, then `bucketbase.toml` (or the
+//! file named by `--config` / `BUCKETBASE_CONFIG`), then `BUCKETBASE_*` environment
+//! variables (nested keys with `__`, e.g. `BUCKETBASE_AUTH__PROVIDER=graphql`), then
+//! command-line flags. Secrets (keys, passwords) are never printed: `Debug` redacts them.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Which app a server process serves (one database, one app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    Aristay,
+    Docsai,
+    None,
+}
+
+/// Everything `bucketbase serve` can be told.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Database root: a path, `file:///path`, `memory://` or `s3://bucket/prefix`.
+    pub store: String,
+    pub app: AppKind,
+    /// Extra collection definitions (`*.toml`) installed at start.
+    pub definitions_dir: Option<PathBuf>,
+    /// Only callers with this role are served (docsai: `SuperAdmin`).
+    pub require_role: Option<String>,
+    /// Base64 AES-256 key for `secret` fields.
+    pub secret_key: Option<String>,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// `text` or `json` logs.
+    pub log_format: String,
+    /// Log filter, e.g. `info,bucketbase=debug`.
+    pub log: String,
+    /// Origins allowed by CORS (none by default).
+    pub cors_origins: Vec<String>,
+    pub auth: AuthSettings,
+}
+
+/// Identity provider settings.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// `local`, `graphql` or `jwks`.
+    pub provider: String,
+    /// HS256 secret for local access tokens (at least 32 bytes). Unset: a random one per
+    /// process (tokens do not survive a restart; set it when running several processes).
+    pub jwt_secret: Option<String>,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    /// Mark cookies `Secure` (turn off only for plain-http localhost).
+    pub cookie_secure: bool,
+    /// Login attempts allowed per client address per minute.
+    pub login_per_minute: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            store: "./bucketbase-data".into(),
+            app: AppKind::Aristay,
+            definitions_dir: None,
+            require_role: None,
+            secret_key: None,
+            body_limit: 2 * 1024 * 1024,
+            log_format: "text".into(),
+            log: "info".into(),
+            cors_origins: Vec::new(),
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            provider: "local".into(),
+            jwt_secret: None,
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            cookie_secure: true,
+            login_per_minute: 10,
+        }
+    }
+}
+
+fn redact(secret: &Option<String>) -> &'static str {
+    if secret.is_some() { "<set>" } else { "<unset>" }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("store", &self.store)
+            .field("app", &self.app)
+            .field("definitions_dir", &self.definitions_dir)
+            .field("require_role", &self.require_role)
+            .field("secret_key", &redact(&self.secret_key))
+            .field("body_limit", &self.body_limit)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("provider", &self.provider)
+            .field("jwt_secret", &redact(&self.jwt_secret))
+            .field("access_ttl_secs", &self.access_ttl_secs)
+            .field("cookie_secure", &self.cookie_secure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Command-line values that override everything else.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppKind>,
+}
+
+impl Settings {
+    /// Layers defaults, the config file (if present), the environment and `overrides`.
+    pub fn load(config: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match config {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("bucketbase.toml")),
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed("BUCKETBASE_").split("__").ignore(&["CONFIG", "ADMIN_EMAIL", "ADMIN_PASSWORD", "LOG"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_env_and_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bucketbase.toml", "listen = \"0.0.0.0:9000\"\nstore = \"/from/file\"\n[auth]\naccess_ttl_secs = 60\n")?;
+            jail.set_env("BUCKETBASE_STORE", "/from/env");
+            jail.set_env("BUCKETBASE_AUTH__COOKIE_SECURE", "false");
+            let s = Settings::load(None, &Overrides { app: Some(AppKind::Docsai), ..Default::default() }).unwrap();
+            assert_eq!(s.listen, "0.0.0.0:9000", "file over default");
+            assert_eq!(s.store, "/from/env", "env over file");
+            assert_eq!(s.app, AppKind::Docsai, "flag over all");
+            assert_eq!(s.auth.access_ttl_secs, 60);
+            assert!(!s.auth.cookie_secure);
+            let flags = Overrides { store: Some("/from/flag".into()), ..Default::default() };
+            assert_eq!(Settings::load(None, &flags).unwrap().store, "/from/flag");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bucketbase.toml", "lisen = \"typo\"\n")?;
+            let err = Settings::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("lisen"), "{err}");
+            assert!(Settings::load(Some(Path::new("/nope.toml")), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let mut s = Settings::default();
+        s.secret_key = Some("c2VjcmV0".into());
+        s.auth.jwt_secret = Some("super-secret-value".into());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("c2VjcmV0") && !shown.contains("super-secret-value"), "{shown}");
+    }
+}

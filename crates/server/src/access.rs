@@ -1,0 +1,187 @@
+//! Who may do what: the caller (from a token), CSRF for cookie sessions, the global
+//! required role, and each collection's CEL rules.
+//!
+//! A collection's rule for an action is a CEL expression over `auth` (`uuid`, `email`,
+//! `role`) and `record`. `SuperAdmin` passes every rule; without a rule, only `SuperAdmin`
+//! may act (closed by default). A record the caller may not see answers 404, never 403,
+//! so its existence does not leak.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use bucketbase_engine::collection::Compiled;
+use bucketbase_engine::collection::expr::Vars;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::envelope::RequestId;
+use crate::error::ApiError;
+
+/// The role that passes every rule.
+pub const SUPER_ADMIN: &str = "SuperAdmin";
+
+/// Cookie carrying the access token.
+pub const ACCESS_COOKIE: &str = "access_token";
+/// Cookie carrying the CSRF token (readable by scripts, sent back as a header).
+pub const CSRF_COOKIE: &str = "csrf_token";
+/// Header that must echo the CSRF cookie on cookie-authenticated writes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// What a caller wants to do with records of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    List,
+    View,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::List => "list",
+            Action::View => "view",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// An authenticated caller who passed the global role requirement.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    pub fn is_super_admin(&self) -> bool {
+        self.0.role == SUPER_ADMIN
+    }
+
+    /// `auth` as CEL sees it.
+    pub fn auth_value(&self) -> Value {
+        json!({"uuid": self.0.uuid, "email": self.0.email, "role": self.0.role})
+    }
+
+    /// May this caller do `action` on `record`?
+    pub fn may(&self, def: &Compiled, action: Action, record: &Value) -> bool {
+        if self.is_super_admin() {
+            return true;
+        }
+        let Some(rule) = def.rules.get(action.as_str()) else {
+            return false;
+        };
+        let auth = self.auth_value();
+        let vars = Vars::new().with("auth", &auth).with("record", record);
+        rule.eval_bool(&vars).unwrap_or(false)
+    }
+
+    pub fn require_super_admin(&self) -> Result<(), ApiError> {
+        if self.is_super_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this needs the SuperAdmin role"))
+        }
+    }
+}
+
+/// Where the token came from (cookie sessions need CSRF protection on writes).
+enum TokenSource {
+    Bearer,
+    Cookie,
+}
+
+fn token(parts: &Parts) -> Option<(String, TokenSource)> {
+    if let Some(auth) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let token = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))?;
+        return Some((token.trim().to_string(), TokenSource::Bearer));
+    }
+    cookie(parts, ACCESS_COOKIE).map(|t| (t, TokenSource::Cookie))
+}
+
+/// Reads one cookie.
+pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A cookie-authenticated write must echo the CSRF cookie in a header, or come from the
+/// same origin.
+fn csrf_ok(parts: &Parts) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let header = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    if let (Some(h), Some(c)) = (header, cookie(parts, CSRF_COOKIE))
+        && !c.is_empty()
+        && constant_time_eq(h.as_bytes(), c.as_bytes())
+    {
+        return true;
+    }
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host),
+        _ => false,
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let req_id = RequestId::from_request_parts(parts, state).await?;
+        let reject = |e: ApiError| e.with_request_id(&req_id);
+        let (token, source) = token(parts)
+            .filter(|(t, _)| !t.is_empty())
+            .ok_or_else(|| reject(ApiError::unauthorized("missing or invalid token")))?;
+        if matches!(source, TokenSource::Cookie) && !csrf_ok(parts) {
+            return Err(reject(ApiError::forbidden(
+                "cookie-authenticated writes need the X-CSRF-Token header or a same-origin Origin",
+            )
+            .with_code("csrf_failed")));
+        }
+        let principal = state
+            .auth
+            .authenticate(&token)
+            .await
+            .map_err(|e| reject(e.into()))?;
+        if let Some(required) = &state.settings.require_role
+            && principal.role != *required
+        {
+            return Err(reject(ApiError::forbidden(format!(
+                "this server requires the {required} role"
+            ))));
+        }
+        Ok(Caller(principal))
+    }
+}

@@ -1,0 +1,199 @@
+//! The one response envelope, request ids, and the response-wide layers.
+//!
+//! Success: `{"success": true, "data": ..., "meta": {"request_id": ..., ...}}`; error:
+//! `{"success": false, "error": {"code", "message", "details"}, "meta": {...}}`. Every
+//! response carries `X-Request-Id` and the security headers, including responses axum
+//! produces itself (unknown route, wrong method, body too large), which
+//! [`envelope_bare_errors`] wraps in the error envelope.
+
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{CONTENT_TYPE, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(String::new())))
+    }
+}
+
+/// Gives every request an id (a sane incoming `X-Request-Id` is kept) and echoes it.
+pub async fn request_id(mut req: Request, next: Next) -> Response {
+    let incoming = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(str::to_string);
+    let id = incoming.unwrap_or_else(|| uuid::Uuid::from_u128(rand_u128()).to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(req).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Request ids only need to be unique, not time-ordered: a random v4-shaped id.
+fn rand_u128() -> u128 {
+    use std::hash::{BuildHasher, RandomState};
+    let a = RandomState::new().hash_one(0u8) as u128;
+    let b = RandomState::new().hash_one(1u8) as u128;
+    ((a << 64) | b) & !(0xF000u128 << 64) | (0x4000u128 << 64)
+}
+
+/// Security headers on every response.
+pub async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.entry("content-security-policy")
+        .or_insert(HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'",
+        ));
+    h.entry("cache-control")
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Wraps error responses that are not already JSON (axum's own 404/405/413/415...) in the
+/// error envelope.
+pub async fn envelope_bare_errors(req_id: RequestId, response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed here"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "request body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported content type")
+        }
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("bad_request", "bad request"),
+    };
+    let mut headers = response.headers().clone();
+    headers.remove(CONTENT_TYPE);
+    headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut out = ApiError::new(status, code, message)
+        .with_request_id(&req_id)
+        .into_response();
+    for (k, v) in headers.iter() {
+        out.headers_mut().entry(k).or_insert(v.clone());
+    }
+    out
+}
+
+/// A success answer in the envelope.
+pub struct Envelope {
+    pub status: StatusCode,
+    pub data: Value,
+    pub meta: Map<String, Value>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Envelope {
+    pub fn ok(req: &RequestId, data: impl Serialize) -> Self {
+        let mut meta = Map::new();
+        meta.insert("request_id".into(), json!(req.0));
+        Envelope {
+            status: StatusCode::OK,
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+            meta,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn created(req: &RequestId, data: impl Serialize) -> Self {
+        Envelope {
+            status: StatusCode::CREATED,
+            ..Envelope::ok(req, data)
+        }
+    }
+
+    pub fn meta(mut self, key: &str, value: impl Serialize) -> Self {
+        self.meta.insert(
+            key.into(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
+        self
+    }
+
+    pub fn header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+}
+
+impl IntoResponse for Envelope {
+    fn into_response(self) -> Response {
+        let body = json!({"success": true, "data": self.data, "meta": self.meta});
+        let mut response = (self.status, Json(body)).into_response();
+        for (k, v) in self.headers {
+            response.headers_mut().insert(k, v);
+        }
+        response
+    }
+}
+
+/// A JSON request body whose rejections answer in the envelope: 415 without a JSON
+/// content type, 400 for malformed JSON, 413 when too large.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let id = req.extensions().get::<RequestId>().cloned();
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = match status {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                    _ => "bad_request",
+                };
+                let mut err = ApiError::new(status, code, rejection.body_text());
+                err.request_id = id;
+                Err(err)
+            }
+        }
+    }
+}

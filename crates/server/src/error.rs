@@ -1,0 +1,150 @@
+//! The server's error type and its one mapping to HTTP.
+//!
+//! Engine errors carry stable codes; here each code gets its status. Internal details
+//! (store errors, corruption) are logged once with the request id and answered with a
+//! generic message: a 5xx never leaks internals.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bucketbase_engine::Error as EngineError;
+use serde_json::{Value, json};
+
+use crate::auth::AuthError;
+use crate::envelope::RequestId;
+
+/// Result alias for handlers.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// An error answer: status, stable code, message, optional details.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+    pub request_id: Option<RequestId>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            request_id: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_request_id(mut self, id: &RequestId) -> Self {
+        self.request_id = Some(id.clone());
+        self
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        let code = e.code();
+        let status = match code {
+            "validation_failed" | "invalid_definition" => StatusCode::UNPROCESSABLE_ENTITY,
+            "unique_violation"
+            | "check_violation"
+            | "exclusion_violation"
+            | "reference_violation"
+            | "contention" => StatusCode::CONFLICT,
+            "version_conflict" => StatusCode::PRECONDITION_FAILED,
+            "not_found" => StatusCode::NOT_FOUND,
+            "bad_request" => StatusCode::BAD_REQUEST,
+            "unavailable" | "outcome_unknown" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, code, "request failed");
+            let message = match code {
+                "outcome_unknown" => {
+                    "the store did not confirm the write; it may or may not have been applied"
+                }
+                "unavailable" => "the store is unavailable; nothing was written",
+                _ => "internal error",
+            };
+            return ApiError::new(status, code, message);
+        }
+        let details = match &e {
+            EngineError::Violation(v) => serde_json::to_value(v.as_ref()).ok(),
+            EngineError::VersionConflict { actual, .. } => Some(json!({"current_version": actual})),
+            _ => None,
+        };
+        ApiError {
+            status,
+            code,
+            message: e.to_string(),
+            details,
+            request_id: None,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unavailable(reason) => {
+                tracing::warn!(%reason, "identity service unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "auth_unavailable",
+                    "the identity service is unavailable",
+                )
+            }
+            AuthError::NotSupported(what) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "not_supported",
+                format!("not supported by this identity provider: {what}"),
+            ),
+            AuthError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "invalid email or password",
+            ),
+            AuthError::InvalidToken(_) => ApiError::unauthorized("missing or invalid token"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(details) = self.details {
+            error["details"] = details;
+        }
+        let meta = json!({"request_id": self.request_id.as_ref().map(|r| r.0.as_str())});
+        let body = json!({"success": false, "error": error, "meta": meta});
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,43 @@
+//! The API's resources; each module owns its routes.
+
+pub mod records;
+pub mod system;
+
+use bucketbase_engine::{CollectionName, RecordId, Seq};
+
+use crate::error::ApiError;
+
+/// A collection named in a path: unknown names answer 404.
+pub fn collection(name: &str) -> Result<CollectionName, ApiError> {
+    CollectionName::parse(name)
+        .map_err(|_| ApiError::not_found(format!("unknown collection {name:?}")))
+}
+
+/// A record id named in a path: malformed ids answer 400.
+pub fn record_id(id: &str) -> Result<RecordId, ApiError> {
+    RecordId::parse(id).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Parses `If-Match`: `"5"`, `W/"5"`, `5` or `*` (any version).
+pub fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<Seq>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match must be a version like \"5\""))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let digits = text.trim_start_matches("W/").trim_matches('"');
+    digits
+        .parse::<u64>()
+        .map(|v| Some(Seq(v)))
+        .map_err(|_| ApiError::bad_request("If-Match must be a version like \"5\""))
+}
+
+/// The `ETag` of a record version.
+pub fn etag(version: Seq) -> String {
+    format!("\"{version}\"")
+}

@@ -1,0 +1,435 @@
+//! `/api/v1/{collection}/...`: records, their history, restore and nested items.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::ETAG;
+use axum::routing::{get, patch, post};
+use bucketbase_engine::collection::Compiled;
+use bucketbase_engine::collection::audit::{self, AuditFilter};
+use bucketbase_engine::collection::expr::Expr;
+use bucketbase_engine::collection::query::{self, Deleted};
+use bucketbase_engine::collection::records::{Secrets, render};
+use bucketbase_engine::{CollectionName, RecordId, Seq, State as DbState, TxnMeta};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use super::{collection, etag, if_match, record_id};
+use crate::AppState;
+use crate::access::{Action, Caller};
+use crate::envelope::{Envelope, JsonBody, RequestId};
+use crate::error::{ApiError, Result};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/{collection}", get(list).post(create))
+        .route(
+            "/api/v1/{collection}/{id}",
+            get(read).patch(update).put(replace).delete(delete),
+        )
+        .route("/api/v1/{collection}/{id}/restore", post(restore))
+        .route("/api/v1/{collection}/{id}/history", get(history))
+        .route(
+            "/api/v1/{collection}/{id}/{nested}",
+            get(nested_list).post(nested_append),
+        )
+        .route(
+            "/api/v1/{collection}/{id}/{nested}/{item_id}",
+            patch(nested_patch).delete(nested_remove),
+        )
+}
+
+fn meta(caller: &Caller, req: &RequestId) -> TxnMeta {
+    TxnMeta::new(caller.0.uuid.clone(), "api").with_request_id(req.0.clone())
+}
+
+fn definition(snap: &DbState, c: &CollectionName) -> Result<Arc<Compiled>> {
+    snap.definition(c)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("unknown collection {c:?}")))
+}
+
+fn hidden(c: &CollectionName, id: &RecordId) -> ApiError {
+    ApiError::not_found(format!("{c}/{id} not found"))
+}
+
+/// Shows a stored record (secrets masked) with its version.
+fn show(st: &AppState, def: &Compiled, id: &RecordId, value: Value, version: Seq) -> Result<Value> {
+    Ok(render(
+        Some(def),
+        &def.name,
+        id,
+        value,
+        version,
+        Secrets::Mask,
+        st.secrets.as_deref(),
+    )?)
+}
+
+/// Parameters of a list request that are not field filters.
+const LIST_PARAMS: [&str; 6] = [
+    "filter",
+    "sort",
+    "page",
+    "per_page",
+    "include_deleted",
+    "only_deleted",
+];
+
+async fn list(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path(c): Path<String>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<Envelope> {
+    let c = collection(&c)?;
+    let snap = st.db.snapshot();
+    let def = definition(&snap, &c)?;
+    let flag = |name: &str| -> Result<bool> {
+        match params.get(name).map(String::as_str) {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") | Some("") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "{name} must be true or false, not {other:?}"
+            ))),
+        }
+    };
+    let number = |name: &str, default: usize| -> Result<usize> {
+        params
+            .get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::bad_request(format!("{name} must be a positive number")))
+            })
+            .unwrap_or(Ok(default))
+    };
+    let deleted = match (flag("include_deleted")?, flag("only_deleted")?) {
+        (_, true) => Deleted::Only,
+        (true, false) => Deleted::Include,
+        _ => Deleted::Exclude,
+    };
+    let filter = params
+        .get("filter")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| Expr::compile(f).map_err(|e| ApiError::bad_request(format!("filter: {e}"))))
+        .transpose()?;
+    let sort = params
+        .get("sort")
+        .map(|s| {
+            s.split(',')
+                .filter(|f| !f.is_empty())
+                .map(|f| match f.strip_prefix('-') {
+                    Some(name) => (name.to_string(), true),
+                    None => (f.to_string(), false),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let equals = params
+        .iter()
+        .filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let q = query::Query {
+        equals,
+        filter,
+        sort,
+        page: number("page", 1)?,
+        per_page: number("per_page", 50)?,
+        deleted,
+    };
+    let auth = caller.auth_value();
+    let page = query::list(
+        &snap,
+        &c,
+        &q,
+        &[("auth", &auth)],
+        &|record| caller.may(&def, Action::List, record),
+        st.secrets.as_deref(),
+    )
+    .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    Ok(Envelope::ok(&req, page.items)
+        .meta("total", page.total)
+        .meta("page", page.page)
+        .meta("per_page", page.per_page)
+        .meta("seq", snap.seq().get()))
+}
+
+#[derive(Deserialize)]
+struct ReadParams {
+    as_of: Option<u64>,
+}
+
+async fn read(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path((c, id)): Path<(String, String)>,
+    Query(params): Query<ReadParams>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    let snap = st.db.snapshot();
+    let def = definition(&snap, &c)?;
+    if let Some(at) = params.as_of {
+        if at > snap.seq().get() {
+            return Err(ApiError::bad_request(format!(
+                "as_of {at} is beyond the log head {}",
+                snap.seq()
+            )));
+        }
+        let (version, value) = audit::as_of(st.db.store(), &c, &id, Seq(at))
+            .await?
+            .filter(|(_, v)| caller.may(&def, Action::View, v))
+            .ok_or_else(|| hidden(&c, &id))?;
+        return Ok(Envelope::ok(&req, show(&st, &def, &id, value, version)?).meta("as_of", at));
+    }
+    let doc = snap.get(&c, &id).ok_or_else(|| hidden(&c, &id))?;
+    let value = doc.value();
+    if !caller.may(&def, Action::View, &value) {
+        return Err(hidden(&c, &id));
+    }
+    Ok(
+        Envelope::ok(&req, show(&st, &def, &id, value, doc.version)?)
+            .header(ETAG, &etag(doc.version)),
+    )
+}
+
+/// Runs a record write as the caller, checking `action` on the current record first
+/// (a record the caller may not see is not found).
+async fn write(
+    st: &AppState,
+    req: &RequestId,
+    caller: &Caller,
+    c: &CollectionName,
+    id: &RecordId,
+    action: Action,
+    f: impl Fn(&mut bucketbase_engine::Txn) -> bucketbase_engine::Result<Option<Value>>,
+) -> Result<Envelope> {
+    let def = definition(&st.db.snapshot(), c)?;
+    let committed = st
+        .db
+        .transact(&meta(caller, req), |tx| {
+            let current = tx.record(c, id, None)?;
+            if !caller.may(&def, Action::View, &current) || !caller.may(&def, action, &current) {
+                return Err(hidden(c, id));
+            }
+            Ok(f(tx)?)
+        })
+        .await
+        .map_err(|e| e.with_request_id(req))?;
+    let data = match committed.value {
+        Some(value) => show(st, &def, id, value, committed.seq)?,
+        None => Value::Null,
+    };
+    Ok(Envelope::ok(req, data).header(ETAG, &etag(committed.seq)))
+}
+
+async fn create(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path(c): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Envelope> {
+    let c = collection(&c)?;
+    let def = definition(&st.db.snapshot(), &c)?;
+    let mut candidate = body.clone();
+    if let Value::Object(map) = &mut candidate {
+        map.insert("created_by".into(), json!(caller.0.uuid));
+    }
+    if !caller.may(&def, Action::Create, &candidate) {
+        return Err(
+            ApiError::forbidden(format!("you may not create {c} records")).with_request_id(&req),
+        );
+    }
+    let committed = st
+        .db
+        .transact(&meta(&caller, &req), |tx| tx.create(&c, body.clone()))
+        .await
+        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    let id = record_id(committed.value["id"].as_str().unwrap_or_default())?;
+    let data = show(&st, &def, &id, committed.value, committed.seq)?;
+    Ok(Envelope::created(&req, data).header(ETAG, &etag(committed.seq)))
+}
+
+async fn update(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((c, id)): Path<(String, String)>,
+    JsonBody(patch): JsonBody<Value>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    let expect = if_match(&headers)?;
+    write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
+        tx.update(&c, &id, &patch, expect).map(Some)
+    })
+    .await
+}
+
+async fn replace(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((c, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    let expect = if_match(&headers)?;
+    write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
+        tx.replace(&c, &id, &body, expect).map(Some)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct DeleteParams {
+    #[serde(default)]
+    purge: bool,
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((c, id)): Path<(String, String)>,
+    Query(params): Query<DeleteParams>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    let expect = if_match(&headers)?;
+    if params.purge {
+        caller
+            .require_super_admin()
+            .map_err(|e| e.with_request_id(&req))?;
+        return write(&st, &req, &caller, &c, &id, Action::Delete, |tx| {
+            tx.purge(&c, &id, expect).map(|()| None)
+        })
+        .await;
+    }
+    write(&st, &req, &caller, &c, &id, Action::Delete, |tx| {
+        tx.delete(&c, &id, expect)
+    })
+    .await
+}
+
+async fn restore(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((c, id)): Path<(String, String)>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    let expect = if_match(&headers)?;
+    write(&st, &req, &caller, &c, &id, Action::Delete, |tx| {
+        tx.restore(&c, &id, expect).map(Some)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct HistoryParams {
+    limit: Option<usize>,
+}
+
+async fn history(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path((c, id)): Path<(String, String)>,
+    Query(params): Query<HistoryParams>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    let snap = st.db.snapshot();
+    let def = definition(&snap, &c)?;
+    let visible = match snap.get(&c, &id) {
+        Some(doc) => caller.may(&def, Action::View, &doc.value()),
+        None => caller.is_super_admin(),
+    };
+    if !visible {
+        return Err(hidden(&c, &id));
+    }
+    let filter = AuditFilter {
+        collection: Some(c.to_string()),
+        record_id: Some(id.to_string()),
+        limit: params.limit.unwrap_or(100).min(1000),
+        ..Default::default()
+    };
+    let events = audit::query(st.db.store(), snap.seq(), &filter).await?;
+    Ok(Envelope::ok(&req, events))
+}
+
+async fn nested_list(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path((c, id, nested)): Path<(String, String, String)>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    let snap = st.db.snapshot();
+    let def = definition(&snap, &c)?;
+    if !def.is_nested(&nested) {
+        return Err(ApiError::not_found(format!(
+            "{c} has no nested array {nested:?}"
+        )));
+    }
+    let doc = snap.get(&c, &id).ok_or_else(|| hidden(&c, &id))?;
+    let value = doc.value();
+    if !caller.may(&def, Action::View, &value) {
+        return Err(hidden(&c, &id));
+    }
+    let items = value.get(&nested).cloned().unwrap_or_else(|| json!([]));
+    Ok(Envelope::ok(&req, items).header(ETAG, &etag(doc.version)))
+}
+
+async fn nested_append(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path((c, id, nested)): Path<(String, String, String)>,
+    JsonBody(item): JsonBody<Value>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    let mut out = write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
+        tx.nested_append(&c, &id, &nested, item.clone()).map(Some)
+    })
+    .await?;
+    // The item, not the record, is the created resource.
+    out.status = axum::http::StatusCode::CREATED;
+    Ok(out)
+}
+
+async fn nested_patch(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path((c, id, nested, item_id)): Path<(String, String, String, String)>,
+    JsonBody(patch): JsonBody<Value>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
+        tx.nested_patch(&c, &id, &nested, &item_id, &patch)
+            .map(Some)
+    })
+    .await
+}
+
+async fn nested_remove(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path((c, id, nested, item_id)): Path<(String, String, String, String)>,
+) -> Result<Envelope> {
+    let (c, id) = (collection(&c)?, record_id(&id)?);
+    write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
+        tx.nested_remove(&c, &id, &nested, &item_id).map(|()| None)
+    })
+    .await
+}

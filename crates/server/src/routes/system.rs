@@ -1,0 +1,191 @@
+//! Health, collection definitions, the audit trail, and the fallback.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use bucketbase_engine::TxnMeta;
+use bucketbase_engine::collection::Definition;
+use bucketbase_engine::collection::audit::{self, AuditFilter};
+use bucketbase_engine::verify::verify_chain;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::collection;
+use crate::AppState;
+use crate::access::Caller;
+use crate::envelope::{Envelope, JsonBody, RequestId};
+use crate::error::{ApiError, Result};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/collections", get(list_definitions).post(define))
+        .route(
+            "/api/v1/collections/{name}",
+            get(read_definition).patch(redefine),
+        )
+        .route("/api/v1/audit", get(audit_query))
+        .route("/api/v1/audit/verify", get(audit_verify))
+}
+
+/// Unknown routes answer in the envelope.
+pub async fn not_found(req: RequestId) -> ApiError {
+    ApiError::not_found("no such route").with_request_id(&req)
+}
+
+async fn healthz(req: RequestId) -> Envelope {
+    Envelope::ok(&req, json!({"status": "ok"}))
+}
+
+/// Ready when the store answers: catching up with the log reads it.
+async fn readyz(State(st): State<AppState>, req: RequestId) -> Result<Envelope> {
+    let seq = st
+        .db
+        .catch_up()
+        .await
+        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    Ok(Envelope::ok(
+        &req,
+        json!({"status": "ready", "seq": seq.get()}),
+    ))
+}
+
+async fn list_definitions(State(st): State<AppState>, req: RequestId, _caller: Caller) -> Envelope {
+    let snap = st.db.snapshot();
+    let defs: Vec<Value> = snap.definitions().map(|(_, d)| d.def.to_json()).collect();
+    Envelope::ok(&req, defs)
+}
+
+async fn read_definition(
+    State(st): State<AppState>,
+    req: RequestId,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Envelope> {
+    let c = collection(&name)?;
+    let snap = st.db.snapshot();
+    let def = snap.definition(&c).ok_or_else(|| {
+        ApiError::not_found(format!("unknown collection {name:?}")).with_request_id(&req)
+    })?;
+    Ok(Envelope::ok(&req, def.def.to_json()))
+}
+
+async fn store_definition(
+    st: &AppState,
+    req: &RequestId,
+    caller: &Caller,
+    def: Definition,
+) -> Result<Envelope> {
+    caller
+        .require_super_admin()
+        .map_err(|e| e.with_request_id(req))?;
+    let meta = TxnMeta::new(caller.0.uuid.clone(), "api").with_request_id(req.0.clone());
+    let committed = st
+        .db
+        .transact(&meta, |tx| tx.define(&def))
+        .await
+        .map_err(|e| ApiError::from(e).with_request_id(req))?;
+    Ok(Envelope::ok(req, def.to_json()).meta("changed", committed.value))
+}
+
+async fn define(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Envelope> {
+    let def = Definition::from_json(&body).map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    store_definition(&st, &req, &caller, def).await
+}
+
+async fn redefine(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Envelope> {
+    let c = collection(&name)?;
+    let current = st
+        .db
+        .snapshot()
+        .definition(&c)
+        .map(|d| d.def.to_json())
+        .ok_or_else(|| ApiError::not_found(format!("unknown collection {name:?}")))?;
+    let mut merged = current;
+    if let (Value::Object(target), Value::Object(patch)) = (&mut merged, body) {
+        for (k, v) in patch {
+            target.insert(k, v);
+        }
+    }
+    merged["name"] = json!(name);
+    let def =
+        Definition::from_json(&merged).map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    store_definition(&st, &req, &caller, def).await
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    collection: Option<String>,
+    record_id: Option<String>,
+    actor: Option<String>,
+    source: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+fn time(name: &str, value: Option<String>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(&v)
+                .map(|t| t.to_utc())
+                .map_err(|_| ApiError::bad_request(format!("{name} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+async fn audit_query(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+    Query(p): Query<AuditParams>,
+) -> Result<Envelope> {
+    caller
+        .require_super_admin()
+        .map_err(|e| e.with_request_id(&req))?;
+    let filter = AuditFilter {
+        collection: p.collection,
+        record_id: p.record_id,
+        actor: p.actor,
+        source: p.source,
+        from: time("from", p.from).map_err(|e| e.with_request_id(&req))?,
+        to: time("to", p.to).map_err(|e| e.with_request_id(&req))?,
+        limit: p.limit.unwrap_or(100).min(1000),
+    };
+    let events = audit::query(st.db.store(), st.db.snapshot().seq(), &filter)
+        .await
+        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    Ok(Envelope::ok(&req, events))
+}
+
+async fn audit_verify(
+    State(st): State<AppState>,
+    req: RequestId,
+    caller: Caller,
+) -> Result<Envelope> {
+    caller
+        .require_super_admin()
+        .map_err(|e| e.with_request_id(&req))?;
+    let report = verify_chain(st.db.store(), &|_| {})
+        .await
+        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    let first_break = report.first_break.as_ref().map(|b| {
+        json!({"seq": b.seq.get(), "damage": format!("{:?}", b.damage).to_lowercase(), "detail": b.detail})
+    });
+    Ok(Envelope::ok(
+        &req,
+        json!({"intact": report.is_intact(), "verified": report.verified, "head_hash": report.head_hash, "first_break": first_break}),
+    ))
+}
