@@ -10,6 +10,8 @@ use bucketbase_engine::{Database, DbOptions, StoreUrl, UuidV7Ids, materialize, s
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::settings::{AppKind, Overrides, Settings};
+
 /// Bucketbase: a database whose only storage is an object store.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -20,6 +22,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the HTTP API (defaults: http://127.0.0.1:8080, ./bucketbase-data, local
+    /// identity provider, the aristay app).
+    Serve {
+        /// Settings file (default: ./bucketbase.toml when present).
+        #[arg(long, env = "BUCKETBASE_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// Database root: a path, file:///path, memory:// or s3://bucket/prefix.
+        #[arg(long)]
+        store: Option<String>,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// The app this process serves.
+        #[arg(long, value_enum)]
+        app: Option<AppKind>,
+    },
+    /// Manage the local identity provider's users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        #[arg(long, env = "BUCKETBASE_CONFIG", global = true)]
+        config: Option<std::path::PathBuf>,
+        #[arg(long, global = true)]
+        store: Option<String>,
+    },
     /// Re-derive every `{collection}/{id}.json` and `index.json` from the log.
     Rebuild {
         /// Database root: a path, file:///path, memory:// or s3://bucket/prefix.
@@ -30,6 +57,30 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password comes from BUCKETBASE_PASSWORD, or is generated and
+    /// printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "staff")]
+        role: String,
+    },
+    /// Set a user's password (from BUCKETBASE_PASSWORD, or generated and printed once).
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a user's role.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
     },
 }
 
@@ -53,11 +104,85 @@ pub fn init_tracing() {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve {
+            config,
+            store,
+            listen,
+            app,
+        } => {
+            let settings = Settings::load(config.as_deref(), &Overrides { listen, store, app })?;
+            crate::serve::serve(settings).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command,
+            config,
+            store,
+        } => {
+            let settings = Settings::load(
+                config.as_deref(),
+                &Overrides {
+                    store,
+                    ..Default::default()
+                },
+            )?;
+            user(&settings, command).await
+        }
         Command::Rebuild { store } => rebuild(&store).await,
         Command::Audit {
             command: AuditCommand::Verify { store },
         } => audit_verify(&store).await,
     }
+}
+
+/// The password for a user command: BUCKETBASE_PASSWORD, or a generated one to print.
+fn password() -> (String, bool) {
+    match std::env::var("BUCKETBASE_PASSWORD") {
+        Ok(p) => (p, false),
+        Err(_) => (bucketbase_server::auth::local::generate_password(), true),
+    }
+}
+
+async fn user(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
+    let (db, _) = crate::serve::open_db(settings).await?;
+    let store = bucketbase_server::auth::store::DbUserStore::install(db.clone()).await?;
+    let actor = "cli";
+    match command {
+        UserCommand::Create { email, role } => {
+            let (pw, generated) = password();
+            let user = store.create_user(&email, &pw, &role, actor).await?;
+            println!(
+                "created {} ({}) with id {}",
+                user.email, user.role, user.uuid
+            );
+            if generated {
+                println!("password (shown once): {pw}");
+            }
+        }
+        UserCommand::SetPassword { email } => {
+            let (pw, generated) = password();
+            let hash = bucketbase_server::auth::local::hash_password(&pw)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            store
+                .update_user(&email, serde_json::json!({"password_hash": hash}), actor)
+                .await?;
+            println!("password of {email} changed");
+            if generated {
+                println!("password (shown once): {pw}");
+            }
+        }
+        UserCommand::SetRole { email, role } => {
+            store
+                .update_user(&email, serde_json::json!({"role": role}), actor)
+                .await?;
+            println!("role of {email} is now {role}");
+        }
+    }
+    drop(store);
+    if let Ok(db) = std::sync::Arc::try_unwrap(db) {
+        db.close().await;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {

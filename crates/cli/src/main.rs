@@ -2,6 +2,8 @@
 //! Everything it does lives in the library crates (and `commands`), so tests can call it.
 
 mod commands;
+mod serve;
+mod settings;
 
 use clap::Parser;
 

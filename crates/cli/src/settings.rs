@@ -59,6 +59,24 @@ pub struct AuthSettings {
     pub cookie_secure: bool,
     /// Login attempts allowed per client address per minute.
     pub login_per_minute: u32,
+    /// The `graphql` provider (appointment360-compatible); see `auth::graphql`.
+    #[serde(skip_serializing)]
+    pub graphql: bucketbase_server::auth::graphql::GraphqlConfig,
+    /// The `jwks` provider: any OIDC issuer.
+    pub jwks: JwksSettings,
+}
+
+/// `jwks` provider settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwksSettings {
+    pub url: String,
+    pub issuer: String,
+    pub audience: String,
+    /// Claim holding the role (default `role`).
+    pub role_claim: Option<String>,
+    /// Role for tokens without the claim.
+    pub default_role: Option<String>,
 }
 
 impl Default for Settings {
@@ -88,6 +106,8 @@ impl Default for AuthSettings {
             refresh_ttl_secs: 30 * 24 * 3600,
             cookie_secure: true,
             login_per_minute: 10,
+            graphql: Default::default(),
+            jwks: JwksSettings::default(),
         }
     }
 }
@@ -139,13 +159,22 @@ impl Settings {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         match config {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
                 figment = figment.merge(Toml::file(path));
             }
             None => figment = figment.merge(Toml::file("bucketbase.toml")),
         }
         let settings: Settings = figment
-            .merge(Env::prefixed("BUCKETBASE_").split("__").ignore(&["CONFIG", "ADMIN_EMAIL", "ADMIN_PASSWORD", "LOG"]))
+            .merge(Env::prefixed("BUCKETBASE_").split("__").ignore(&[
+                "CONFIG",
+                "ADMIN_EMAIL",
+                "ADMIN_PASSWORD",
+                "LOG",
+            ]))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
@@ -154,22 +183,36 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error
 mod tests {
     use super::*;
 
     #[test]
     fn layers_file_env_and_flags() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("bucketbase.toml", "listen = \"0.0.0.0:9000\"\nstore = \"/from/file\"\n[auth]\naccess_ttl_secs = 60\n")?;
+            jail.create_file(
+                "bucketbase.toml",
+                "listen = \"0.0.0.0:9000\"\nstore = \"/from/file\"\n[auth]\naccess_ttl_secs = 60\n",
+            )?;
             jail.set_env("BUCKETBASE_STORE", "/from/env");
             jail.set_env("BUCKETBASE_AUTH__COOKIE_SECURE", "false");
-            let s = Settings::load(None, &Overrides { app: Some(AppKind::Docsai), ..Default::default() }).unwrap();
+            let s = Settings::load(
+                None,
+                &Overrides {
+                    app: Some(AppKind::Docsai),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             assert_eq!(s.listen, "0.0.0.0:9000", "file over default");
             assert_eq!(s.store, "/from/env", "env over file");
             assert_eq!(s.app, AppKind::Docsai, "flag over all");
             assert_eq!(s.auth.access_ttl_secs, 60);
             assert!(!s.auth.cookie_secure);
-            let flags = Overrides { store: Some("/from/flag".into()), ..Default::default() };
+            let flags = Overrides {
+                store: Some("/from/flag".into()),
+                ..Default::default()
+            };
             assert_eq!(Settings::load(None, &flags).unwrap().store, "/from/flag");
             Ok(())
         });
@@ -188,10 +231,18 @@ mod tests {
 
     #[test]
     fn debug_never_shows_secrets() {
-        let mut s = Settings::default();
-        s.secret_key = Some("c2VjcmV0".into());
-        s.auth.jwt_secret = Some("super-secret-value".into());
+        let s = Settings {
+            secret_key: Some("c2VjcmV0".into()),
+            auth: AuthSettings {
+                jwt_secret: Some("super-secret-value".into()),
+                ..AuthSettings::default()
+            },
+            ..Settings::default()
+        };
         let shown = format!("{s:?}");
-        assert!(!shown.contains("c2VjcmV0") && !shown.contains("super-secret-value"), "{shown}");
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("super-secret-value"),
+            "{shown}"
+        );
     }
 }

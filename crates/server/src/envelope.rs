@@ -166,7 +166,7 @@ impl IntoResponse for Envelope {
         let body = json!({"success": true, "data": self.data, "meta": self.meta});
         let mut response = (self.status, Json(body)).into_response();
         for (k, v) in self.headers {
-            response.headers_mut().insert(k, v);
+            response.headers_mut().append(k, v);
         }
         response
     }

@@ -22,6 +22,12 @@ pub struct ServerSettings {
     pub require_role: Option<String>,
     /// Largest request body, in bytes.
     pub body_limit: usize,
+    /// Mark auth cookies `Secure`.
+    pub cookie_secure: bool,
+    /// Lifetime of the refresh cookie.
+    pub refresh_ttl_secs: u64,
+    /// Login attempts allowed per client address per minute.
+    pub login_per_minute: u32,
 }
 
 impl Default for ServerSettings {
@@ -29,6 +35,9 @@ impl Default for ServerSettings {
         ServerSettings {
             require_role: None,
             body_limit: 2 * 1024 * 1024,
+            cookie_secure: true,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            login_per_minute: 10,
         }
     }
 }
@@ -40,6 +49,24 @@ pub struct AppState {
     pub auth: Arc<dyn auth::IdentityProvider>,
     pub settings: Arc<ServerSettings>,
     pub secrets: Option<Arc<SecretBox>>,
+    pub login_limiter: Arc<routes::auth::LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(
+        db: Arc<Database>,
+        auth: Arc<dyn auth::IdentityProvider>,
+        settings: ServerSettings,
+        secrets: Option<Arc<SecretBox>>,
+    ) -> Self {
+        AppState {
+            db,
+            auth,
+            settings: Arc::new(settings),
+            secrets,
+            login_limiter: Arc::default(),
+        }
+    }
 }
 
 /// The whole API.
@@ -47,6 +74,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
     Router::new()
         .merge(routes::system::router())
+        .merge(routes::auth::router())
         .merge(routes::records::router())
         .fallback(routes::system::not_found)
         .with_state(state)

@@ -8,6 +8,10 @@
 //! [`Principal`] this returns.
 
 pub mod graphql;
+pub mod jwks;
+pub mod jwt;
+pub mod local;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,6 @@
 //! The API's resources; each module owns its routes.
 
+pub mod auth;
 pub mod records;
 pub mod system;
 

@@ -1,0 +1,286 @@
+//! The local provider's users and refresh sessions, kept in the database itself.
+//!
+//! Users and sessions are records of the system collections `_users` and `_sessions`
+//! (unreachable through the generic records API, whose collection names cannot start with
+//! `_`). Every change is a transaction: a rotation reads the old session and writes both
+//! sessions atomically, so two concurrent refreshes with one token cannot both succeed,
+//! even across server processes, and all of it is in the audit trail (source `auth`).
+
+use std::sync::Arc;
+
+use bucketbase_engine::collection::Definition;
+use bucketbase_engine::collection::query::{self, Query};
+use bucketbase_engine::{CollectionName, Database, Error, RecordId, TxnMeta};
+use serde_json::{Value, json};
+
+use super::AuthError;
+use super::local::{RefreshSession, RotateOutcome, SessionState, StoredUser, UserStore};
+
+const USERS: &str = r#"
+name = "_users"
+soft_delete = true
+index = ["email", "role"]
+[schema]
+type = "object"
+required = ["email", "role", "password_hash"]
+properties.email = { type = "string", minLength = 3 }
+properties.role = { type = "string", minLength = 1 }
+properties.password_hash = { type = "string" }
+properties.disabled = { type = "boolean" }
+[[unique]]
+name = "user_email"
+fields = ["email"]
+"#;
+
+const SESSIONS: &str = r#"
+name = "_sessions"
+index = ["family_id"]
+[schema]
+type = "object"
+required = ["family_id", "user_uuid", "created_at_unix", "expires_at_unix", "state"]
+properties.state = { enum = ["active", "rotated", "revoked"] }
+"#;
+
+/// `_users` and `_sessions` over a [`Database`].
+#[derive(Debug, Clone)]
+pub struct DbUserStore {
+    db: Arc<Database>,
+}
+
+fn users() -> CollectionName {
+    CollectionName::parse_system("_users").expect("valid system name")
+}
+
+fn sessions() -> CollectionName {
+    CollectionName::parse_system("_sessions").expect("valid system name")
+}
+
+fn meta() -> TxnMeta {
+    TxnMeta::new("bucketbase", "auth")
+}
+
+fn unavailable(e: Error) -> AuthError {
+    AuthError::Unavailable(e.code().to_string())
+}
+
+fn state_name(s: SessionState) -> &'static str {
+    match s {
+        SessionState::Active => "active",
+        SessionState::Rotated => "rotated",
+        SessionState::Revoked => "revoked",
+    }
+}
+
+fn session_json(s: &RefreshSession) -> Value {
+    json!({
+        "id": s.token_hash,
+        "family_id": s.family_id,
+        "user_uuid": s.user_uuid,
+        "created_at_unix": s.created_at,
+        "expires_at_unix": s.expires_at,
+        "state": state_name(s.state),
+    })
+}
+
+fn session_from(v: &Value) -> Option<RefreshSession> {
+    Some(RefreshSession {
+        token_hash: v["id"].as_str()?.to_string(),
+        family_id: v["family_id"].as_str()?.to_string(),
+        user_uuid: v["user_uuid"].as_str()?.to_string(),
+        created_at: v["created_at_unix"].as_u64()?,
+        expires_at: v["expires_at_unix"].as_u64()?,
+        state: match v["state"].as_str()? {
+            "active" => SessionState::Active,
+            "rotated" => SessionState::Rotated,
+            _ => SessionState::Revoked,
+        },
+    })
+}
+
+fn user_from(v: &Value) -> Option<StoredUser> {
+    if !v["deleted_at"].is_null() {
+        return None;
+    }
+    Some(StoredUser {
+        uuid: v["id"].as_str()?.to_string(),
+        email: v["email"].as_str()?.to_string(),
+        role: v["role"].as_str()?.to_string(),
+        password_hash: v["password_hash"].as_str()?.to_string(),
+        disabled: v["disabled"].as_bool().unwrap_or(false),
+    })
+}
+
+impl DbUserStore {
+    /// Installs the system collections (a no-op when unchanged).
+    pub async fn install(db: Arc<Database>) -> Result<DbUserStore, Error> {
+        let defs = [
+            Definition::from_toml(USERS)?,
+            Definition::from_toml(SESSIONS)?,
+        ];
+        db.transact(&meta(), |tx| {
+            for d in &defs {
+                tx.define(d)?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await?;
+        Ok(DbUserStore { db })
+    }
+
+    /// How many users exist.
+    pub fn user_count(&self) -> usize {
+        self.db
+            .snapshot()
+            .collection(&users())
+            .map_or(0, |c| c.docs.len())
+    }
+
+    /// Creates a user; `password` is hashed with argon2id.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        role: &str,
+        actor: &str,
+    ) -> Result<StoredUser, Error> {
+        let hash = super::local::hash_password(password).map_err(|e| Error::Invalid {
+            what: "password",
+            reason: e.to_string(),
+        })?;
+        let email = super::local::normalize_email(email);
+        let body = json!({"email": email, "role": role, "password_hash": hash, "disabled": false});
+        let created = self
+            .db
+            .transact(&TxnMeta::new(actor, "cli"), |tx| {
+                tx.create(&users(), body.clone())
+            })
+            .await?;
+        Ok(user_from(&created.value).expect("just created"))
+    }
+
+    /// Changes a user's password or role.
+    pub async fn update_user(&self, email: &str, patch: Value, actor: &str) -> Result<(), Error> {
+        let email = super::local::normalize_email(email);
+        let user = self.find(&email).ok_or_else(|| Error::NotFound {
+            collection: "_users".into(),
+            id: email.clone(),
+        })?;
+        let id = RecordId::parse(&user.uuid)?;
+        self.db
+            .transact(&TxnMeta::new(actor, "cli"), |tx| {
+                tx.update(&users(), &id, &patch, None)
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn find(&self, email: &str) -> Option<StoredUser> {
+        let snap = self.db.snapshot();
+        let q = Query {
+            equals: vec![("email".into(), json!(email))],
+            per_page: 1,
+            ..Query::default()
+        };
+        let page = query::list(&snap, &users(), &q, &[], &|_| true, None).ok()?;
+        page.items.first().and_then(user_from)
+    }
+}
+
+#[async_trait::async_trait]
+impl UserStore for DbUserStore {
+    async fn find_by_email(&self, email: &str) -> Result<Option<StoredUser>, AuthError> {
+        Ok(self.find(email))
+    }
+
+    async fn find_by_id(&self, uuid: &str) -> Result<Option<StoredUser>, AuthError> {
+        let Ok(id) = RecordId::parse(uuid) else {
+            return Ok(None);
+        };
+        Ok(self
+            .db
+            .snapshot()
+            .get(&users(), &id)
+            .and_then(|d| user_from(&d.value())))
+    }
+
+    async fn create_session(&self, session: RefreshSession) -> Result<(), AuthError> {
+        let body = session_json(&session);
+        self.db
+            .transact(&meta(), |tx| tx.create(&sessions(), body.clone()))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &str) -> Result<Option<RefreshSession>, AuthError> {
+        let Ok(id) = RecordId::parse(token_hash) else {
+            return Ok(None);
+        };
+        let snap = self
+            .db
+            .read(bucketbase_engine::Consistency::Latest)
+            .await
+            .map_err(unavailable)?;
+        Ok(snap
+            .get(&sessions(), &id)
+            .and_then(|d| session_from(&d.value())))
+    }
+
+    async fn rotate_session(
+        &self,
+        old_hash: &str,
+        new: RefreshSession,
+    ) -> Result<RotateOutcome, AuthError> {
+        let Ok(old_id) = RecordId::parse(old_hash) else {
+            return Ok(RotateOutcome::NotActive);
+        };
+        let body = session_json(&new);
+        self.db
+            .transact(&meta(), |tx| {
+                let Some(old) = tx
+                    .get_value(&sessions(), &old_id)
+                    .as_ref()
+                    .and_then(session_from)
+                else {
+                    return Ok(RotateOutcome::NotActive);
+                };
+                match old.state {
+                    SessionState::Rotated => return Ok(RotateOutcome::AlreadyUsed),
+                    SessionState::Revoked => return Ok(RotateOutcome::NotActive),
+                    SessionState::Active => {}
+                }
+                tx.update(&sessions(), &old_id, &json!({"state": "rotated"}), None)?;
+                tx.create(&sessions(), body.clone())?;
+                Ok::<_, Error>(RotateOutcome::Rotated)
+            })
+            .await
+            .map(|c| c.value)
+            .map_err(unavailable)
+    }
+
+    async fn revoke_family(&self, family_id: &str) -> Result<(), AuthError> {
+        let family = family_id.to_string();
+        self.db
+            .transact(&meta(), |tx| {
+                tx.read_collection(&sessions());
+                let snap = tx.state().clone();
+                let q = Query {
+                    equals: vec![("family_id".into(), json!(family))],
+                    per_page: query::MAX_PER_PAGE,
+                    ..Query::default()
+                };
+                let page = query::list(&snap, &sessions(), &q, &[], &|_| true, None)?;
+                for s in page.items {
+                    if s["state"] != "revoked"
+                        && let Some(id) = s["id"].as_str().and_then(|i| RecordId::parse(i).ok())
+                    {
+                        tx.update(&sessions(), &id, &json!({"state": "revoked"}), None)?;
+                    }
+                }
+                Ok::<_, Error>(())
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,250 @@
+//! `/api/auth/*`: login, refresh, logout, me. Tokens go back in the body (for API
+//! clients) and in cookies (for the browser UI): `access_token` and `refresh_token` are
+//! HttpOnly, SameSite=Lax, Secure unless configured off for plain-http localhost; the
+//! refresh cookie is only sent to `/api/auth`. `csrf_token` is readable by the page and
+//! must be echoed in `X-CSRF-Token` on cookie-authenticated writes.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::access::{ACCESS_COOKIE, CSRF_COOKIE, Caller, cookie};
+use crate::auth::Tokens;
+use crate::envelope::{Envelope, JsonBody, RequestId};
+use crate::error::{ApiError, Result};
+
+const REFRESH_COOKIE: &str = "refresh_token";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/me", get(me))
+}
+
+/// A fixed-window counter of login attempts per client address.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl LoginLimiter {
+    /// Counts an attempt; false when the address is over `per_minute`.
+    pub fn allow(&self, ip: IpAddr, per_minute: u32) -> bool {
+        let now = Instant::now();
+        let mut windows = self.windows.lock();
+        if windows.len() > 100_000 {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let entry = windows.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= per_minute
+    }
+}
+
+fn cookie_header(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: u64,
+    http_only: bool,
+    secure: bool,
+) -> String {
+    let mut c = format!("{name}={value}; Path={path}; Max-Age={max_age}; SameSite=Lax");
+    if http_only {
+        c.push_str("; HttpOnly");
+    }
+    if secure {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn with_session(st: &AppState, req: &RequestId, tokens: Tokens) -> Envelope {
+    let secure = st.settings.cookie_secure;
+    let csrf = random_token();
+    let refresh_age = st.settings.refresh_ttl_secs;
+    let mut out = Envelope::ok(
+        req,
+        json!({
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "expires_in": tokens.expires_in,
+            "token_type": "Bearer",
+            "user": tokens.user,
+            "csrf_token": csrf,
+        }),
+    )
+    .header(
+        SET_COOKIE,
+        &cookie_header(
+            ACCESS_COOKIE,
+            &tokens.access_token,
+            "/",
+            tokens.expires_in,
+            true,
+            secure,
+        ),
+    )
+    .header(
+        SET_COOKIE,
+        &cookie_header(CSRF_COOKIE, &csrf, "/", refresh_age, false, secure),
+    );
+    if let Some(refresh) = &tokens.refresh_token {
+        out = out.header(
+            SET_COOKIE,
+            &cookie_header(
+                REFRESH_COOKIE,
+                refresh,
+                "/api/auth",
+                refresh_age,
+                true,
+                secure,
+            ),
+        );
+    }
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+/// The client's address, when the server was started with connection info.
+struct ClientIp(IpAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+        Ok(ClientIp(ip))
+    }
+}
+
+async fn login(
+    State(st): State<AppState>,
+    req: RequestId,
+    ClientIp(ip): ClientIp,
+    JsonBody(body): JsonBody<LoginBody>,
+) -> Result<Envelope> {
+    if !st.login_limiter.allow(ip, st.settings.login_per_minute) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many login attempts; try again in a minute",
+        )
+        .with_request_id(&req));
+    }
+    let tokens = st
+        .auth
+        .login(&body.email, &body.password)
+        .await
+        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    Ok(with_session(&st, &req, tokens))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// The refresh token from its cookie.
+struct RefreshCookie(Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RefreshCookie {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RefreshCookie(cookie(parts, REFRESH_COOKIE)))
+    }
+}
+
+/// The refresh token from an optional JSON body `{"refresh_token": ...}`, else the cookie.
+fn refresh_token(
+    req: &RequestId,
+    body: &[u8],
+    from_cookie: Option<String>,
+) -> Result<Option<String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(from_cookie);
+    }
+    let parsed: RefreshBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("body: {e}")).with_request_id(req))?;
+    Ok(parsed.refresh_token.or(from_cookie))
+}
+
+async fn refresh(
+    State(st): State<AppState>,
+    req: RequestId,
+    RefreshCookie(from_cookie): RefreshCookie,
+    body: axum::body::Bytes,
+) -> Result<Envelope> {
+    let token = refresh_token(&req, &body, from_cookie)?
+        .ok_or_else(|| ApiError::unauthorized("missing refresh token").with_request_id(&req))?;
+    let tokens = st
+        .auth
+        .refresh(&token)
+        .await
+        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    Ok(with_session(&st, &req, tokens))
+}
+
+async fn logout(
+    State(st): State<AppState>,
+    req: RequestId,
+    RefreshCookie(from_cookie): RefreshCookie,
+    body: axum::body::Bytes,
+) -> Result<Envelope> {
+    let token = refresh_token(&req, &body, from_cookie)?;
+    st.auth
+        .logout(token.as_deref())
+        .await
+        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    let secure = st.settings.cookie_secure;
+    Ok(Envelope::ok(&req, json!({"logged_out": true}))
+        .header(
+            SET_COOKIE,
+            &cookie_header(ACCESS_COOKIE, "", "/", 0, true, secure),
+        )
+        .header(
+            SET_COOKIE,
+            &cookie_header(REFRESH_COOKIE, "", "/api/auth", 0, true, secure),
+        )
+        .header(
+            SET_COOKIE,
+            &cookie_header(CSRF_COOKIE, "", "/", 0, false, secure),
+        ))
+}
+
+async fn me(req: RequestId, caller: Caller) -> Envelope {
+    Envelope::ok(&req, caller.0)
+}

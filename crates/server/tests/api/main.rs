@@ -1,0 +1,9 @@
+//! The HTTP API, over real HTTP against a server on port 0.
+
+mod access;
+mod auth;
+mod records;
+mod support;
+
+#[path = "../support/fake_identity.rs"]
+mod fake_identity;
