@@ -153,6 +153,20 @@ pub struct Overrides {
     pub app: Option<AppKind>,
 }
 
+/// Top-level keys the environment may set (`BUCKETBASE_LOG` is the logger's own).
+const SETTING_KEYS: [&str; 10] = [
+    "listen",
+    "store",
+    "app",
+    "definitions_dir",
+    "require_role",
+    "secret_key",
+    "body_limit",
+    "log_format",
+    "cors_origins",
+    "auth",
+];
+
 impl Settings {
     /// Layers defaults, the config file (if present), the environment and `overrides`.
     pub fn load(config: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
@@ -169,12 +183,16 @@ impl Settings {
             None => figment = figment.merge(Toml::file("bucketbase.toml")),
         }
         let settings: Settings = figment
-            .merge(Env::prefixed("BUCKETBASE_").split("__").ignore(&[
-                "CONFIG",
-                "ADMIN_EMAIL",
-                "ADMIN_PASSWORD",
-                "LOG",
-            ]))
+            .merge(
+                // Only variables naming a setting: BUCKETBASE_CONFIG, BUCKETBASE_PASSWORD,
+                // BUCKETBASE_TEST_* and friends are not settings.
+                Env::prefixed("BUCKETBASE_")
+                    .filter(|key| {
+                        let top = key.as_str().split("__").next().unwrap_or_default();
+                        SETTING_KEYS.iter().any(|k| top.eq_ignore_ascii_case(k))
+                    })
+                    .split("__"),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
@@ -196,6 +214,8 @@ mod tests {
             )?;
             jail.set_env("BUCKETBASE_STORE", "/from/env");
             jail.set_env("BUCKETBASE_AUTH__COOKIE_SECURE", "false");
+            jail.set_env("BUCKETBASE_TEST_S3_BUCKET", "not a setting");
+            jail.set_env("BUCKETBASE_PASSWORD", "not a setting either");
             let s = Settings::load(
                 None,
                 &Overrides {
