@@ -20,9 +20,10 @@ use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::definition::{Compiled, Definition};
-use super::keys::{RecordKeys, is_live};
+use super::keys::{RecordKeys, SortKey, is_live};
 use super::overlap::{OverlapError, OverlapIndex};
 use crate::error::{Error, Result, Violation, ViolationCode};
 use crate::log::TxnRecord;
@@ -43,8 +44,80 @@ pub struct Indexes {
     pub unique: Vec<OrdMap<String, RecordId>>,
     /// Per `exclude` constraint.
     pub exclude: Vec<OverlapIndex<RecordId>>,
-    /// Per `index` field: canonical value → records.
-    pub fields: OrdMap<String, OrdMap<String, OrdSet<RecordId>>>,
+    /// Per `index` field: value → records, for every record (those without the field
+    /// under [`SortKey::Missing`]). Answers equality filters, and lists sorted by the field.
+    pub fields: OrdMap<String, OrdMap<SortKey, Ids>>,
+    /// The soft-deleted records (`deleted_at` set).
+    pub deleted: OrdSet<RecordId>,
+}
+
+/// The records under one index key, with their documents (so a list reads candidates
+/// without looking each up among all documents). Most keys of a selective field have
+/// one record, kept without a map (an `OrdMap` allocates a whole B-tree leaf).
+#[derive(Debug, Clone)]
+pub enum Ids {
+    One(RecordId, Arc<RawValue>),
+    Many(OrdMap<RecordId, Arc<RawValue>>),
+}
+
+impl Ids {
+    pub fn len(&self) -> usize {
+        match self {
+            Ids::One(..) => 1,
+            Ids::Many(map) => map.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, id: &RecordId) -> bool {
+        match self {
+            Ids::One(one, _) => one == id,
+            Ids::Many(map) => map.contains_key(id),
+        }
+    }
+
+    /// Records and their documents, in id order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&RecordId, &Arc<RawValue>)> + '_ {
+        let (one, many) = match self {
+            Ids::One(id, body) => (Some((id, body)), None),
+            Ids::Many(map) => (None, Some(map.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn insert(&mut self, id: &RecordId, body: &Arc<RawValue>) {
+        match self {
+            Ids::One(one, _) if one == id => *self = Ids::One(id.clone(), body.clone()),
+            Ids::One(one, first) => {
+                let both = [(one.clone(), first.clone()), (id.clone(), body.clone())];
+                *self = Ids::Many(OrdMap::from_iter(both));
+            }
+            Ids::Many(map) => {
+                map.insert(id.clone(), body.clone());
+            }
+        }
+    }
+
+    /// Removes `id`; true when none are left.
+    fn remove(&mut self, id: &RecordId) -> bool {
+        let Ids::Many(map) = self else {
+            return matches!(self, Ids::One(one, _) if one == id);
+        };
+        map.remove(id);
+        match map.len() {
+            0 => true,
+            1 => {
+                if let Some((last, body)) = map.get_min().cloned() {
+                    *self = Ids::One(last, body);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Who points at a record: `(collection, id)` of live referrers.
@@ -56,6 +129,7 @@ impl Indexes {
             unique: vec![OrdMap::new(); def.def.unique.len()],
             exclude: vec![OverlapIndex::new(); def.excludes.len()],
             fields: OrdMap::new(),
+            deleted: OrdSet::new(),
         }
     }
 
@@ -75,21 +149,22 @@ impl Indexes {
         for (field, value) in &keys.fields {
             if let Some(values) = self.fields.get_mut(field)
                 && let Some(ids) = values.get_mut(value)
+                && ids.remove(id)
             {
-                ids.remove(id);
-                if ids.is_empty() {
-                    values.remove(value);
-                }
+                values.remove(value);
             }
         }
+        self.deleted.remove(id);
     }
 
-    /// Inserts a record's entries; in validate mode a clash is a violation.
+    /// Inserts a record's entries (`body`: its document); in validate mode a clash is a
+    /// violation.
     fn insert(
         &mut self,
         def: &Compiled,
         keys: &RecordKeys,
         id: &RecordId,
+        body: &Arc<RawValue>,
         mode: Mode,
     ) -> Result<()> {
         for (i, (index, key)) in self.unique.iter_mut().zip(&keys.unique).enumerate() {
@@ -151,9 +226,16 @@ impl Indexes {
             }
         }
         for (field, value) in &keys.fields {
-            let mut values = self.fields.get(field).cloned().unwrap_or_default();
-            values.entry(value.clone()).or_default().insert(id.clone());
-            self.fields.insert(field.clone(), values);
+            let values = self.fields.entry(field.clone()).or_default();
+            match values.get_mut(value) {
+                Some(ids) => ids.insert(id, body),
+                None => {
+                    values.insert(value.clone(), Ids::One(id.clone(), body.clone()));
+                }
+            }
+        }
+        if !keys.live {
+            self.deleted.insert(id.clone());
         }
         Ok(())
     }
@@ -258,7 +340,7 @@ impl State {
                     validate_doc(&def, &op.id, &value)?;
                 }
                 let keys = RecordKeys::of(&def, &value)?;
-                self.index(&def, &op.id, &keys, mode)?;
+                self.index(&def, &op.id, doc, &keys, mode)?;
             }
             news.push(Some(value));
         }
@@ -303,11 +385,12 @@ impl State {
         &mut self,
         def: &Compiled,
         id: &RecordId,
+        body: &Arc<RawValue>,
         keys: &RecordKeys,
         mode: Mode,
     ) -> Result<()> {
         let coll = self.collections.entry(def.name.clone()).or_default();
-        coll.indexes.insert(def, keys, id, mode)?;
+        coll.indexes.insert(def, keys, id, body, mode)?;
         for target in keys.refs.iter().flatten() {
             self.referrers
                 .entry(target.clone())
@@ -363,7 +446,7 @@ impl State {
                 validate_doc(&compiled, id, &value).map_err(|e| existing_data(name, e))?;
             }
             let keys = RecordKeys::of(&compiled, &value).map_err(|e| existing_data(name, e))?;
-            self.index(&compiled, id, &keys, mode)
+            self.index(&compiled, id, &doc.body, &keys, mode)
                 .map_err(|e| existing_data(name, e))?;
         }
         Ok(())

@@ -2,9 +2,12 @@
 //!
 //! Each index entry is derived from a record's fields alone, so it can be removed with the
 //! old version of the record and added with the new one. Key values are canonical JSON, so
-//! `1`, `1.0` and `"1"` are distinct and field order never matters.
+//! `1`, `1.0` and `"1"` are distinct and field order never matters. `index` fields are keyed
+//! by [`SortKey`], which orders them as lists sort and tells apart what canonical JSON does.
 
-use serde_json::Value;
+use std::cmp::Ordering;
+
+use serde_json::{Number, Value};
 
 use super::definition::Compiled;
 use super::overlap::Bound;
@@ -22,9 +25,110 @@ pub struct RecordKeys {
     pub exclude: Vec<Option<(String, Bound, Bound)>>,
     /// One per `references` entry: the record pointed at, for live records.
     pub refs: Vec<Option<(CollectionName, RecordId)>>,
-    /// `(field, canonical value)` for each `index` field present.
-    pub fields: Vec<(String, String)>,
+    /// `(field, value)` for each `index` field ([`SortKey::Missing`] when absent).
+    pub fields: Vec<(String, SortKey)>,
+    /// Not soft-deleted (see [`is_live`]).
+    pub live: bool,
 }
+
+/// A field's value as an index key.
+///
+/// Two orders: [`SortKey::order`] is the order of lists (a missing field sorts as `null`;
+/// null < booleans < numbers by value < strings by characters < arrays < objects, the last
+/// two by canonical text), and `Ord`/`Eq` refine it so that keys are equal exactly when
+/// the values' canonical JSON is (`1` and `1.0` sort together but are different keys; a
+/// missing field comes right before `null`).
+#[derive(Debug, Clone)]
+pub enum SortKey {
+    Missing,
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Box<str>),
+    /// Canonical JSON.
+    Array(Box<str>),
+    /// Canonical JSON.
+    Object(Box<str>),
+}
+
+impl SortKey {
+    /// The key of a field value (`None`: missing).
+    pub fn of(value: Option<&Value>) -> SortKey {
+        match value {
+            None => SortKey::Missing,
+            Some(Value::Null) => SortKey::Null,
+            Some(Value::Bool(b)) => SortKey::Bool(*b),
+            Some(Value::Number(n)) => SortKey::Number(n.clone()),
+            Some(Value::String(s)) => SortKey::String(s.as_str().into()),
+            Some(v @ Value::Array(_)) => SortKey::Array(to_canonical_string(v).into()),
+            Some(v @ Value::Object(_)) => SortKey::Object(to_canonical_string(v).into()),
+        }
+    }
+
+    /// Like [`SortKey::of`], taking the value (no copy of a string).
+    pub fn of_owned(value: Option<Value>) -> SortKey {
+        match value {
+            Some(Value::String(s)) => SortKey::String(s.into_boxed_str()),
+            other => SortKey::of(other.as_ref()),
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            SortKey::Missing | SortKey::Null => 0,
+            SortKey::Bool(_) => 1,
+            SortKey::Number(_) => 2,
+            SortKey::String(_) => 3,
+            SortKey::Array(_) => 4,
+            SortKey::Object(_) => 5,
+        }
+    }
+
+    /// List order: a missing field equals `null`, numbers compare by value only.
+    pub fn order(&self, other: &SortKey) -> Ordering {
+        match (self, other) {
+            (SortKey::Bool(x), SortKey::Bool(y)) => x.cmp(y),
+            (SortKey::Number(x), SortKey::Number(y)) => number_value(x).total_cmp(&number_value(y)),
+            (SortKey::String(x), SortKey::String(y))
+            | (SortKey::Array(x), SortKey::Array(y))
+            | (SortKey::Object(x), SortKey::Object(y)) => x.cmp(y),
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+/// A number as lists compare it: its `f64` value, with `-0` as `0` (so `total_cmp` agrees
+/// with `==`; JSON has no NaN).
+fn number_value(n: &Number) -> f64 {
+    let x = n.as_f64().unwrap_or(0.0);
+    if x == 0.0 { 0.0 } else { x }
+}
+
+impl Ord for SortKey {
+    fn cmp(&self, other: &SortKey) -> Ordering {
+        self.order(other).then_with(|| match (self, other) {
+            (SortKey::Missing, SortKey::Null) => Ordering::Less,
+            (SortKey::Null, SortKey::Missing) => Ordering::Greater,
+            // Same value, perhaps written differently.
+            (SortKey::Number(x), SortKey::Number(y)) => x.to_string().cmp(&y.to_string()),
+            _ => Ordering::Equal,
+        })
+    }
+}
+
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &SortKey) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for SortKey {
+    fn eq(&self, other: &SortKey) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for SortKey {}
 
 /// Is the record live (not soft-deleted)?
 pub fn is_live(record: &Value) -> bool {
@@ -84,16 +188,14 @@ impl RecordKeys {
             .def
             .index
             .iter()
-            .filter_map(|f| {
-                let v = record.get(f)?;
-                Some((f.clone(), to_canonical_string(v)))
-            })
+            .map(|f| (f.clone(), SortKey::of(record.get(f))))
             .collect();
         Ok(RecordKeys {
             unique,
             exclude,
             refs,
             fields,
+            live,
         })
     }
 }
