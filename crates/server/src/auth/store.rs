@@ -181,7 +181,7 @@ impl DbUserStore {
             per_page: 1,
             ..Query::default()
         };
-        let page = query::list(&snap, &users(), &q, &[], &|_| true, None).ok()?;
+        let page = query::list_with(&snap, &users(), &q, &[], None, None).ok()?;
         page.items.first().and_then(user_from)
     }
 }
@@ -269,7 +269,7 @@ impl UserStore for DbUserStore {
                     per_page: query::MAX_PER_PAGE,
                     ..Query::default()
                 };
-                let page = query::list(&snap, &sessions(), &q, &[], &|_| true, None)?;
+                let page = query::list_with(&snap, &sessions(), &q, &[], None, None)?;
                 for s in page.items {
                     if s["state"] != "revoked"
                         && let Some(id) = s["id"].as_str().and_then(|i| RecordId::parse(i).ok())
