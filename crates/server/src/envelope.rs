@@ -50,21 +50,18 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
         .map(str::to_string);
-    let id = incoming.unwrap_or_else(|| uuid::Uuid::from_u128(rand_u128()).to_string());
+    // Request ids only need to be unique, not time-ordered: a random (v4) UUID.
+    let id = incoming.unwrap_or_else(|| {
+        uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string()
+    });
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(req).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
-}
-
-/// Request ids only need to be unique, not time-ordered: a random v4-shaped id.
-fn rand_u128() -> u128 {
-    use std::hash::{BuildHasher, RandomState};
-    let a = RandomState::new().hash_one(0u8) as u128;
-    let b = RandomState::new().hash_one(1u8) as u128;
-    ((a << 64) | b) & !(0xF000u128 << 64) | (0x4000u128 << 64)
 }
 
 /// Security headers on every response.
