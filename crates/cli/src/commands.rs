@@ -93,16 +93,24 @@ pub enum AuditCommand {
     },
 }
 
-pub fn init_tracing() {
+/// Logs to stderr; `BUCKETBASE_LOG` overrides the filter; `json` for machine-read logs.
+pub fn init_tracing(default_filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BUCKETBASE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !matches!(cli.command, Command::Serve { .. }) {
+        init_tracing("warn", false);
+    }
     match cli.command {
         Command::Serve {
             config,
@@ -111,6 +119,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app,
         } => {
             let settings = Settings::load(config.as_deref(), &Overrides { listen, store, app })?;
+            anyhow::ensure!(
+                matches!(settings.log_format.as_str(), "text" | "json"),
+                "log_format must be text or json, not {:?}",
+                settings.log_format
+            );
+            init_tracing(&settings.log, settings.log_format == "json");
             crate::serve::serve(settings).await?;
             Ok(ExitCode::SUCCESS)
         }

@@ -10,7 +10,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();
-    commands::init_tracing();
     match commands::run(cli).await {
         Ok(code) => code,
         Err(e) => {

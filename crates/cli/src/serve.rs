@@ -153,7 +153,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (db, secrets) = open_db(&settings).await?;
     install_definitions(&db, &settings).await?;
     let auth = provider(&settings, &db).await?;
+    let cors_origins = settings
+        .cors_origins
+        .iter()
+        .map(|o| {
+            axum::http::HeaderValue::from_str(o).with_context(|| format!("cors_origins: {o:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let server_settings = ServerSettings {
+        cors_origins,
         require_role: settings.require_role.clone(),
         body_limit: settings.body_limit,
         cookie_secure: settings.auth.cookie_secure,

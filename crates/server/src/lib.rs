@@ -28,6 +28,8 @@ pub struct ServerSettings {
     pub refresh_ttl_secs: u64,
     /// Login attempts allowed per client address per minute.
     pub login_per_minute: u32,
+    /// Browser origins allowed by CORS (with credentials); none by default.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 impl Default for ServerSettings {
@@ -38,6 +40,7 @@ impl Default for ServerSettings {
             cookie_secure: true,
             refresh_ttl_secs: 30 * 24 * 3600,
             login_per_minute: 10,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -72,7 +75,8 @@ impl AppState {
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
-    Router::new()
+    let cors = cors(&state.settings.cors_origins);
+    let router = Router::new()
         .merge(routes::system::router())
         .merge(routes::auth::router())
         .merge(routes::records::router())
@@ -83,5 +87,36 @@ pub fn app(state: AppState) -> Router {
             envelope::envelope_bare_errors,
         ))
         .layer(axum::middleware::from_fn(envelope::request_id))
-        .layer(axum::middleware::map_response(envelope::security_headers))
+        .layer(axum::middleware::map_response(envelope::security_headers));
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for the configured origins only (credentials allowed, so never `*`).
+fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins.to_vec())
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::IF_MATCH,
+                header::HeaderName::from_static(access::CSRF_HEADER),
+            ])
+            .expose_headers([header::ETAG, envelope::REQUEST_ID]),
+    )
 }

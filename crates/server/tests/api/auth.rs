@@ -263,3 +263,37 @@ async fn graphql_provider_through_the_server() {
         (503, Some("auth_unavailable"))
     );
 }
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let settings = bucketbase_server::ServerSettings {
+        cookie_secure: false,
+        cors_origins: vec!["https://app.example.com".parse().unwrap()],
+        ..Default::default()
+    };
+    let app = spawn_with(settings, None).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.at("/api/v1/notes"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        "https://app.example.com"
+    );
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-credentials")
+            .unwrap(),
+        "true"
+    );
+    let other = preflight("https://evil.example.com").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
