@@ -41,55 +41,10 @@ use chrono::{Days, NaiveDate};
 use serde_json::{Value, json};
 
 /// From `tests/engine/fixtures.rs`.
-const PROPERTIES: &str = r#"
-name = "properties"
-soft_delete = true
-index = ["name", "city"]
-
-[schema]
-type = "object"
-required = ["name"]
-properties.name = { type = "string", minLength = 1 }
-properties.city = { type = "string" }
-properties.rooms = { type = "integer", minimum = 0 }
-
-[[unique]]
-name = "property_name"
-fields = ["name"]
-"#;
+const PROPERTIES: &str = include_str!("../tests/fixtures/properties.toml");
 
 /// From `tests/engine/fixtures.rs`.
-const BOOKINGS: &str = r#"
-name = "bookings"
-soft_delete = true
-index = ["property_id", "status"]
-
-[schema]
-type = "object"
-required = ["property_id", "check_in", "check_out"]
-[schema.properties]
-property_id = { type = "string" }
-check_in = { type = "string", format = "date" }
-check_out = { type = "string", format = "date" }
-status = { enum = ["confirmed", "cancelled"] }
-guest = { type = "string" }
-
-[[check]]
-name = "check_out_after_check_in"
-expr = "record.check_out > record.check_in"
-
-[[exclude]]
-name = "no_overlapping_stays"
-key = ["property_id"]
-start = "check_in"
-end = "check_out"
-when = '!has(record.status) || record.status != "cancelled"'
-
-[[references]]
-field = "property_id"
-collection = "properties"
-on_delete = "cascade"
-"#;
+const BOOKINGS: &str = include_str!("../tests/fixtures/bookings.toml");
 
 /// The baseline: no schema rules, constraints or indexes.
 const NOTES: &str = "name = \"notes\"\n[schema]\ntype = \"object\"\n";

@@ -75,13 +75,9 @@ pub async fn query(store: &DynStore, head: Seq, filter: &AuditFilter) -> Result<
     let mut out = Vec::new();
     let mut next = head.get();
     while next > 0 && out.len() < limit {
-        let lo = next.saturating_sub(63).max(1);
-        let entries: Vec<Option<LogEntry>> = futures::stream::iter((lo..=next).rev())
-            .map(|s| read_entry(store, Seq(s)))
-            .buffered(16)
-            .try_collect()
-            .await?;
-        for entry in entries.into_iter().flatten() {
+        let entries;
+        (entries, next) = newest_first(store, next).await?;
+        for entry in entries {
             for txn in entry.body.txns.iter().rev() {
                 for event in txn.audit.iter().rev() {
                     let fields: EventFields<'_> = serde_json::from_str(event.get())
@@ -98,9 +94,20 @@ pub async fn query(store: &DynStore, head: Seq, filter: &AuditFilter) -> Result<
                 }
             }
         }
-        next = lo - 1;
     }
     Ok(out)
+}
+
+/// Up to 64 entries ending at `hi`, newest first (fetched concurrently), and the position
+/// to continue from.
+async fn newest_first(store: &DynStore, hi: u64) -> Result<(Vec<LogEntry>, u64)> {
+    let lo = hi.saturating_sub(63).max(1);
+    let entries: Vec<Option<LogEntry>> = futures::stream::iter((lo..=hi).rev())
+        .map(|s| read_entry(store, Seq(s)))
+        .buffered(16)
+        .try_collect()
+        .await?;
+    Ok((entries.into_iter().flatten().collect(), lo - 1))
 }
 
 /// A record as it was at log position `at`: `None` if it did not exist then. Walks back
@@ -113,13 +120,9 @@ pub async fn as_of(
 ) -> Result<Option<(Seq, Value)>> {
     let mut next = at.get();
     while next > 0 {
-        let lo = next.saturating_sub(63).max(1);
-        let entries: Vec<Option<LogEntry>> = futures::stream::iter((lo..=next).rev())
-            .map(|s| read_entry(store, Seq(s)))
-            .buffered(16)
-            .try_collect()
-            .await?;
-        for entry in entries.into_iter().flatten() {
+        let entries;
+        (entries, next) = newest_first(store, next).await?;
+        for entry in entries {
             for txn in entry.body.txns.iter().rev() {
                 if let Some(op) = txn.ops.iter().find(|o| o.collection == *c && o.id == *id) {
                     return Ok(op.doc.as_ref().map(|d| {
@@ -130,7 +133,6 @@ pub async fn as_of(
                 }
             }
         }
-        next = lo - 1;
     }
     Ok(None)
 }
