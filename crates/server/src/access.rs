@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::envelope::RequestId;
 use crate::error::ApiError;
 
 /// The role that passes every rule.
@@ -159,28 +158,26 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let req_id = RequestId::from_request_parts(parts, state).await?;
-        let reject = |e: ApiError| e.with_request_id(&req_id);
         let (token, source) = token(parts)
             .filter(|(t, _)| !t.is_empty())
-            .ok_or_else(|| reject(ApiError::unauthorized("missing or invalid token")))?;
+            .ok_or_else(|| ApiError::unauthorized("missing or invalid token"))?;
         if matches!(source, TokenSource::Cookie) && !csrf_ok(parts) {
-            return Err(reject(ApiError::forbidden(
+            return Err(ApiError::forbidden(
                 "cookie-authenticated writes need the X-CSRF-Token header or a same-origin Origin",
             )
-            .with_code("csrf_failed")));
+            .with_code("csrf_failed"));
         }
         let principal = state
             .auth
             .authenticate(&token)
             .await
-            .map_err(|e| reject(e.into()))?;
+            .map_err(ApiError::from)?;
         if let Some(required) = &state.settings.require_role
             && principal.role != *required
         {
-            return Err(reject(ApiError::forbidden(format!(
+            return Err(ApiError::forbidden(format!(
                 "this server requires the {required} role"
-            ))));
+            )));
         }
         Ok(Caller(principal))
     }

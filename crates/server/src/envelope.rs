@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, error_envelope};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -56,8 +56,19 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
             .into_uuid()
             .to_string()
     });
-    req.extensions_mut().insert(RequestId(id.clone()));
+    let request_id = RequestId(id.clone());
+    req.extensions_mut().insert(request_id.clone());
     let mut response = next.run(req).await;
+    if let Some(ErrorBody(error)) = response.extensions_mut().remove::<ErrorBody>() {
+        let status = response.status();
+        let mut headers = std::mem::take(response.headers_mut());
+        headers.remove(CONTENT_TYPE);
+        headers.remove(axum::http::header::CONTENT_LENGTH);
+        response = error_envelope(status, error, &request_id);
+        for (k, v) in headers.iter() {
+            response.headers_mut().append(k, v.clone());
+        }
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -84,13 +95,14 @@ pub async fn security_headers(mut response: Response) -> Response {
 
 /// Wraps error responses that are not already JSON (axum's own 404/405/413/415...) in the
 /// error envelope.
-pub async fn envelope_bare_errors(req_id: RequestId, response: Response) -> Response {
+pub async fn envelope_bare_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let enveloped = response.extensions().get::<ErrorBody>().is_some();
+    if !(status.is_client_error() || status.is_server_error()) || is_json || enveloped {
         return response;
     }
     let (code, message) = match status {
@@ -103,14 +115,11 @@ pub async fn envelope_bare_errors(req_id: RequestId, response: Response) -> Resp
         s if s.is_server_error() => ("internal", "internal error"),
         _ => ("bad_request", "bad request"),
     };
-    let mut headers = response.headers().clone();
-    headers.remove(CONTENT_TYPE);
-    headers.remove(axum::http::header::CONTENT_LENGTH);
-    let mut out = ApiError::new(status, code, message)
-        .with_request_id(&req_id)
-        .into_response();
-    for (k, v) in headers.iter() {
-        out.headers_mut().entry(k).or_insert(v.clone());
+    let mut out = ApiError::new(status, code, message).into_response();
+    for (k, v) in response.headers().iter() {
+        if k != CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().append(k, v.clone());
+        }
     }
     out
 }
@@ -177,7 +186,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let id = req.extensions().get::<RequestId>().cloned();
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(rejection) => {
@@ -187,9 +195,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                     StatusCode::PAYLOAD_TOO_LARGE => "too_large",
                     _ => "bad_request",
                 };
-                let mut err = ApiError::new(status, code, rejection.body_text());
-                err.request_id = id;
-                Err(err)
+                Err(ApiError::new(status, code, rejection.body_text()))
             }
         }
     }

@@ -23,7 +23,6 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<Value>,
-    pub request_id: Option<RequestId>,
 }
 
 impl ApiError {
@@ -33,7 +32,6 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
-            request_id: None,
         }
     }
 
@@ -60,11 +58,6 @@ impl ApiError {
 
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
-        self
-    }
-
-    pub fn with_request_id(mut self, id: &RequestId) -> Self {
-        self.request_id = Some(id.clone());
         self
     }
 }
@@ -106,7 +99,6 @@ impl From<EngineError> for ApiError {
             code,
             message: e.to_string(),
             details,
-            request_id: None,
         }
     }
 }
@@ -137,14 +129,29 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// The `error` object of a failed answer. The request-id layer, which knows the id,
+/// turns it into the envelope (so no handler has to thread the id into its errors).
+#[derive(Debug, Clone)]
+pub struct ErrorBody(pub Value);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(details) = self.details {
             error["details"] = details;
         }
-        let meta = json!({"request_id": self.request_id.as_ref().map(|r| r.0.as_str())});
-        let body = json!({"success": false, "error": error, "meta": meta});
-        (self.status, Json(body)).into_response()
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(ErrorBody(error));
+        response
     }
+}
+
+/// The error envelope for `error`, with the request id in `meta`.
+pub fn error_envelope(
+    status: axum::http::StatusCode,
+    error: Value,
+    request_id: &RequestId,
+) -> Response {
+    let body = json!({"success": false, "error": error, "meta": {"request_id": request_id.0}});
+    (status, Json(body)).into_response()
 }

@@ -160,14 +160,13 @@ async fn login(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "too many login attempts; try again in a minute",
-        )
-        .with_request_id(&req));
+        ));
     }
     let tokens = st
         .auth
         .login(&body.email, &body.password)
         .await
-        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+        .map_err(ApiError::from)?;
     Ok(with_session(&st, &req, tokens))
 }
 
@@ -189,16 +188,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RefreshCookie {
 }
 
 /// The refresh token from an optional JSON body `{"refresh_token": ...}`, else the cookie.
-fn refresh_token(
-    req: &RequestId,
-    body: &[u8],
-    from_cookie: Option<String>,
-) -> Result<Option<String>> {
+fn refresh_token(body: &[u8], from_cookie: Option<String>) -> Result<Option<String>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(from_cookie);
     }
-    let parsed: RefreshBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("body: {e}")).with_request_id(req))?;
+    let parsed: RefreshBody =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     Ok(parsed.refresh_token.or(from_cookie))
 }
 
@@ -208,13 +203,9 @@ async fn refresh(
     RefreshCookie(from_cookie): RefreshCookie,
     body: axum::body::Bytes,
 ) -> Result<Envelope> {
-    let token = refresh_token(&req, &body, from_cookie)?
-        .ok_or_else(|| ApiError::unauthorized("missing refresh token").with_request_id(&req))?;
-    let tokens = st
-        .auth
-        .refresh(&token)
-        .await
-        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    let token = refresh_token(&body, from_cookie)?
+        .ok_or_else(|| ApiError::unauthorized("missing refresh token"))?;
+    let tokens = st.auth.refresh(&token).await.map_err(ApiError::from)?;
     Ok(with_session(&st, &req, tokens))
 }
 
@@ -224,11 +215,11 @@ async fn logout(
     RefreshCookie(from_cookie): RefreshCookie,
     body: axum::body::Bytes,
 ) -> Result<Envelope> {
-    let token = refresh_token(&req, &body, from_cookie)?;
+    let token = refresh_token(&body, from_cookie)?;
     st.auth
         .logout(token.as_deref())
         .await
-        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+        .map_err(ApiError::from)?;
     let secure = st.settings.cookie_secure;
     Ok(Envelope::ok(&req, json!({"logged_out": true}))
         .header(

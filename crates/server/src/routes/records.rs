@@ -158,7 +158,7 @@ async fn list(
         visible,
         st.secrets.as_deref(),
     )
-    .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    .map_err(ApiError::from)?;
     Ok(Envelope::ok(&req, page.items)
         .meta("total", page.total)
         .meta("page", page.page)
@@ -226,8 +226,7 @@ async fn write(
             }
             Ok(f(tx)?)
         })
-        .await
-        .map_err(|e| e.with_request_id(req))?;
+        .await?;
     let data = match committed.value {
         Some(value) => show(st, &def, id, value, committed.seq)?,
         None => Value::Null,
@@ -249,15 +248,15 @@ async fn create(
         map.insert("created_by".into(), json!(caller.0.uuid));
     }
     if !caller.may(&def, Action::Create, &candidate) {
-        return Err(
-            ApiError::forbidden(format!("you may not create {c} records")).with_request_id(&req),
-        );
+        return Err(ApiError::forbidden(format!(
+            "you may not create {c} records"
+        )));
     }
     let committed = st
         .db
         .transact(&meta(&caller, &req), |tx| tx.create(&c, body.clone()))
         .await
-        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+        .map_err(ApiError::from)?;
     let id = record_id(committed.value["id"].as_str().unwrap_or_default())?;
     let data = show(&st, &def, &id, committed.value, committed.seq)?;
     Ok(Envelope::created(&req, data).header(ETAG, &etag(committed.seq)))
@@ -312,9 +311,7 @@ async fn delete(
     let (c, id) = (collection(&c)?, record_id(&id)?);
     let expect = if_match(&headers)?;
     if params.purge {
-        caller
-            .require_super_admin()
-            .map_err(|e| e.with_request_id(&req))?;
+        caller.require_super_admin()?;
         return write(&st, &req, &caller, &c, &id, Action::Delete, |tx| {
             tx.purge(&c, &id, expect).map(|()| None)
         })

@@ -30,8 +30,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Unknown routes answer in the envelope.
-pub async fn not_found(req: RequestId) -> ApiError {
-    ApiError::not_found("no such route").with_request_id(&req)
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
 }
 
 async fn healthz(req: RequestId) -> Envelope {
@@ -40,11 +40,7 @@ async fn healthz(req: RequestId) -> Envelope {
 
 /// Ready when the store answers: catching up with the log reads it.
 async fn readyz(State(st): State<AppState>, req: RequestId) -> Result<Envelope> {
-    let seq = st
-        .db
-        .catch_up()
-        .await
-        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    let seq = st.db.catch_up().await.map_err(ApiError::from)?;
     Ok(Envelope::ok(
         &req,
         json!({"status": "ready", "seq": seq.get()}),
@@ -65,9 +61,9 @@ async fn read_definition(
 ) -> Result<Envelope> {
     let c = collection(&name)?;
     let snap = st.db.snapshot();
-    let def = snap.definition(&c).ok_or_else(|| {
-        ApiError::not_found(format!("unknown collection {name:?}")).with_request_id(&req)
-    })?;
+    let def = snap
+        .definition(&c)
+        .ok_or_else(|| ApiError::not_found(format!("unknown collection {name:?}")))?;
     Ok(Envelope::ok(&req, def.def.to_json()))
 }
 
@@ -77,15 +73,13 @@ async fn store_definition(
     caller: &Caller,
     def: Definition,
 ) -> Result<Envelope> {
-    caller
-        .require_super_admin()
-        .map_err(|e| e.with_request_id(req))?;
+    caller.require_super_admin()?;
     let meta = TxnMeta::new(caller.0.uuid.clone(), "api").with_request_id(req.0.clone());
     let committed = st
         .db
         .transact(&meta, |tx| tx.define(&def))
         .await
-        .map_err(|e| ApiError::from(e).with_request_id(req))?;
+        .map_err(ApiError::from)?;
     Ok(Envelope::ok(req, def.to_json()).meta("changed", committed.value))
 }
 
@@ -95,7 +89,7 @@ async fn define(
     caller: Caller,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Envelope> {
-    let def = Definition::from_json(&body).map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    let def = Definition::from_json(&body).map_err(ApiError::from)?;
     store_definition(&st, &req, &caller, def).await
 }
 
@@ -120,8 +114,7 @@ async fn redefine(
         }
     }
     merged["name"] = json!(name);
-    let def =
-        Definition::from_json(&merged).map_err(|e| ApiError::from(e).with_request_id(&req))?;
+    let def = Definition::from_json(&merged).map_err(ApiError::from)?;
     store_definition(&st, &req, &caller, def).await
 }
 
@@ -152,21 +145,19 @@ async fn audit_query(
     caller: Caller,
     Query(p): Query<AuditParams>,
 ) -> Result<Envelope> {
-    caller
-        .require_super_admin()
-        .map_err(|e| e.with_request_id(&req))?;
+    caller.require_super_admin()?;
     let filter = AuditFilter {
         collection: p.collection,
         record_id: p.record_id,
         actor: p.actor,
         source: p.source,
-        from: time("from", p.from).map_err(|e| e.with_request_id(&req))?,
-        to: time("to", p.to).map_err(|e| e.with_request_id(&req))?,
+        from: time("from", p.from)?,
+        to: time("to", p.to)?,
         limit: p.limit.unwrap_or(100).min(1000),
     };
     let events = audit::query(st.db.store(), st.db.snapshot().seq(), &filter)
         .await
-        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+        .map_err(ApiError::from)?;
     Ok(Envelope::ok(&req, events))
 }
 
@@ -175,12 +166,10 @@ async fn audit_verify(
     req: RequestId,
     caller: Caller,
 ) -> Result<Envelope> {
-    caller
-        .require_super_admin()
-        .map_err(|e| e.with_request_id(&req))?;
+    caller.require_super_admin()?;
     let report = verify_chain(st.db.store(), &|_| {})
         .await
-        .map_err(|e| ApiError::from(e).with_request_id(&req))?;
+        .map_err(ApiError::from)?;
     let first_break = report.first_break.as_ref().map(|b| {
         json!({"seq": b.seq.get(), "damage": format!("{:?}", b.damage).to_lowercase(), "detail": b.detail})
     });

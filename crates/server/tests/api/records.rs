@@ -327,7 +327,13 @@ async fn bad_input_answers_4xx_envelopes_never_500() {
     ];
     for (what, response, status, code) in cases {
         assert_eq!(response.status().as_u16(), status, "{what}");
-        assert!(response.headers().get("x-request-id").is_some(), "{what}");
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .expect(what)
+            .to_str()
+            .unwrap()
+            .to_string();
         assert_eq!(
             response.headers().get("x-content-type-options").unwrap(),
             "nosniff",
@@ -338,6 +344,11 @@ async fn bad_input_answers_4xx_envelopes_never_500() {
             .await
             .unwrap_or_else(|_| panic!("{what}: not JSON"));
         assert_eq!(body["success"], false, "{what}");
+        assert_eq!(
+            body["meta"]["request_id"],
+            request_id.as_str(),
+            "{what}: the id is in the envelope too"
+        );
         assert_eq!(body["error"]["code"], code, "{what}: {body}");
     }
 }
