@@ -117,7 +117,8 @@ pub enum OnDelete {
     SetNull,
 }
 
-/// `field` must name a live record of `collection`.
+/// `field` must name a live record of `collection` (or, with `allow_deleted`, an
+/// existing one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceDef {
@@ -125,6 +126,11 @@ pub struct ReferenceDef {
     pub collection: String,
     #[serde(default)]
     pub on_delete: OnDelete,
+    /// The referenced record may be soft-deleted: a soft delete is then an update like
+    /// any other and leaves this record alone (pointing at it, ready for a restore); only
+    /// a purge applies `on_delete`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_deleted: bool,
     /// Fields that must be equal: `{local field = field of the referenced record}`.
     #[serde(default, rename = "match", skip_serializing_if = "BTreeMap::is_empty")]
     pub matches: BTreeMap<String, String>,
@@ -380,6 +386,21 @@ pub struct FieldError {
 }
 
 impl Compiled {
+    /// Fills missing top-level fields from the schema's `default` values (on create:
+    /// `time_of_day` defaults to `"09:00"` because the schema says so, not code).
+    pub fn fill_defaults(&self, fields: &mut serde_json::Map<String, Value>) {
+        let Some(props) = self.def.schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (name, prop) in props {
+            if let Some(default) = prop.get("default")
+                && !fields.contains_key(name)
+            {
+                fields.insert(name.clone(), default.clone());
+            }
+        }
+    }
+
     /// Validates a record's own fields (metadata and nested arrays aside) and the items
     /// of its nested arrays.
     pub fn validate_fields(&self, record: &Value) -> std::result::Result<(), Vec<FieldError>> {

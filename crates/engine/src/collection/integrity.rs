@@ -360,7 +360,7 @@ impl State {
                 let is_live_now =
                     new.as_ref().is_some_and(is_live) || (new.is_none() && op.doc.is_some());
                 if was_live && !is_live_now {
-                    self.check_no_referrers(&op.collection, &op.id)?;
+                    self.check_no_referrers(&op.collection, &op.id, new.is_some())?;
                 }
             }
         }
@@ -490,7 +490,7 @@ impl State {
             let target = self
                 .get(&r.target, &target_id)
                 .map(Doc::value)
-                .filter(is_live)
+                .filter(|t| r.def.allow_deleted || is_live(t))
                 .ok_or_else(|| {
                     refused(format!(
                         "points at {}/{target_id}, which does not exist",
@@ -516,11 +516,22 @@ impl State {
         Ok(())
     }
 
-    fn check_no_referrers(&self, c: &CollectionName, id: &RecordId) -> Result<()> {
+    /// A record stopped being live: no live referrer may be left pointing at it, except,
+    /// while it still exists (soft-deleted), through references that allow deleted ones.
+    fn check_no_referrers(&self, c: &CollectionName, id: &RecordId, exists: bool) -> Result<()> {
         let Some(referrers) = self.referrers.get(&(c.clone(), id.clone())) else {
             return Ok(());
         };
-        let Some((rc, rid)) = referrers.iter().next() else {
+        let tolerated = |rc: &CollectionName| {
+            exists
+                && self.catalog.get(rc).is_some_and(|d| {
+                    d.references
+                        .iter()
+                        .filter(|r| r.target == *c)
+                        .all(|r| r.def.allow_deleted)
+                })
+        };
+        let Some((rc, rid)) = referrers.iter().find(|(rc, _)| !tolerated(rc)) else {
             return Ok(());
         };
         let field = self

@@ -256,6 +256,7 @@ impl Txn {
             }));
         }
         strip_metadata(&mut fields);
+        def.fill_defaults(&mut fields);
         let now = json!(self.now());
         let actor = json!(self.meta.actor);
         for field in fields.keys().cloned().collect::<Vec<_>>() {
@@ -366,7 +367,7 @@ impl Txn {
     ) -> Result<Option<Value>> {
         let def = self.definition(c)?;
         let before = self.live_record(c, id, expect)?;
-        self.follow_references(c, id)?;
+        self.follow_references(c, id, !def.def.soft_delete)?;
         if !def.def.soft_delete {
             self.remove(&def, id, before, Action::Delete)?;
             return Ok(None);
@@ -405,9 +406,7 @@ impl Txn {
     pub fn purge(&mut self, c: &CollectionName, id: &RecordId, expect: Option<Seq>) -> Result<()> {
         let def = self.definition(c)?;
         let before = self.record(c, id, expect)?;
-        if is_live(&before) {
-            self.follow_references(c, id)?;
-        }
+        self.follow_references(c, id, true)?;
         self.remove(&def, id, before, Action::Purge)
     }
 
@@ -573,7 +572,15 @@ impl Txn {
     }
 
     /// Applies referrers' `on_delete` before `c/id` stops being live.
-    fn follow_references(&mut self, c: &CollectionName, id: &RecordId) -> Result<()> {
+    /// Applies `on_delete` of the live records pointing at `c/id`, which is about to stop
+    /// being live; `removed` when it goes for good (a references that allows deleted
+    /// records only acts then).
+    fn follow_references(
+        &mut self,
+        c: &CollectionName,
+        id: &RecordId,
+        removed: bool,
+    ) -> Result<()> {
         // Any new referrer committed meanwhile must make this attempt re-run.
         let referring: Vec<CollectionName> = self
             .snapshot
@@ -599,7 +606,9 @@ impl Txn {
             }
             let rdef = self.definition(&rc)?;
             for r in rdef.references.iter().filter(|r| r.target == *c) {
-                if current.get(&r.def.field).and_then(Value::as_str) != Some(id.as_str()) {
+                if current.get(&r.def.field).and_then(Value::as_str) != Some(id.as_str())
+                    || (r.def.allow_deleted && !removed)
+                {
                     continue;
                 }
                 match r.def.on_delete {

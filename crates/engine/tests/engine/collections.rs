@@ -285,6 +285,90 @@ async fn references_restrict_cascade_and_set_null() {
 }
 
 #[tokio::test]
+async fn references_that_allow_deleted_records_survive_soft_delete_and_restore() {
+    let db = Backend::memory().open().await;
+    rentals(&db).await;
+    // Tasks keep pointing at a soft-deleted booking; only a purge sets the link null.
+    let mut tasks_def = Definition::from_toml(TASKS).unwrap();
+    for r in &mut tasks_def.references {
+        if r.field == "booking_id" {
+            r.allow_deleted = true;
+        }
+    }
+    tasks_def.schema["properties"]["time_of_day"] = json!({"type": "string", "default": "09:00"});
+    db.transact(&meta(), |tx| tx.define(&tasks_def))
+        .await
+        .unwrap();
+    let books = coll("bookings");
+    let p = property(&db, "Loft").await;
+    let b = id_of(&booking(&db, &p, "2026-07-01", "2026-07-05").await.unwrap());
+    let t = create(
+        &db,
+        "tasks",
+        json!({"title": "Clean", "property_id": p.as_str(), "booking_id": b.as_str()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        t["time_of_day"], "09:00",
+        "schema defaults fill missing fields"
+    );
+    let t = id_of(&t);
+
+    db.transact(&meta(), |tx| tx.delete(&books, &b, None))
+        .await
+        .unwrap();
+    let task = get(&db, "tasks", t.as_str()).unwrap();
+    assert_eq!(
+        task["booking_id"],
+        b.as_str(),
+        "soft delete leaves the link"
+    );
+    // The task can still change while its booking is deleted...
+    db.transact(&meta(), |tx| {
+        tx.update(
+            &coll("tasks"),
+            &t,
+            &json!({"title": "Cancelled clean"}),
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    // ...but a new task cannot point at a deleted booking that does not exist at all.
+    let ghost = create(
+        &db,
+        "tasks",
+        json!({"title": "x", "property_id": p.as_str(), "booking_id": RecordId::parse("0190a0a0-0000-7000-8000-000000000000").unwrap().as_str()}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code(&ghost), "reference_violation");
+    db.transact(&meta(), |tx| tx.restore(&books, &b, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&db, "tasks", t.as_str()).unwrap()["booking_id"],
+        b.as_str()
+    );
+
+    // Purging the booking applies on_delete (set_null), even from the deleted state.
+    db.transact(&meta(), |tx| tx.delete(&books, &b, None))
+        .await
+        .unwrap();
+    db.transact(&meta(), |tx| tx.purge(&books, &b, None))
+        .await
+        .unwrap();
+    assert!(
+        get(&db, "tasks", t.as_str())
+            .unwrap()
+            .get("booking_id")
+            .is_none()
+    );
+    db.close().await;
+}
+
+#[tokio::test]
 async fn nested_item_operations() {
     let db = Backend::memory().open().await;
     rentals(&db).await;
