@@ -24,6 +24,7 @@ use crate::materialize::{self, ViewQueue, ViewWriteMode};
 use crate::metrics::EngineMetrics;
 use crate::names::Seq;
 use crate::state::State;
+use crate::store::metered::MeteredStore;
 use crate::store::{self, DynStore, StoreUrl};
 use crate::txn::{Committed, Txn, TxnMeta};
 
@@ -201,13 +202,14 @@ impl Database {
     }
 
     /// Opens the database on an already-built store: newest checkpoint, then the log
-    /// tail; then the view is brought up to date in the background.
+    /// tail; then the view is brought up to date in the background. Every operation on `store` is counted in [`Database::metrics`].
     pub async fn open(store: DynStore, opts: DbOptions) -> Result<Database> {
+        let metrics = Arc::new(EngineMetrics::default());
+        let store: DynStore = Arc::new(MeteredStore::new(store, metrics.clone()));
         let mut state = checkpoint::load_latest(&store).await?.unwrap_or_default();
         for entry in crate::log::read_from(&store, state.seq().next()).await? {
             state.apply(&entry)?;
         }
-        let metrics = Arc::new(EngineMetrics::default());
         let ctx = Arc::new(crate::txn::TxnContext {
             clock: opts.clock.clone(),
             ids: opts.ids.clone(),
@@ -237,7 +239,7 @@ impl Database {
         })
     }
 
-    /// The store this database lives in.
+    /// The store this database lives in (counted: see `store::metered`).
     pub fn store(&self) -> &DynStore {
         &self.shared.store
     }

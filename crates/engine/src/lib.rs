@@ -16,7 +16,7 @@ mod db;
 mod error;
 pub mod log;
 pub mod materialize;
-mod metrics;
+pub mod metrics;
 mod names;
 pub mod state;
 pub mod store;

@@ -15,6 +15,7 @@
 
 pub mod fault;
 mod keys;
+pub mod metered;
 
 use std::sync::Arc;
 
