@@ -39,8 +39,13 @@ pub async fn open_db(
         .transpose()
         .context("secret_key")?
         .map(Arc::new);
+    let hooks = match settings.app {
+        AppKind::Aristay => bucketbase_aristay::hooks(),
+        AppKind::Docsai | AppKind::None => Vec::new(),
+    };
     let opts = DbOptions {
         secret_key: secrets.clone(),
+        hooks,
         ..DbOptions::default()
     };
     let db = Database::open_url(&settings.store, opts)
@@ -53,8 +58,9 @@ pub async fn open_db(
 async fn install_definitions(db: &Database, settings: &Settings) -> anyhow::Result<()> {
     let mut defs = Vec::new();
     match settings.app {
-        // The apps' definitions arrive with their own issues; until then they add none.
-        AppKind::Aristay | AppKind::Docsai | AppKind::None => {}
+        AppKind::Aristay => defs.extend(bucketbase_aristay::definitions()),
+        // docsai's definitions arrive with its own issue.
+        AppKind::Docsai | AppKind::None => {}
     }
     if let Some(dir) = &settings.definitions_dir {
         defs.extend(load_dir(dir)?);
@@ -168,7 +174,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         refresh_ttl_secs: settings.auth.refresh_ttl_secs,
         login_per_minute: settings.auth.login_per_minute,
     };
-    let app = bucketbase_server::app(AppState::new(db.clone(), auth, server_settings, secrets));
+    let state = AppState::new(db.clone(), auth, server_settings, secrets);
+    let app = match settings.app {
+        AppKind::Aristay => bucketbase_server::app_with(
+            state.with_auth_context(bucketbase_aristay::auth_context()),
+            bucketbase_aristay::router(),
+        ),
+        AppKind::Docsai | AppKind::None => bucketbase_server::app(state),
+    };
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;

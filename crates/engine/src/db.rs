@@ -269,6 +269,20 @@ impl Database {
         Ok(self.snapshot())
     }
 
+    /// A fresh record id from this handle's id source (for records whose id must be
+    /// known before their transaction, such as an import log named in audit sources).
+    pub fn new_id(&self) -> crate::names::RecordId {
+        crate::names::RecordId::from_uuid(self.shared.opts.ids.new_id())
+    }
+
+    pub(crate) fn context(&self) -> &Arc<crate::txn::TxnContext> {
+        &self.shared.ctx
+    }
+
+    pub(crate) fn hooks(&self) -> &[Arc<dyn crate::collection::records::Hook>] {
+        &self.shared.opts.hooks
+    }
+
     /// Reads the log for entries written by other handles and applies them.
     pub async fn catch_up(&self) -> Result<Seq> {
         self.shared.catch_up().await

@@ -20,6 +20,7 @@ pub mod metrics;
 mod names;
 pub mod state;
 pub mod store;
+pub mod trial;
 mod txn;
 pub mod verify;
 
@@ -30,4 +31,5 @@ pub use metrics::{EngineMetrics, MetricsSnapshot};
 pub use names::{CollectionName, RecordId, Seq};
 pub use state::{CollectionState, Doc, State};
 pub use store::{DynStore, StoreUrl};
+pub use trial::Trial;
 pub use txn::{Committed, Txn, TxnMeta};

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::canonical::to_canonical_raw;
+use crate::collection::keys::SortKey;
 use crate::error::{Error, Result};
 use crate::log::{Op, OpKind, Read, TxnRecord};
 use crate::names::{CollectionName, RecordId, Seq};
@@ -25,6 +26,9 @@ pub struct TxnMeta {
     pub actor: String,
     pub source: String,
     pub request_id: Option<String>,
+    /// Flags for hooks, not stored (e.g. aristay's `no_automation` for an import run
+    /// without automations).
+    pub tags: Vec<String>,
 }
 
 impl TxnMeta {
@@ -33,12 +37,22 @@ impl TxnMeta {
             actor: actor.into(),
             source: source.into(),
             request_id: None,
+            tags: Vec::new(),
         }
     }
 
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
         self
+    }
+
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
     }
 }
 
@@ -79,6 +93,11 @@ impl Txn {
             changes: Vec::new(),
             deferred: Vec::new(),
         }
+    }
+
+    /// Who runs this transaction, from where.
+    pub fn meta(&self) -> &TxnMeta {
+        &self.meta
     }
 
     /// The snapshot this attempt reads (reads through it are not recorded: use it only
@@ -162,6 +181,52 @@ impl Txn {
             });
         }
         Ok(())
+    }
+
+    /// The records whose indexed `field` equals `value` (deleted ones included), this
+    /// transaction's writes included, in id order: an index lookup, not a scan. Each
+    /// record found is read (recorded); a record a concurrent transaction adds is not
+    /// seen, so use it where the change that would add one also writes something this
+    /// transaction reads (aristay's automation: a booking's ledger rows are only written
+    /// together with that booking).
+    pub fn find(
+        &mut self,
+        collection: &CollectionName,
+        field: &str,
+        value: &Value,
+    ) -> Result<Vec<(RecordId, Value)>> {
+        let indexed = self
+            .snapshot
+            .definition(collection)
+            .is_some_and(|d| d.def.index.iter().any(|f| f == field));
+        if !indexed {
+            return Err(Error::invalid(
+                "find",
+                format!("{field} is not an indexed field of {collection}"),
+            ));
+        }
+        let mut ids: std::collections::BTreeSet<RecordId> = self
+            .snapshot
+            .collection(collection)
+            .and_then(|c| c.indexes.fields.get(field))
+            .and_then(|values| values.get(&SortKey::of(Some(value))))
+            .map(|found| found.iter().map(|(id, _)| id.clone()).collect())
+            .unwrap_or_default();
+        ids.extend(
+            self.writes
+                .keys()
+                .filter(|(c, _)| c == collection)
+                .map(|(_, id)| id.clone()),
+        );
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(doc) = self.get_value(collection, &id)
+                && doc.get(field) == Some(value)
+            {
+                out.push((id, doc));
+            }
+        }
+        Ok(out)
     }
 
     /// Every record of a collection, this transaction's writes included, in id order.

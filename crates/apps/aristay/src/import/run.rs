@@ -1,0 +1,520 @@
+//! Running a booking import: read the workbook, map its rows, try every row against the
+//! database, then commit what the mode allows, with an import-log record.
+//!
+//! Every row is first tried on its own (an engine [`Trial`](bucketbase_engine::Trial)):
+//! on the state the rows before it left, with the automation, and against every
+//! constraint. So a dry run names exactly the rows that would fail (a stay overlapping
+//! another row of the same file included), and a commit then writes the good rows in one
+//! transaction: all of them or none (`all_or_nothing`), or every good one (`partial`).
+//! Rows are upserted by `(source, external_id)`; one that matches its booking exactly is
+//! `unchanged`. Every audit event carries the source `import:<log id>` (automatic tasks:
+//! `automation`), and the import-log record lands in the same transaction as the rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bucketbase_engine::collection::keys::{SortKey, is_live};
+use bucketbase_engine::{CollectionName, Database, Error, RecordId, Txn, TxnMeta};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::mapping::{BookingRow, Mapping, MappingError, RowError, parse_rows};
+use super::xlsx::{FileError, Limits, read_workbook};
+use crate::automation::NO_AUTOMATION;
+
+/// How much of a file with bad rows is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Any bad row: nothing is written.
+    #[default]
+    AllOrNothing,
+    /// The good rows are written, the bad ones reported.
+    Partial,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all_or_nothing" => Ok(Mode::AllOrNothing),
+            "partial" => Ok(Mode::Partial),
+            other => Err(format!(
+                "mode must be all_or_nothing or partial, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// One import.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+    pub mapping: Mapping,
+    /// The saved template the mapping came from, if any.
+    pub template_id: Option<String>,
+    pub dry_run: bool,
+    pub mode: Mode,
+    pub run_automations: bool,
+    pub limits: Limits,
+}
+
+/// What happened to one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+    Failed,
+    /// A good row of an all-or-nothing import that had bad rows: not written.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowResult {
+    pub row: u32,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// The answer, and (without `results`) the import-log record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub log_id: String,
+    /// `dry_run`, `committed`, `partial` (some rows failed) or `rejected` (nothing written).
+    pub status: &'static str,
+    pub dry_run: bool,
+    pub mode: Mode,
+    pub rows: usize,
+    pub counts: Counts,
+    pub errors: Vec<RowError>,
+    pub results: Vec<RowResult>,
+    pub duration_ms: f64,
+}
+
+/// Why an import could not run at all (row problems are in the [`Report`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error(transparent)]
+    Engine(#[from] Error),
+    #[error("the import stopped unexpectedly: {0}")]
+    Internal(String),
+}
+
+/// Progress of a long import: `(rows tried, rows in all)`.
+pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+fn coll(name: &str) -> CollectionName {
+    CollectionName::parse(name).expect("valid collection name")
+}
+
+/// Runs an import as `actor`. The CPU-bound parts (reading the workbook, trying the
+/// rows) run on the blocking pool.
+pub async fn import_bookings(
+    db: &Arc<Database>,
+    actor: &str,
+    request_id: Option<&str>,
+    request: Request,
+    progress: Progress,
+) -> Result<Report, ImportError> {
+    let started = Instant::now();
+    let request = Arc::new(request);
+    let prepared = {
+        let (db, request) = (db.clone(), request.clone());
+        blocking(move || prepare(&db, &request)).await??
+    };
+    let prepared = Arc::new(prepared);
+
+    let log_id = db.new_id();
+    let mut meta = TxnMeta::new(actor, format!("import:{log_id}"));
+    if let Some(id) = request_id {
+        meta = meta.with_request_id(id);
+    }
+    if !request.run_automations {
+        meta = meta.with_tag(NO_AUTOMATION);
+    }
+
+    // A concurrent change between the trial and the commit makes the commit fail; the
+    // rows are then tried again on the newer state.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let tried = {
+            let (db, meta, prepared, request, progress) = (
+                db.clone(),
+                meta.clone(),
+                prepared.clone(),
+                request.clone(),
+                progress.clone(),
+            );
+            blocking(move || try_rows(&db, &meta, &prepared, &request.mapping, &*progress)).await?
+        };
+        let write_rows = !request.dry_run
+            && (request.mode == Mode::Partial || tried.errors.is_empty())
+            && !tried.good.is_empty();
+        let status = match (request.dry_run, tried.errors.is_empty(), write_rows) {
+            (true, _, _) => "dry_run",
+            (false, true, _) => "committed",
+            (false, false, true) => "partial",
+            (false, false, false) => "rejected",
+        };
+        let mut results = tried.results;
+        if !request.dry_run && !write_rows {
+            for r in results.iter_mut().filter(|r| r.outcome != Outcome::Failed) {
+                r.outcome = Outcome::Skipped;
+                r.booking_id = None;
+            }
+        }
+        let mut report = Report {
+            log_id: log_id.to_string(),
+            status,
+            dry_run: request.dry_run,
+            mode: request.mode,
+            rows: prepared.rows,
+            counts: count(&results),
+            errors: tried.errors,
+            results,
+            duration_ms: 0.0,
+        };
+        let good: Vec<&Candidate> = tried
+            .good
+            .iter()
+            .map(|&i| &prepared.candidates[i])
+            .collect();
+        match commit(
+            db,
+            &meta,
+            &log_id,
+            &request,
+            &mut report,
+            &good,
+            write_rows,
+            started,
+        )
+        .await
+        {
+            Ok(()) => return Ok(report),
+            Err(Error::Violation(_)) if attempt < 3 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ImportError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ImportError::Internal(e.to_string()))
+}
+
+/// The file read and mapped, properties resolved.
+struct Prepared {
+    rows: usize,
+    candidates: Vec<Candidate>,
+    errors: Vec<RowError>,
+}
+
+fn prepare(db: &Database, request: &Request) -> Result<Prepared, ImportError> {
+    let sheet = read_workbook(&request.bytes, &request.limits)?;
+    let parsed = parse_rows(&sheet, &request.mapping)?;
+    let mut errors = parsed.errors;
+    let candidates = resolve(db, parsed.rows, &request.mapping, &mut errors);
+    Ok(Prepared {
+        rows: sheet.rows.len(),
+        candidates,
+        errors,
+    })
+}
+
+/// Every row tried on the trial state.
+struct Tried {
+    /// Indexes of the candidates that passed.
+    good: Vec<usize>,
+    results: Vec<RowResult>,
+    errors: Vec<RowError>,
+}
+
+fn try_rows(
+    db: &Database,
+    meta: &TxnMeta,
+    prepared: &Prepared,
+    mapping: &Mapping,
+    progress: &(dyn Fn(usize, usize) + Send + Sync),
+) -> Tried {
+    let bookings = coll("bookings");
+    let mut trial = db.trial(meta);
+    let total = prepared.candidates.len();
+    let mut good = Vec::with_capacity(total);
+    let mut errors = prepared.errors.clone();
+    let mut results = Vec::with_capacity(total + errors.len());
+    for (i, c) in prepared.candidates.iter().enumerate() {
+        match trial.step(|tx| upsert(tx, &bookings, c)) {
+            Ok((outcome, id)) => {
+                good.push(i);
+                results.push(RowResult {
+                    row: c.row,
+                    outcome,
+                    booking_id: Some(id.to_string()),
+                });
+            }
+            Err(e) => errors.push(row_error(c.row, &e, mapping)),
+        }
+        if i % 64 == 63 || i + 1 == total {
+            progress(i + 1, total);
+        }
+    }
+    errors.sort_by_key(|e| e.row);
+    for e in &errors {
+        results.push(RowResult {
+            row: e.row,
+            outcome: Outcome::Failed,
+            booking_id: None,
+        });
+    }
+    results.sort_by_key(|r| r.row);
+    results.dedup_by_key(|r| r.row);
+    Tried {
+        good,
+        results,
+        errors,
+    }
+}
+
+/// A mapped row with its property resolved.
+#[derive(Debug)]
+struct Candidate {
+    row: u32,
+    fields: Map<String, Value>,
+}
+
+/// Resolves property names to ids and refuses rows that repeat an earlier row's
+/// `(source, external_id)`.
+fn resolve(
+    db: &Database,
+    rows: Vec<BookingRow>,
+    mapping: &Mapping,
+    errors: &mut Vec<RowError>,
+) -> Vec<Candidate> {
+    let snap = db.snapshot();
+    let properties = coll("properties");
+    let by_name = |name: &str| -> Option<String> {
+        let found = snap
+            .collection(&properties)?
+            .indexes
+            .fields
+            .get("name")?
+            .get(&SortKey::of(Some(&json!(name))))?;
+        found
+            .iter()
+            .filter_map(|(id, raw)| {
+                let v: Value = serde_json::from_str(raw.get()).ok()?;
+                is_live(&v).then(|| id.to_string())
+            })
+            .next()
+    };
+    let header = |field: &str| mapping.columns.get(field).cloned();
+    let mut cache: HashMap<String, Option<String>> = HashMap::new();
+    let mut seen: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let property = cache
+            .entry(row.property.clone())
+            .or_insert_with(|| by_name(&row.property))
+            .clone();
+        let Some(property_id) = property else {
+            errors.push(RowError {
+                row: row.row,
+                column: header("property"),
+                field: Some("property".into()),
+                message: format!("no property named {:?}", row.property),
+                code: "unknown_property".into(),
+            });
+            continue;
+        };
+        let mut fields = row.fields;
+        fields.insert("property_id".into(), json!(property_id));
+        let key = (
+            source_of(&fields).to_string(),
+            fields
+                .get("external_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        );
+        if !key.1.is_empty()
+            && let Some(first) = seen.get(&key)
+        {
+            errors.push(RowError {
+                row: row.row,
+                column: header("external_id"),
+                field: Some("external_id".into()),
+                message: format!(
+                    "row {first} already has source {:?} and external_id {:?}",
+                    key.0, key.1
+                ),
+                code: "duplicate_row".into(),
+            });
+            continue;
+        }
+        seen.insert(key, row.row);
+        out.push(Candidate {
+            row: row.row,
+            fields,
+        });
+    }
+    out
+}
+
+/// The booking's source; what the schema defaults to when the file and mapping give none.
+fn source_of(fields: &Map<String, Value>) -> &str {
+    fields
+        .get("source")
+        .and_then(Value::as_str)
+        .unwrap_or("direct")
+}
+
+/// Creates the row's booking, or updates the live booking with its `(source,
+/// external_id)`, or leaves it when nothing differs.
+fn upsert(
+    tx: &mut Txn,
+    bookings: &CollectionName,
+    c: &Candidate,
+) -> bucketbase_engine::Result<(Outcome, RecordId)> {
+    let source = source_of(&c.fields);
+    let existing = match c.fields.get("external_id") {
+        Some(ext) => tx
+            .find(bookings, "external_id", ext)?
+            .into_iter()
+            .find(|(_, b)| is_live(b) && b.get("source").and_then(Value::as_str) == Some(source)),
+        None => None,
+    };
+    let Some((id, current)) = existing else {
+        let created = tx.create(bookings, Value::Object(c.fields.clone()))?;
+        let id = created
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| RecordId::parse(s).ok())
+            .ok_or_else(|| Error::Invalid {
+                what: "bookings",
+                reason: "created without an id".into(),
+            })?;
+        return Ok((Outcome::Created, id));
+    };
+    let changed: Map<String, Value> = c
+        .fields
+        .iter()
+        .filter(|(k, v)| current.get(k.as_str()) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if changed.is_empty() {
+        return Ok((Outcome::Unchanged, id));
+    }
+    tx.update(bookings, &id, &Value::Object(changed), None)?;
+    Ok((Outcome::Updated, id))
+}
+
+/// A refused row, naming the sheet's column where the engine names a field.
+fn row_error(row: u32, e: &Error, mapping: &Mapping) -> RowError {
+    let field = match e {
+        Error::Violation(v) => v
+            .fields
+            .iter()
+            .find(|f| mapping.columns.contains_key(f.as_str()))
+            .or(v.fields.first())
+            .cloned(),
+        _ => None,
+    };
+    let field = field.map(|f| {
+        if f == "property_id" {
+            "property".to_string()
+        } else {
+            f
+        }
+    });
+    RowError {
+        row,
+        column: field.as_ref().and_then(|f| mapping.columns.get(f).cloned()),
+        field,
+        message: e.to_string(),
+        code: e.code().to_string(),
+    }
+}
+
+fn count(results: &[RowResult]) -> Counts {
+    let mut counts = Counts::default();
+    for r in results {
+        match r.outcome {
+            Outcome::Created => counts.created += 1,
+            Outcome::Updated => counts.updated += 1,
+            Outcome::Unchanged => counts.unchanged += 1,
+            Outcome::Failed => counts.failed += 1,
+            Outcome::Skipped => counts.skipped += 1,
+        }
+    }
+    counts
+}
+
+/// Commits the good rows (when `write_rows`) and the import log in one transaction.
+#[allow(clippy::too_many_arguments)]
+async fn commit(
+    db: &Database,
+    meta: &TxnMeta,
+    log_id: &RecordId,
+    request: &Request,
+    report: &mut Report,
+    good: &[&Candidate],
+    write_rows: bool,
+    started: Instant,
+) -> bucketbase_engine::Result<()> {
+    use sha2::Digest;
+    let bookings = coll("bookings");
+    let logs = coll("booking_import_logs");
+    let sha = hex::encode(sha2::Sha256::digest(&request.bytes));
+    db.transact(meta, |tx| {
+        if write_rows {
+            for c in good {
+                upsert(tx, &bookings, c)?;
+            }
+        }
+        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let mut log = json!({
+            "id": log_id.as_str(),
+            "file_name": request.file_name,
+            "file_sha256": sha,
+            "file_size": request.bytes.len(),
+            "mode": request.mode,
+            "dry_run": request.dry_run,
+            "run_automations": request.run_automations,
+            "status": report.status,
+            "rows": report.rows,
+            "counts": report.counts,
+            "errors": report.errors,
+            "duration_ms": report.duration_ms,
+        });
+        if let Some(t) = &request.template_id {
+            log["template_id"] = json!(t);
+        }
+        tx.create(&logs, log)?;
+        Ok::<_, Error>(())
+    })
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,10 @@
+//! aristay over real HTTP: a server on 127.0.0.1:0 with the aristay app on a local-disk
+//! store (fsync on), the local identity provider and one user per role.
+
+mod access;
+mod automation;
+mod bookings;
+mod import;
+mod photos;
+mod support;
+mod workbook;
