@@ -7,6 +7,7 @@ pub mod access;
 pub mod auth;
 pub mod envelope;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     pub secrets: Option<Arc<SecretBox>>,
     pub login_limiter: Arc<routes::auth::LoginLimiter>,
+    /// Served at `/metrics`; counts requests and reads the engine's counters.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -62,12 +65,14 @@ impl AppState {
         settings: ServerSettings,
         secrets: Option<Arc<SecretBox>>,
     ) -> Self {
+        let metrics = Arc::new(metrics::Metrics::new(db.metrics().clone()));
         AppState {
             db,
             auth,
             settings: Arc::new(settings),
             secrets,
             login_limiter: Arc::default(),
+            metrics,
         }
     }
 }
@@ -76,10 +81,12 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
     let cors = cors(&state.settings.cors_origins);
+    let metrics = state.metrics.clone();
     let router = Router::new()
         .merge(routes::system::router())
         .merge(routes::auth::router())
         .merge(routes::records::router())
+        .merge(routes::metrics::router())
         .fallback(routes::system::not_found)
         .with_state(state)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
@@ -87,7 +94,11 @@ pub fn app(state: AppState) -> Router {
             envelope::envelope_bare_errors,
         ))
         .layer(axum::middleware::from_fn(envelope::request_id))
-        .layer(axum::middleware::map_response(envelope::security_headers));
+        .layer(axum::middleware::map_response(envelope::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track_requests,
+        ));
     match cors {
         Some(cors) => router.layer(cors),
         None => router,

@@ -2,6 +2,7 @@
 
 mod access;
 mod auth;
+mod metrics;
 mod records;
 mod support;
 
