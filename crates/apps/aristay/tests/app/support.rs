@@ -169,6 +169,20 @@ impl TestApp {
         b["data"].as_array().unwrap().clone()
     }
 
+    /// How many live records of a collection match `query` (the list's total).
+    pub async fn count(&self, collection: &str, query: &str) -> u64 {
+        let (s, b) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/{collection}?per_page=1&{query}"),
+                &self.admin,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["meta"]["total"].as_u64().unwrap()
+    }
+
     /// Posts a multipart form.
     pub async fn upload(
         &self,
