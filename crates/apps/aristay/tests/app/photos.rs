@@ -1,1 +1,105 @@
-//! (being written)
+//! Task photos: sniffed types, size limit, storage under _files/, served with nosniff.
+
+use reqwest::multipart::{Form, Part};
+use serde_json::json;
+use sha2::Digest;
+
+use crate::support::*;
+
+/// A real 1×1 PNG.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+pub fn photo(bytes: Vec<u8>, name: &str, mime: &str) -> Form {
+    Form::new()
+        .part(
+            "file",
+            Part::bytes(bytes)
+                .file_name(name.to_string())
+                .mime_str(mime)
+                .unwrap(),
+        )
+        .text("caption", "Bathroom after cleaning")
+}
+
+/// A property with a task assigned to a new staff member; returns (task id, staff token).
+pub async fn assigned_task(app: &TestApp) -> (String, String) {
+    let loft = app.property("Loft").await;
+    let (staff, staff_id) = app.user("sam@example.com", "staff").await;
+    let task = app
+        .create("tasks", json!({"title": "Clean", "property_id": loft, "type": "cleaning", "assigned_to": staff_id}))
+        .await;
+    (id(&task), staff)
+}
+
+#[tokio::test]
+async fn png_accepted_html_refused_oversized_413() {
+    let app = spawn().await;
+    let (task, staff) = assigned_task(&app).await;
+    let path = format!("/api/v1/aristay/tasks/{task}/images");
+
+    let (s, body) = app
+        .upload(
+            &path,
+            &staff,
+            photo(PNG.to_vec(), "../../etc/IMG 1.png", "image/png"),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let image = &body["data"];
+    assert_eq!(image["content_type"], "image/png");
+    assert_eq!(image["size"], PNG.len());
+    assert_eq!(image["sha256"], hex::encode(sha2::Sha256::digest(PNG)));
+    assert_eq!(image["original_name"], "IMG 1.png");
+    assert_eq!(image["task_id"], task.as_str());
+    let key = image["file_key"].as_str().unwrap();
+    assert!(key.starts_with("_files/") && key.ends_with(".png"), "{key}");
+
+    // Served back byte for byte, never sniffed by the browser.
+    let r = app
+        .client
+        .get(app.at(&format!("/api/v1/aristay/files/{}", id(image))))
+        .bearer_auth(&staff)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline")
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
+
+    // HTML named .png and declared image/png: refused by its bytes.
+    let html = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    let (s, body) = app
+        .upload(&path, &staff, photo(html, "cat.png", "image/png"))
+        .await;
+    assert_eq!(s, 415, "{body}");
+    let svg = b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"><script>1</script></svg>".to_vec();
+    let (s, _) = app
+        .upload(&path, &staff, photo(svg, "cat.svg", "image/svg+xml"))
+        .await;
+    assert_eq!(s, 415);
+
+    // Over the size limit: 413, whatever the bytes.
+    let mut big = PNG.to_vec();
+    big.resize(bucketbase_aristay::routes::MAX_IMAGE_BYTES + 1, 0);
+    let (s, body) = app
+        .upload(&path, &staff, photo(big, "big.png", "image/png"))
+        .await;
+    assert_eq!(s, 413, "{body}");
+    assert_eq!(body["success"], false);
+
+    // Only the accepted photo was kept.
+    assert_eq!(app.count("task_images", "").await, 1);
+}
