@@ -8,6 +8,7 @@ pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 
 use std::sync::Arc;
@@ -87,6 +88,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::records::router())
         .merge(routes::metrics::router())
+        .merge(routes::docs::router())
         .fallback(routes::system::not_found)
         .with_state(state)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))

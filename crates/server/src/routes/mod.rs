@@ -1,6 +1,7 @@
 //! The API's resources; each module owns its routes.
 
 pub mod auth;
+pub mod docs;
 pub mod metrics;
 pub mod records;
 pub mod system;

@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod metrics;
+mod openapi;
 mod records;
 mod support;
 
