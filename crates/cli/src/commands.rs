@@ -53,6 +53,15 @@ pub enum Command {
         #[arg(long, env = "BUCKETBASE_STORE", default_value = "./bucketbase-data")]
         store: String,
     },
+    /// Import data into the app's collections.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+        #[arg(long, env = "BUCKETBASE_CONFIG", global = true)]
+        config: Option<std::path::PathBuf>,
+        #[arg(long, global = true)]
+        store: Option<String>,
+    },
     /// Audit trail commands.
     Audit {
         #[command(subcommand)]
@@ -81,6 +90,35 @@ pub enum UserCommand {
         email: String,
         #[arg(long)]
         role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import aristay bookings from an .xlsx file: upsert by (source, external_id), with
+    /// automatic tasks. Exit 0 when every row is fine, 1 when rows failed (they are
+    /// listed), 2 when the file or mapping cannot be used.
+    Bookings {
+        /// The .xlsx file.
+        file: std::path::PathBuf,
+        /// Name of a saved booking_import_templates record.
+        #[arg(long, conflicts_with = "mapping", required_unless_present = "mapping")]
+        template: Option<String>,
+        /// A JSON file with an inline column mapping instead of a saved template.
+        #[arg(long)]
+        mapping: Option<std::path::PathBuf>,
+        /// Check every row and report, without writing any booking.
+        #[arg(long)]
+        dry_run: bool,
+        /// all_or_nothing: any bad row and nothing is written; partial: the good rows are.
+        #[arg(long, default_value = "all_or_nothing")]
+        mode: String,
+        /// Do not create or move automatic tasks.
+        #[arg(long)]
+        no_automations: bool,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -141,6 +179,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?;
             user(&settings, command).await
+        }
+        Command::Import {
+            command,
+            config,
+            store,
+        } => {
+            let settings = Settings::load(
+                config.as_deref(),
+                &Overrides {
+                    store,
+                    ..Default::default()
+                },
+            )?;
+            crate::import::run(&settings, command).await
         }
         Command::Rebuild { store } => rebuild(&store).await,
         Command::Audit {

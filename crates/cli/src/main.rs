@@ -2,6 +2,7 @@
 //! Everything it does lives in the library crates (and `commands`), so tests can call it.
 
 mod commands;
+mod import;
 mod serve;
 mod settings;
 

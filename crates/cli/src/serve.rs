@@ -55,7 +55,7 @@ pub async fn open_db(
 }
 
 /// Installs the app's and the operator's collection definitions (no-op when unchanged).
-async fn install_definitions(db: &Database, settings: &Settings) -> anyhow::Result<()> {
+pub async fn install_definitions(db: &Database, settings: &Settings) -> anyhow::Result<()> {
     let mut defs = Vec::new();
     match settings.app {
         AppKind::Aristay => defs.extend(bucketbase_aristay::definitions()),

@@ -196,3 +196,105 @@ async fn serve_first_start_login_and_graceful_stop() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[path = "../../../apps/aristay/tests/app/workbook.rs"]
+#[allow(dead_code)]
+mod workbook;
+
+#[tokio::test]
+async fn import_bookings_from_the_command_line() {
+    use bucketbase_engine::Error;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    // A database with the aristay collections, two properties and a saved template.
+    {
+        let opts = bucketbase_engine::DbOptions {
+            hooks: bucketbase_aristay::hooks(),
+            ..Default::default()
+        };
+        let db = bucketbase_engine::Database::open_url(&root, opts)
+            .await
+            .unwrap();
+        let defs = bucketbase_aristay::definitions();
+        let c = |n: &str| CollectionName::parse(n).unwrap();
+        db.transact(&TxnMeta::new("test", "setup"), |tx| {
+            for d in &defs {
+                tx.define(d)?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+        db.transact(&TxnMeta::new("test", "setup"), |tx| {
+            for p in 1..=2 {
+                tx.create(
+                    &c("properties"),
+                    json!({"name": workbook::property_name(p)}),
+                )?;
+            }
+            tx.create(
+                &c("booking_import_templates"),
+                json!({"name": "Airbnb export", "mapping": workbook::mapping()}),
+            )?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+        db.close().await;
+    }
+    let mut rows = workbook::rows(40, 2);
+    rows[7].check_in = workbook::Date::Text("not a date".into());
+    let file = dir.path().join("export.xlsx");
+    std::fs::write(&file, workbook::xlsx(&rows)).unwrap();
+    let import = |extra: &[&str]| {
+        let out = bucketbase()
+            .args([
+                "import",
+                "bookings",
+                file.to_str().unwrap(),
+                "--template",
+                "Airbnb export",
+                "--store",
+                &root,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = import(&["--dry-run"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.starts_with("dry_run: 40 rows: 39 created, 0 updated, 0 unchanged, 1 failed"),
+        "{out}"
+    );
+    assert!(out.contains("row 9, column \"Arrival\""), "{out}");
+    let (code, out, err) = import(&["--mode", "partial", "--json"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            report["status"].as_str(),
+            report["counts"]["created"].as_u64()
+        ),
+        (Some("partial"), Some(39))
+    );
+    // A template that does not exist, and a file that is not a workbook.
+    let (code, _, err) = import(&["--template", "Nope"]);
+    assert_ne!(code, Some(0), "{err}");
+    std::fs::write(&file, b"<html></html>").unwrap();
+    let (code, _, err) = import(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not an .xlsx workbook"), "{err}");
+
+    let db = bucketbase_engine::Database::open_url(&root, Default::default())
+        .await
+        .unwrap();
+    let bookings = CollectionName::parse("bookings").unwrap();
+    assert_eq!(db.snapshot().collection(&bookings).unwrap().docs.len(), 39);
+}

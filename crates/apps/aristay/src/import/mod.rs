@@ -1,0 +1,3 @@
+pub mod mapping;
+pub mod run;
+pub mod xlsx;
