@@ -51,16 +51,44 @@ impl Action {
 
 /// An authenticated caller who passed the global role requirement.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller {
+    pub principal: Principal,
+    /// `auth` as CEL rules see it: `uuid`, `email`, `role`, plus what the app adds
+    /// ([`AuthContext`]; aristay adds the properties an owner owns).
+    pub auth: Value,
+}
+
+/// Facts an app adds to `auth` for its rules, computed per request from the snapshot.
+pub trait AuthContext: Send + Sync {
+    fn extend(
+        &self,
+        principal: &Principal,
+        state: &bucketbase_engine::State,
+        auth: &mut serde_json::Map<String, Value>,
+    );
+}
 
 impl Caller {
-    pub fn is_super_admin(&self) -> bool {
-        self.0.role == SUPER_ADMIN
+    pub fn new(principal: Principal, context: Option<&dyn AuthContext>, state: &AppState) -> Self {
+        let mut auth = serde_json::Map::new();
+        auth.insert("uuid".into(), json!(principal.uuid));
+        auth.insert("email".into(), json!(principal.email));
+        auth.insert("role".into(), json!(principal.role));
+        if let Some(context) = context {
+            context.extend(&principal, &state.db.snapshot(), &mut auth);
+        }
+        Caller {
+            principal,
+            auth: Value::Object(auth),
+        }
     }
 
-    /// `auth` as CEL sees it.
-    pub fn auth_value(&self) -> Value {
-        json!({"uuid": self.0.uuid, "email": self.0.email, "role": self.0.role})
+    pub fn uuid(&self) -> &str {
+        &self.principal.uuid
+    }
+
+    pub fn is_super_admin(&self) -> bool {
+        self.principal.role == SUPER_ADMIN
     }
 
     /// May this caller do `action` on `record`?
@@ -71,8 +99,7 @@ impl Caller {
         let Some(rule) = def.rules.get(action.as_str()) else {
             return false;
         };
-        let auth = self.auth_value();
-        let vars = Vars::new().with("auth", &auth).with("record", record);
+        let vars = Vars::new().with("auth", &self.auth).with("record", record);
         rule.eval_bool(&vars).unwrap_or(false)
     }
 
@@ -179,6 +206,6 @@ impl FromRequestParts<AppState> for Caller {
                 "this server requires the {required} role"
             )));
         }
-        Ok(Caller(principal))
+        Ok(Caller::new(principal, state.auth_context.as_deref(), state))
     }
 }

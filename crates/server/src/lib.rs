@@ -57,6 +57,8 @@ pub struct AppState {
     pub login_limiter: Arc<routes::auth::LoginLimiter>,
     /// Served at `/metrics`; counts requests and reads the engine's counters.
     pub metrics: Arc<metrics::Metrics>,
+    /// What the app adds to `auth` for its rules.
+    pub auth_context: Option<Arc<dyn access::AuthContext>>,
 }
 
 impl AppState {
@@ -74,24 +76,41 @@ impl AppState {
             secrets,
             login_limiter: Arc::default(),
             metrics,
+            auth_context: None,
         }
+    }
+
+    /// Adds an app's facts to `auth` (see [`access::AuthContext`]).
+    pub fn with_auth_context(mut self, context: Arc<dyn access::AuthContext>) -> Self {
+        self.auth_context = Some(context);
+        self
     }
 }
 
 /// The whole API.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The whole API plus an app's own routes (under `/api/v1/<app>/...`; they take
+/// precedence over the generic collection routes they overlap).
+pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
     let body_limit = state.settings.body_limit;
     let cors = cors(&state.settings.cors_origins);
     let metrics = state.metrics.clone();
-    let router = Router::new()
+    // App routes (uploads) carry their own body limits.
+    let generic = Router::new()
         .merge(routes::system::router())
         .merge(routes::auth::router())
         .merge(routes::records::router())
         .merge(routes::metrics::router())
         .merge(routes::docs::router())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));
+    let router = Router::new()
+        .merge(app_routes)
+        .merge(generic)
         .fallback(routes::system::not_found)
         .with_state(state)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .layer(axum::middleware::map_response(
             envelope::envelope_bare_errors,
         ))

@@ -237,5 +237,5 @@ async fn logout(
 }
 
 async fn me(req: RequestId, caller: Caller) -> Envelope {
-    Envelope::ok(&req, caller.0)
+    Envelope::ok(&req, caller.principal)
 }

@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn meta(caller: &Caller, req: &RequestId) -> TxnMeta {
-    TxnMeta::new(caller.0.uuid.clone(), "api").with_request_id(req.0.clone())
+    TxnMeta::new(caller.principal.uuid.clone(), "api").with_request_id(req.0.clone())
 }
 
 fn definition(snap: &DbState, c: &CollectionName) -> Result<Arc<Compiled>> {
@@ -142,7 +142,7 @@ async fn list(
         per_page: number("per_page", 50)?,
         deleted,
     };
-    let auth = caller.auth_value();
+    let auth = &caller.auth;
     let may = |record: &Value| caller.may(&def, Action::List, record);
     // SuperAdmin sees everything: the list can then be answered from the indexes.
     let visible: Option<&dyn Fn(&Value) -> bool> = if caller.is_super_admin() {
@@ -154,7 +154,7 @@ async fn list(
         &snap,
         &c,
         &q,
-        &[("auth", &auth)],
+        &[("auth", auth)],
         visible,
         st.secrets.as_deref(),
     )
@@ -224,7 +224,18 @@ async fn write(
             if !caller.may(&def, Action::View, &current) || !caller.may(&def, action, &current) {
                 return Err(hidden(c, id));
             }
-            Ok(f(tx)?)
+            let after = f(tx)?;
+            // An update must leave the record within what the caller may update (staff
+            // cannot hand their task to someone else).
+            if action == Action::Update
+                && let Some(after) = &after
+                && !caller.may(&def, action, after)
+            {
+                return Err(ApiError::forbidden(format!(
+                    "this change would take {c}/{id} out of what you may update"
+                )));
+            }
+            Ok(after)
         })
         .await?;
     let data = match committed.value {
@@ -245,7 +256,7 @@ async fn create(
     let def = definition(&st.db.snapshot(), &c)?;
     let mut candidate = body.clone();
     if let Value::Object(map) = &mut candidate {
-        map.insert("created_by".into(), json!(caller.0.uuid));
+        map.insert("created_by".into(), json!(caller.principal.uuid));
     }
     if !caller.may(&def, Action::Create, &candidate) {
         return Err(ApiError::forbidden(format!(

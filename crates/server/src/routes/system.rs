@@ -74,7 +74,7 @@ async fn store_definition(
     def: Definition,
 ) -> Result<Envelope> {
     caller.require_super_admin()?;
-    let meta = TxnMeta::new(caller.0.uuid.clone(), "api").with_request_id(req.0.clone());
+    let meta = TxnMeta::new(caller.principal.uuid.clone(), "api").with_request_id(req.0.clone());
     let committed = st
         .db
         .transact(&meta, |tx| tx.define(&def))
