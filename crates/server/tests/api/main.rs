@@ -2,6 +2,7 @@
 
 mod access;
 mod auth;
+mod jwks;
 mod metrics;
 mod openapi;
 mod records;
@@ -9,3 +10,5 @@ mod support;
 
 #[path = "../support/fake_identity.rs"]
 mod fake_identity;
+#[path = "../support/fake_jwks.rs"]
+mod fake_jwks;
