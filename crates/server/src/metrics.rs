@@ -19,7 +19,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use bucketbase_engine::metrics::{EngineMetrics, HistogramSnapshot, LATENCY_BUCKETS};
+use bucketbase_engine::metrics::{
+    EngineMetrics, HistogramSnapshot, LATENCY_BUCKETS, StoreOpSnapshot,
+};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
@@ -210,38 +212,48 @@ impl Collector for EngineCollector {
         histogram(metric, &batches)?;
 
         let ops = self.0.store_ops();
-        let mut metric = encoder.encode_descriptor(
-            "store_operations",
+        per_op(
+            &mut encoder,
+            ("store_operations", None, MetricType::Counter),
             "Object-store operations, by kind (not-found and already-exists answers included).",
-            None,
-            MetricType::Counter,
+            &ops,
+            |m, op| ConstCounter::new(op.count).encode(m),
         )?;
-        for op in &ops {
-            let labels = [("op", op.op.as_str())];
-            ConstCounter::new(op.count).encode(metric.encode_family(&labels)?)?;
-        }
-        let mut metric = encoder.encode_descriptor(
-            "store_operation_errors",
+        per_op(
+            &mut encoder,
+            ("store_operation_errors", None, MetricType::Counter),
             "Object-store operations the store failed (network, permissions, 5xx...), by kind.",
-            None,
-            MetricType::Counter,
+            &ops,
+            |m, op| ConstCounter::new(op.errors).encode(m),
         )?;
-        for op in &ops {
-            let labels = [("op", op.op.as_str())];
-            ConstCounter::new(op.errors).encode(metric.encode_family(&labels)?)?;
-        }
-        let mut metric = encoder.encode_descriptor(
-            "store_operation_duration",
+        per_op(
+            &mut encoder,
+            (
+                "store_operation_duration",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            ),
             "Object-store operation latency (reads to the start of the body), by kind.",
-            Some(&Unit::Seconds),
-            MetricType::Histogram,
-        )?;
-        for op in &ops {
-            let labels = [("op", op.op.as_str())];
-            histogram(metric.encode_family(&labels)?, &op.latency)?;
-        }
-        Ok(())
+            &ops,
+            |m, op| histogram(m, &op.latency),
+        )
     }
+}
+
+/// One metric with a series per store operation kind (label `op`).
+fn per_op(
+    encoder: &mut DescriptorEncoder,
+    (name, unit, metric_type): (&str, Option<&Unit>, MetricType),
+    help: &str,
+    ops: &[StoreOpSnapshot],
+    value: impl Fn(MetricEncoder, &StoreOpSnapshot) -> std::fmt::Result,
+) -> std::fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, unit, metric_type)?;
+    for op in ops {
+        let labels = [("op", op.op.as_str())];
+        value(metric.encode_family(&labels)?, op)?;
+    }
+    Ok(())
 }
 
 fn histogram(mut metric: MetricEncoder, h: &HistogramSnapshot) -> std::fmt::Result {

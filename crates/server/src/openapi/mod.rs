@@ -113,23 +113,17 @@ pub(crate) fn json_body(
     )
 }
 
-pub(crate) fn path_param(name: &str, description: &str) -> Parameter {
+fn parameter(
+    name: &str,
+    place: ParameterIn,
+    required: Required,
+    t: Type,
+    description: &str,
+) -> Parameter {
     ParameterBuilder::new()
         .name(name)
-        .parameter_in(ParameterIn::Path)
-        .required(Required::True)
-        .description(Some(description))
-        .schema(Some(Schema::Object(
-            ObjectBuilder::new().schema_type(Type::String).build(),
-        )))
-        .build()
-}
-
-pub(crate) fn query_param(name: &str, t: Type, description: &str) -> Parameter {
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(ParameterIn::Query)
-        .required(Required::False)
+        .parameter_in(place)
+        .required(required)
         .description(Some(description))
         .schema(Some(Schema::Object(
             ObjectBuilder::new().schema_type(t).build(),
@@ -137,16 +131,28 @@ pub(crate) fn query_param(name: &str, t: Type, description: &str) -> Parameter {
         .build()
 }
 
+pub(crate) fn path_param(name: &str, description: &str) -> Parameter {
+    parameter(
+        name,
+        ParameterIn::Path,
+        Required::True,
+        Type::String,
+        description,
+    )
+}
+
+pub(crate) fn query_param(name: &str, t: Type, description: &str) -> Parameter {
+    parameter(name, ParameterIn::Query, Required::False, t, description)
+}
+
 pub(crate) fn header_param(name: &str, description: &str) -> Parameter {
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(ParameterIn::Header)
-        .required(Required::False)
-        .description(Some(description))
-        .schema(Some(Schema::Object(
-            ObjectBuilder::new().schema_type(Type::String).build(),
-        )))
-        .build()
+    parameter(
+        name,
+        ParameterIn::Header,
+        Required::False,
+        Type::String,
+        description,
+    )
 }
 
 /// An operation with its id, tag, summary, the named error responses (component names
