@@ -70,6 +70,9 @@ pub struct Txn {
     pub(crate) changes: Vec<crate::collection::records::Change>,
     /// Nested appends applied at commit time.
     pub(crate) deferred: Vec<crate::collection::records::DeferredAppend>,
+    /// This transaction's staged records by indexed field value, for [`Txn::find`]
+    /// (entries may be stale: `find` re-checks each candidate).
+    staged_index: BTreeMap<(CollectionName, String, SortKey), std::collections::BTreeSet<RecordId>>,
 }
 
 /// What record operations need besides the snapshot: time, ids, the secret key.
@@ -92,6 +95,7 @@ impl Txn {
             event_source: None,
             changes: Vec::new(),
             deferred: Vec::new(),
+            staged_index: BTreeMap::new(),
         }
     }
 
@@ -205,19 +209,20 @@ impl Txn {
                 format!("{field} is not an indexed field of {collection}"),
             ));
         }
+        let key = SortKey::of(Some(value));
         let mut ids: std::collections::BTreeSet<RecordId> = self
             .snapshot
             .collection(collection)
             .and_then(|c| c.indexes.fields.get(field))
-            .and_then(|values| values.get(&SortKey::of(Some(value))))
+            .and_then(|values| values.get(&key))
             .map(|found| found.iter().map(|(id, _)| id.clone()).collect())
             .unwrap_or_default();
-        ids.extend(
-            self.writes
-                .keys()
-                .filter(|(c, _)| c == collection)
-                .map(|(_, id)| id.clone()),
-        );
+        if let Some(staged) = self
+            .staged_index
+            .get(&(collection.clone(), field.to_string(), key))
+        {
+            ids.extend(staged.iter().cloned());
+        }
         let mut out = Vec::new();
         for id in ids {
             if let Some(doc) = self.get_value(collection, &id)
@@ -258,6 +263,16 @@ impl Txn {
     pub fn put(&mut self, collection: &CollectionName, id: &RecordId, doc: &Value) -> Result<()> {
         if !doc.is_object() {
             return Err(Error::invalid("document", "must be a JSON object"));
+        }
+        if let Some(def) = self.snapshot.definition(collection) {
+            for field in &def.def.index {
+                if let Some(v) = doc.get(field) {
+                    self.staged_index
+                        .entry((collection.clone(), field.clone(), SortKey::of(Some(v))))
+                        .or_default()
+                        .insert(id.clone());
+                }
+            }
         }
         self.writes.insert(
             (collection.clone(), id.clone()),

@@ -141,6 +141,10 @@ pub async fn import_bookings(
         blocking(move || prepare(&db, &request)).await??
     };
     let prepared = Arc::new(prepared);
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "import: workbook read and mapped"
+    );
 
     let log_id = db.new_id();
     let mut meta = TxnMeta::new(actor, format!("import:{log_id}"));
@@ -149,6 +153,68 @@ pub async fn import_bookings(
     }
     if !request.run_automations {
         meta = meta.with_tag(NO_AUTOMATION);
+    }
+
+    // Most files are clean: write every row in one transaction first, and only when a
+    // row breaks a rule try the rows one by one to name every bad one.
+    if !request.dry_run
+        && !prepared.candidates.is_empty()
+        && (request.mode == Mode::Partial || prepared.errors.is_empty())
+    {
+        let mut results: Vec<RowResult> = prepared
+            .candidates
+            .iter()
+            .map(|c| RowResult {
+                row: c.row,
+                outcome: Outcome::Created,
+                booking_id: None,
+            })
+            .chain(prepared.errors.iter().map(|e| RowResult {
+                row: e.row,
+                outcome: Outcome::Failed,
+                booking_id: None,
+            }))
+            .collect();
+        results.sort_by_key(|r| r.row);
+        let mut report = Report {
+            log_id: log_id.to_string(),
+            status: if prepared.errors.is_empty() {
+                "committed"
+            } else {
+                "partial"
+            },
+            dry_run: false,
+            mode: request.mode,
+            rows: prepared.rows,
+            counts: count(&results),
+            errors: prepared.errors.clone(),
+            results,
+            duration_ms: 0.0,
+        };
+        let good: Vec<&Candidate> = prepared.candidates.iter().collect();
+        match commit(
+            db,
+            &meta,
+            &log_id,
+            &request,
+            &mut report,
+            &good,
+            true,
+            started,
+        )
+        .await
+        {
+            Ok(()) => {
+                progress(prepared.candidates.len(), prepared.candidates.len());
+                tracing::debug!(
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "import: committed in one pass"
+                );
+                return Ok(report);
+            }
+            Err(Error::Violation(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 
     // A concurrent change between the trial and the commit makes the commit fail; the
@@ -166,6 +232,10 @@ pub async fn import_bookings(
             );
             blocking(move || try_rows(&db, &meta, &prepared, &request.mapping, &*progress)).await?
         };
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "import: rows tried"
+        );
         let write_rows = !request.dry_run
             && (request.mode == Mode::Partial || tried.errors.is_empty())
             && !tried.good.is_empty();
@@ -210,7 +280,13 @@ pub async fn import_bookings(
         )
         .await
         {
-            Ok(()) => return Ok(report),
+            Ok(()) => {
+                tracing::debug!(
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "import: committed"
+                );
+                return Ok(report);
+            }
             Err(Error::Violation(_)) if attempt < 3 => continue,
             Err(e) => return Err(e.into()),
         }
@@ -490,9 +566,17 @@ async fn commit(
     let sha = hex::encode(sha2::Sha256::digest(&request.bytes));
     db.transact(meta, |tx| {
         if write_rows {
+            let mut done = HashMap::with_capacity(good.len());
             for c in good {
-                upsert(tx, &bookings, c)?;
+                done.insert(c.row, upsert(tx, &bookings, c)?);
             }
+            for r in report.results.iter_mut() {
+                if let Some((outcome, id)) = done.get(&r.row) {
+                    r.outcome = *outcome;
+                    r.booking_id = Some(id.to_string());
+                }
+            }
+            report.counts = count(&report.results);
         }
         report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         let mut log = json!({
