@@ -314,3 +314,61 @@ async fn bad_templates_are_refused_with_the_problem_named() {
         assert!(b.to_string().contains(needle), "{needle} in {b}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_retried_changes_never_duplicate_tasks() {
+    let app = std::sync::Arc::new(spawn().await);
+    templates(&app).await;
+    let loft = app.property("Loft").await;
+    let b = app
+        .create(
+            "bookings",
+            json!({"property_id": loft, "check_in": "2026-07-01", "check_out": "2026-07-05",
+                   "guest_name": "Ann", "source": "airbnb", "external_id": "A1"}),
+        )
+        .await;
+    let bid = id(&b);
+    // 16 clients change the same booking at once: their transactions overtake each other
+    // and re-run (with their hooks) on newer snapshots; each also repeats its request, as
+    // a client retrying after a timeout would.
+    let mut clients = Vec::new();
+    for c in 0..16u32 {
+        let (app, bid) = (app.clone(), bid.clone());
+        clients.push(tokio::spawn(async move {
+            let day = 1 + c % 8;
+            let body = json!({"check_in": format!("2026-07-{day:02}"), "check_out": format!("2026-07-{:02}", day + 4)});
+            for _ in 0..2 {
+                let (s, answer) = app
+                    .call(Method::PATCH, &format!("/api/v1/bookings/{bid}"), &app.manager, Some(body.clone()))
+                    .await;
+                assert_eq!(s, 200, "{answer}");
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (_, booking) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/bookings/{bid}"),
+            &app.admin,
+            None,
+        )
+        .await;
+    let booking = &booking["data"];
+    let tasks = app.list("tasks", &format!("booking_id={bid}")).await;
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert_eq!(app.list("auto_task_records", "").await.len(), 2);
+    // Both follow the booking's final dates.
+    let clean = tasks.iter().find(|t| t["type"] == "cleaning").unwrap();
+    assert_eq!(clean["due_at"], booking["check_out"]);
+    let inspect = tasks.iter().find(|t| t["type"] == "inspection").unwrap();
+    let check_in =
+        chrono::NaiveDate::parse_from_str(booking["check_in"].as_str().unwrap(), "%Y-%m-%d")
+            .unwrap();
+    assert_eq!(
+        inspect["due_at"],
+        (check_in - chrono::Duration::days(1)).to_string()
+    );
+}
