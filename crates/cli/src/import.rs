@@ -8,7 +8,6 @@ use anyhow::Context;
 use bucketbase_aristay::import::mapping::Mapping;
 use bucketbase_aristay::import::run::{ImportError, Mode, Report, Request, import_bookings};
 use bucketbase_aristay::import::xlsx::Limits;
-use bucketbase_engine::collection::keys::{SortKey, is_live};
 use bucketbase_engine::{CollectionName, Database};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -112,16 +111,9 @@ fn saved_template(db: &Database, name: &str) -> anyhow::Result<(String, Mapping)
     let templates = CollectionName::parse("booking_import_templates")?;
     let snap = db.snapshot();
     let found = snap
-        .collection(&templates)
-        .and_then(|c| c.indexes.fields.get("name"))
-        .and_then(|values| values.get(&SortKey::of(Some(&json!(name)))))
-        .and_then(|ids| {
-            ids.iter()
-                .filter_map(|(id, raw)| {
-                    Some((id.clone(), serde_json::from_str::<Value>(raw.get()).ok()?))
-                })
-                .find(|(_, t)| is_live(t))
-        });
+        .find_live(&templates, "name", &json!(name))
+        .into_iter()
+        .next();
     let Some((id, template)) = found else {
         anyhow::bail!("no booking import template named {name:?}");
     };

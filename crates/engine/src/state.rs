@@ -115,6 +115,31 @@ impl State {
         self.collections.iter()
     }
 
+    /// The live records whose indexed `field` equals `value`, from the field index (no
+    /// scan; empty when the field is not indexed).
+    pub fn find_live(
+        &self,
+        collection: &CollectionName,
+        field: &str,
+        value: &serde_json::Value,
+    ) -> Vec<(RecordId, serde_json::Value)> {
+        let key = crate::collection::keys::SortKey::of(Some(value));
+        let Some(found) = self
+            .collection(collection)
+            .and_then(|c| c.indexes.fields.get(field))
+            .and_then(|values| values.get(&key))
+        else {
+            return Vec::new();
+        };
+        found
+            .iter()
+            .filter_map(|(id, raw)| {
+                let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+                crate::collection::keys::is_live(&v).then(|| (id.clone(), v))
+            })
+            .collect()
+    }
+
     /// Version of a record, `Seq(0)` when absent.
     pub fn version_of(&self, collection: &CollectionName, id: &RecordId) -> Seq {
         self.get(collection, id).map_or(Seq::ZERO, |d| d.version)

@@ -1,7 +1,7 @@
 //! What aristay adds to `auth` for its rules: `auth.properties`, the ids of the live
 //! properties the caller owns through live `property_ownerships` (empty for other roles).
 
-use bucketbase_engine::collection::keys::{SortKey, is_live};
+use bucketbase_engine::collection::keys::is_live;
 use bucketbase_engine::{CollectionName, State};
 use bucketbase_server::access::AuthContext;
 use bucketbase_server::auth::Principal;
@@ -33,18 +33,10 @@ pub fn owned_properties(state: &State, user: &str) -> Vec<String> {
     ) else {
         return Vec::new();
     };
-    let Some(found) = state
-        .collection(&ownerships)
-        .and_then(|c| c.indexes.fields.get("user_id"))
-        .and_then(|values| values.get(&SortKey::of(Some(&json!(user)))))
-    else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = found
-        .iter()
-        .filter_map(|(_, raw)| serde_json::from_str::<Value>(raw.get()).ok())
-        .filter(is_live)
-        .filter_map(|o| {
+    let mut out: Vec<String> = state
+        .find_live(&ownerships, "user_id", &json!(user))
+        .into_iter()
+        .filter_map(|(_, o)| {
             o.get("property_id")
                 .and_then(Value::as_str)
                 .map(String::from)

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bucketbase_engine::collection::keys::{SortKey, is_live};
+use bucketbase_engine::collection::keys::is_live;
 use bucketbase_engine::{CollectionName, Database, Error, RecordId, Txn, TxnMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -392,19 +392,9 @@ fn resolve(
     let snap = db.snapshot();
     let properties = coll("properties");
     let by_name = |name: &str| -> Option<String> {
-        let found = snap
-            .collection(&properties)?
-            .indexes
-            .fields
-            .get("name")?
-            .get(&SortKey::of(Some(&json!(name))))?;
-        found
-            .iter()
-            .filter_map(|(id, raw)| {
-                let v: Value = serde_json::from_str(raw.get()).ok()?;
-                is_live(&v).then(|| id.to_string())
-            })
-            .next()
+        snap.find_live(&properties, "name", &json!(name))
+            .first()
+            .map(|(id, _)| id.to_string())
     };
     let header = |field: &str| mapping.columns.get(field).cloned();
     let mut cache: HashMap<String, Option<String>> = HashMap::new();
