@@ -65,11 +65,21 @@ pub(crate) fn run_hooks(tx: &mut Txn, hooks: &[Arc<dyn Hook>]) -> Result<()> {
         if seen == tx.changes.len() {
             return Ok(());
         }
-        let fresh: Vec<Change> = tx.changes[seen..].to_vec();
-        seen = tx.changes.len();
+        // Moved out while the hooks run (they append their own changes), then put back
+        // in order: no copy of the documents.
+        let fresh = tx.changes.split_off(seen);
+        seen += fresh.len();
+        let mut outcome = Ok(());
         for hook in hooks {
-            hook.on_changes(tx, &fresh)?;
+            outcome = hook.on_changes(tx, &fresh);
+            if outcome.is_err() {
+                break;
+            }
         }
+        let added = tx.changes.split_off(seen - fresh.len());
+        tx.changes.extend(fresh);
+        tx.changes.extend(added);
+        outcome?;
     }
     Err(Error::invalid(
         "transaction",
