@@ -202,8 +202,16 @@ async fn write_dirty(shared: &Shared, snapshot: &State, work: &Dirty) -> Dirty {
     }
     for c in &work.collections {
         if let Some(coll) = snapshot.collection(c) {
-            let bytes = render_index(c, coll, &index_fields(snapshot, c));
-            let result = put_view(store, mode, &index_view_path(c), bytes, coll.changed).await;
+            // Rendering parses every record of the collection: keep it off the async
+            // workers (it would stall requests behind it). The state is persistent maps,
+            // so the copy handed over is O(1).
+            let (name, owned, fields) = (c.clone(), coll.clone(), index_fields(snapshot, c));
+            let rendered =
+                tokio::task::spawn_blocking(move || render_index(&name, &owned, &fields)).await;
+            let result = match rendered {
+                Ok(bytes) => put_view(store, mode, &index_view_path(c), bytes, coll.changed).await,
+                Err(e) => Err(crate::error::Error::corrupt(index_view_path(c), e)),
+            };
             metrics.view_write(result.is_ok());
             if result.is_err() {
                 failed.collections.insert(c.clone());
