@@ -554,7 +554,7 @@ async fn commit(
     let bookings = coll("bookings");
     let logs = coll("booking_import_logs");
     let sha = hex::encode(sha2::Sha256::digest(&request.bytes));
-    db.transact(meta, |tx| {
+    let transaction = db.transact(meta, |tx| {
         if write_rows {
             let mut done = HashMap::with_capacity(good.len());
             for c in good {
@@ -588,7 +588,15 @@ async fn commit(
         }
         tx.create(&logs, log)?;
         Ok::<_, Error>(())
-    })
-    .await
-    .map(|_| ())
+    });
+    // The transaction's closure runs thousands of record operations in one go: on a
+    // multi-threaded runtime, tell it so, and it moves other requests off this worker.
+    let handle = tokio::runtime::Handle::current();
+    let committed = match handle.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(transaction))
+        }
+        _ => transaction.await,
+    };
+    committed.map(|_| ())
 }
