@@ -177,7 +177,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let state = AppState::new(db.clone(), auth, server_settings, secrets);
     let app = match settings.app {
         AppKind::Aristay => bucketbase_server::app_with(
-            state.with_auth_context(bucketbase_aristay::auth_context()),
+            state
+                .with_auth_context(bucketbase_aristay::auth_context())
+                .with_app_paths(bucketbase_aristay::openapi_paths()),
             bucketbase_aristay::router(),
         ),
         AppKind::Docsai | AppKind::None => bucketbase_server::app(state),

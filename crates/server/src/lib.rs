@@ -59,6 +59,9 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// What the app adds to `auth` for its rules.
     pub auth_context: Option<Arc<dyn access::AuthContext>>,
+    /// The app's own routes as OpenAPI path items (`{"/api/v1/<app>/...": {...}}`),
+    /// merged into `/api/openapi.json`.
+    pub app_paths: Option<Arc<serde_json::Value>>,
 }
 
 impl AppState {
@@ -77,7 +80,14 @@ impl AppState {
             login_limiter: Arc::default(),
             metrics,
             auth_context: None,
+            app_paths: None,
         }
+    }
+
+    /// Documents an app's routes in `/api/openapi.json` (OpenAPI path items by path).
+    pub fn with_app_paths(mut self, paths: serde_json::Value) -> Self {
+        self.app_paths = Some(Arc::new(paths));
+        self
     }
 
     /// Adds an app's facts to `auth` (see [`access::AuthContext`]).

@@ -81,7 +81,7 @@ pub fn auth_context() -> Arc<dyn AuthContext> {
     Arc::new(owners::OwnedProperties)
 }
 
-pub use routes::router;
+pub use routes::{openapi_paths, router};
 
 #[cfg(test)]
 mod tests {

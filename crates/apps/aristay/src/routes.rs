@@ -440,3 +440,68 @@ async fn download(
     }
     Ok(response)
 }
+
+/// These routes as OpenAPI path items, for `/api/openapi.json`.
+pub fn openapi_paths() -> Value {
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}});
+    let ok = |description: &str| {
+        json!({"description": description, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["success", "data", "meta"],
+            "properties": {"success": {"const": true}, "data": {}, "meta": {"$ref": "#/components/schemas/Meta"}}}}}})
+    };
+    let id = |name: &str, what: &str| json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "string"}});
+    json!({
+        "/api/v1/aristay/bookings/import": {"post": {
+            "tags": ["aristay"],
+            "summary": "Import bookings from an .xlsx workbook",
+            "description": "Upsert by (source, external_id); every row checked against every booking rule; a dry run, all_or_nothing or partial. Answers the report (counts, per-row errors and outcomes); an import-log record keeps it. See docs/aristay.md.",
+            "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "the .xlsx workbook (at most 10 MiB)"},
+                    "template_id": {"type": "string", "description": "a booking_import_templates record"},
+                    "mapping": {"type": "string", "description": "an inline column mapping (JSON), instead of template_id"},
+                    "dry_run": {"type": "boolean", "default": false},
+                    "mode": {"enum": ["all_or_nothing", "partial"], "default": "all_or_nothing"},
+                    "run_automations": {"type": "boolean", "default": true}
+                }}}}},
+            "responses": {
+                "200": ok("The dry run's report"),
+                "201": ok("The import's report (committed or partial)"),
+                "400": error("Bad form or unreadable workbook"),
+                "403": error("Not allowed to create bookings"),
+                "404": error("Unknown template"),
+                "413": error("File too large or a zip bomb"),
+                "415": error("Not an .xlsx workbook"),
+                "422": error("Unusable mapping, or rows refused in all_or_nothing mode (the report is in error.details)")
+            }}},
+        "/api/v1/aristay/tasks/{id}/images": {"post": {
+            "tags": ["aristay"],
+            "summary": "Add a photo to a task",
+            "description": "For whoever may see and update the task. The type is sniffed from the bytes (PNG, JPEG, WebP, GIF, HEIC/HEIF); the file is stored as _files/<uuid>.<ext> with a task_images record.",
+            "parameters": [id("id", "the task")],
+            "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "the image (at most 10 MiB)"},
+                    "caption": {"type": "string"}
+                }}}}},
+            "responses": {
+                "201": ok("The task_images record"),
+                "400": error("Bad form"),
+                "403": error("May see the task but not update it"),
+                "404": error("No such task, or not visible to the caller"),
+                "413": error("File too large"),
+                "415": error("Not an allowed image type")
+            }}},
+        "/api/v1/aristay/files/{id}": {"get": {
+            "tags": ["aristay"],
+            "summary": "Download a task photo",
+            "description": "Served with the sniffed type, X-Content-Type-Options: nosniff, and an inline disposition for allowed images only.",
+            "parameters": [id("id", "the task_images record")],
+            "responses": {
+                "200": {"description": "The file", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
+                "404": error("No such file, or not visible to the caller")
+            }}}
+    })
+}

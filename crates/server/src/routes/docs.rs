@@ -32,11 +32,19 @@ pub fn router() -> Router<AppState> {
         .route("/api/docs/docs.css", get(style))
 }
 
-async fn openapi(State(st): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+async fn openapi(State(st): State<AppState>) -> Json<serde_json::Value> {
     let snap = st.db.snapshot();
-    Json(crate::openapi::document(
-        snap.definitions().map(|(_, def)| def.as_ref()),
-    ))
+    let document = crate::openapi::document(snap.definitions().map(|(_, def)| def.as_ref()));
+    let mut document = serde_json::to_value(document).unwrap_or_default();
+    // The app's own routes (documented by the app, as path items).
+    if let (Some(serde_json::Value::Object(app)), Some(serde_json::Value::Object(paths))) =
+        (st.app_paths.as_deref(), document.get_mut("paths"))
+    {
+        for (path, item) in app {
+            paths.insert(path.clone(), item.clone());
+        }
+    }
+    Json(document)
 }
 
 /// Static assets may be cached briefly; they change only with the binary.

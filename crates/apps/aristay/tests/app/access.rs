@@ -392,3 +392,38 @@ async fn four_roles_over_every_collection_and_route() {
         .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn openapi_documents_the_aristay_routes_and_collections() {
+    const OAS_31_SCHEMA: &str =
+        include_str!("../../../../server/tests/support/openapi-3.1-schema.json");
+    let app = spawn().await;
+    let doc: Value = app
+        .client
+        .get(app.at("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/aristay/bookings/import",
+        "/api/v1/aristay/tasks/{id}/images",
+        "/api/v1/aristay/files/{id}",
+        "/api/v1/bookings",
+        "/api/v1/tasks/{id}",
+        "/api/v1/auto_task_templates",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    let oas: Value = serde_json::from_str(OAS_31_SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&oas).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .take(5)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}

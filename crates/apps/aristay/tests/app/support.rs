@@ -61,7 +61,8 @@ pub async fn spawn() -> TestApp {
         ..ServerSettings::default()
     };
     let state = AppState::new(db.clone(), provider, settings, None)
-        .with_auth_context(bucketbase_aristay::auth_context());
+        .with_auth_context(bucketbase_aristay::auth_context())
+        .with_app_paths(bucketbase_aristay::openapi_paths());
     let app = bucketbase_server::app_with(state, bucketbase_aristay::router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
