@@ -170,35 +170,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
             config,
             store,
-        } => {
-            let settings = Settings::load(
-                config.as_deref(),
-                &Overrides {
-                    store,
-                    ..Default::default()
-                },
-            )?;
-            user(&settings, command).await
-        }
+        } => user(&store_settings(config, store)?, command).await,
         Command::Import {
             command,
             config,
             store,
-        } => {
-            let settings = Settings::load(
-                config.as_deref(),
-                &Overrides {
-                    store,
-                    ..Default::default()
-                },
-            )?;
-            crate::import::run(&settings, command).await
-        }
+        } => crate::import::run(&store_settings(config, store)?, command).await,
         Command::Rebuild { store } => rebuild(&store).await,
         Command::Audit {
             command: AuditCommand::Verify { store },
         } => audit_verify(&store).await,
     }
+}
+
+/// Settings for a command that takes only `--config` and `--store`.
+fn store_settings(
+    config: Option<std::path::PathBuf>,
+    store: Option<String>,
+) -> anyhow::Result<Settings> {
+    Settings::load(
+        config.as_deref(),
+        &Overrides {
+            store,
+            ..Default::default()
+        },
+    )
 }
 
 /// The password for a user command: BUCKETBASE_PASSWORD, or a generated one to print.

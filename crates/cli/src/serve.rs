@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bucketbase_engine::collection::definition::load_dir;
 use bucketbase_engine::collection::secret::SecretBox;
-use bucketbase_engine::{Clock, Database, DbOptions, Error, SystemClock, TxnMeta};
+use bucketbase_engine::{Clock, Database, DbOptions, SystemClock, TxnMeta};
 use bucketbase_server::auth::IdentityProvider;
 use bucketbase_server::auth::graphql::GraphqlProvider;
 use bucketbase_server::auth::jwks::{JwksConfig, JwksProvider};
@@ -68,14 +68,8 @@ pub async fn install_definitions(db: &Database, settings: &Settings) -> anyhow::
     if defs.is_empty() {
         return Ok(());
     }
-    let meta = TxnMeta::new("bucketbase", "definitions");
-    db.transact(&meta, |tx| {
-        for d in &defs {
-            tx.define(d)?;
-        }
-        Ok::<_, Error>(())
-    })
-    .await?;
+    db.define_all(&TxnMeta::new("bucketbase", "definitions"), &defs)
+        .await?;
     Ok(())
 }
 

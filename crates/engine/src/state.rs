@@ -115,20 +115,29 @@ impl State {
         self.collections.iter()
     }
 
-    /// The live records whose indexed `field` equals `value`, from the field index (no
-    /// scan; empty when the field is not indexed).
+    /// The records (deleted ones included) whose indexed `field` equals `value`: one
+    /// index lookup; `None` when there are none or the field is not indexed.
+    pub fn indexed(
+        &self,
+        collection: &CollectionName,
+        field: &str,
+        value: &serde_json::Value,
+    ) -> Option<&crate::collection::integrity::Ids> {
+        self.collection(collection)?
+            .indexes
+            .fields
+            .get(field)?
+            .get(&crate::collection::keys::SortKey::of(Some(value)))
+    }
+
+    /// The live records whose indexed `field` equals `value` (see [`State::indexed`]).
     pub fn find_live(
         &self,
         collection: &CollectionName,
         field: &str,
         value: &serde_json::Value,
     ) -> Vec<(RecordId, serde_json::Value)> {
-        let key = crate::collection::keys::SortKey::of(Some(value));
-        let Some(found) = self
-            .collection(collection)
-            .and_then(|c| c.indexes.fields.get(field))
-            .and_then(|values| values.get(&key))
-        else {
+        let Some(found) = self.indexed(collection, field, value) else {
             return Vec::new();
         };
         found

@@ -25,14 +25,12 @@ pub struct Trial {
     ctx: Arc<TxnContext>,
     meta: TxnMeta,
     hooks: Vec<Arc<dyn Hook>>,
-    accepted: usize,
 }
 
 impl std::fmt::Debug for Trial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trial")
             .field("base", &self.state.seq())
-            .field("accepted", &self.accepted)
             .finish()
     }
 }
@@ -47,7 +45,6 @@ impl Database {
             ctx: self.context().clone(),
             meta: meta.clone(),
             hooks: self.hooks().to_vec(),
-            accepted: 0,
         }
     }
 }
@@ -76,17 +73,6 @@ impl Trial {
         let mut next = self.state.clone();
         next.apply_txn(&record, self.seq, Mode::Validate)?;
         self.state = next;
-        self.accepted += 1;
         Ok(value)
-    }
-
-    /// Steps accepted so far.
-    pub fn accepted(&self) -> usize {
-        self.accepted
-    }
-
-    /// The state with every accepted step applied.
-    pub fn state(&self) -> &State {
-        &self.state
     }
 }

@@ -70,9 +70,25 @@ pub struct Txn {
     pub(crate) changes: Vec<crate::collection::records::Change>,
     /// Nested appends applied at commit time.
     pub(crate) deferred: Vec<crate::collection::records::DeferredAppend>,
-    /// This transaction's staged records by indexed field value, for [`Txn::find`]
-    /// (entries may be stale: `find` re-checks each candidate).
-    staged_index: BTreeMap<(CollectionName, String, SortKey), std::collections::BTreeSet<RecordId>>,
+    /// This transaction's staged records by indexed field value, for [`Txn::find`]:
+    /// built for a collection at its first `find`, then kept up by `put` (entries may be
+    /// stale: `find` re-checks each candidate).
+    staged_index: BTreeMap<CollectionName, StagedIndex>,
+}
+
+/// `(field, value)` → staged records of one collection.
+type StagedIndex = BTreeMap<(String, SortKey), std::collections::BTreeSet<RecordId>>;
+
+/// Adds a staged document's indexed field values to `index`.
+fn stage_keys(index: &mut StagedIndex, fields: &[String], id: &RecordId, doc: &Value) {
+    for field in fields {
+        if let Some(v) = doc.get(field) {
+            index
+                .entry((field.clone(), SortKey::of(Some(v))))
+                .or_default()
+                .insert(id.clone());
+        }
+    }
 }
 
 /// What record operations need besides the snapshot: time, ids, the secret key.
@@ -209,17 +225,32 @@ impl Txn {
                 format!("{field} is not an indexed field of {collection}"),
             ));
         }
-        let key = SortKey::of(Some(value));
         let mut ids: std::collections::BTreeSet<RecordId> = self
             .snapshot
-            .collection(collection)
-            .and_then(|c| c.indexes.fields.get(field))
-            .and_then(|values| values.get(&key))
+            .indexed(collection, field, value)
             .map(|found| found.iter().map(|(id, _)| id.clone()).collect())
             .unwrap_or_default();
-        if let Some(staged) = self
-            .staged_index
-            .get(&(collection.clone(), field.to_string(), key))
+        if !self.staged_index.contains_key(collection) {
+            let fields = &self
+                .snapshot
+                .definition(collection)
+                .expect("checked above")
+                .def
+                .index;
+            let mut index = StagedIndex::new();
+            for ((c, id), staged) in &self.writes {
+                if c == collection
+                    && let Some(raw) = staged
+                {
+                    let doc: Value = serde_json::from_str(raw.get())
+                        .map_err(|e| Error::corrupt("staged document", e))?;
+                    stage_keys(&mut index, fields, id, &doc);
+                }
+            }
+            self.staged_index.insert(collection.clone(), index);
+        }
+        if let Some(staged) =
+            self.staged_index[collection].get(&(field.to_string(), SortKey::of(Some(value))))
         {
             ids.extend(staged.iter().cloned());
         }
@@ -264,15 +295,10 @@ impl Txn {
         if !doc.is_object() {
             return Err(Error::invalid("document", "must be a JSON object"));
         }
-        if let Some(def) = self.snapshot.definition(collection) {
-            for field in &def.def.index {
-                if let Some(v) = doc.get(field) {
-                    self.staged_index
-                        .entry((collection.clone(), field.clone(), SortKey::of(Some(v))))
-                        .or_default()
-                        .insert(id.clone());
-                }
-            }
+        if let Some(index) = self.staged_index.get_mut(collection)
+            && let Some(def) = self.snapshot.definition(collection)
+        {
+            stage_keys(index, &def.def.index, id, doc);
         }
         self.writes.insert(
             (collection.clone(), id.clone()),

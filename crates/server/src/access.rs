@@ -69,12 +69,13 @@ pub trait AuthContext: Send + Sync {
 }
 
 impl Caller {
-    pub fn new(principal: Principal, context: Option<&dyn AuthContext>, state: &AppState) -> Self {
+    /// The caller, with what the app adds to `auth` (`state.auth_context`).
+    pub fn new(principal: Principal, state: &AppState) -> Self {
         let mut auth = serde_json::Map::new();
         auth.insert("uuid".into(), json!(principal.uuid));
         auth.insert("email".into(), json!(principal.email));
         auth.insert("role".into(), json!(principal.role));
-        if let Some(context) = context {
+        if let Some(context) = &state.auth_context {
             context.extend(&principal, &state.db.snapshot(), &mut auth);
         }
         Caller {
@@ -85,6 +86,11 @@ impl Caller {
 
     pub fn uuid(&self) -> &str {
         &self.principal.uuid
+    }
+
+    /// Who and where, for the transactions of a request made through the API.
+    pub fn txn_meta(&self, req: &crate::envelope::RequestId) -> bucketbase_engine::TxnMeta {
+        bucketbase_engine::TxnMeta::new(self.uuid(), "api").with_request_id(req.0.clone())
     }
 
     pub fn is_super_admin(&self) -> bool {
@@ -206,6 +212,6 @@ impl FromRequestParts<AppState> for Caller {
                 "this server requires the {required} role"
             )));
         }
-        Ok(Caller::new(principal, state.auth_context.as_deref(), state))
+        Ok(Caller::new(principal, state))
     }
 }

@@ -43,7 +43,7 @@ struct Names {
 
 impl Names {
     fn new() -> Names {
-        let c = |n: &str| CollectionName::parse(n).expect("valid collection name");
+        use crate::coll as c;
         Names {
             bookings: c("bookings"),
             tasks: c("tasks"),

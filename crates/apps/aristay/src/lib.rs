@@ -60,6 +60,11 @@ const DEFINITIONS: [(&str, &str); 13] = [
     ("profiles", include_str!("../definitions/profiles.toml")),
 ];
 
+/// One of aristay's collections, by its (valid, constant) name.
+pub(crate) fn coll(name: &'static str) -> bucketbase_engine::CollectionName {
+    bucketbase_engine::CollectionName::parse(name).expect("a valid collection name")
+}
+
 /// aristay's collection definitions.
 pub fn definitions() -> Vec<Definition> {
     DEFINITIONS

@@ -1,11 +1,13 @@
 //! What aristay adds to `auth` for its rules: `auth.properties`, the ids of the live
 //! properties the caller owns through live `property_ownerships` (empty for other roles).
 
+use bucketbase_engine::State;
 use bucketbase_engine::collection::keys::is_live;
-use bucketbase_engine::{CollectionName, State};
 use bucketbase_server::access::AuthContext;
 use bucketbase_server::auth::Principal;
 use serde_json::{Map, Value, json};
+
+use crate::coll;
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,12 +29,7 @@ impl AuthContext for OwnedProperties {
 
 /// Property ids owned by `user`, from the `user_id` index (no scan).
 pub fn owned_properties(state: &State, user: &str) -> Vec<String> {
-    let (Ok(ownerships), Ok(properties)) = (
-        CollectionName::parse("property_ownerships"),
-        CollectionName::parse("properties"),
-    ) else {
-        return Vec::new();
-    };
+    let (ownerships, properties) = (coll("property_ownerships"), coll("properties"));
     let mut out: Vec<String> = state
         .find_live(&ownerships, "user_id", &json!(user))
         .into_iter()

@@ -18,20 +18,20 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bucketbase_engine::collection::Compiled;
+use bucketbase_engine::RecordId;
 use bucketbase_engine::collection::keys::is_live;
 use bucketbase_engine::collection::records::{Secrets, render};
-use bucketbase_engine::{CollectionName, RecordId, TxnMeta};
 use bucketbase_server::AppState;
 use bucketbase_server::access::{Action, Caller};
 use bucketbase_server::envelope::{Envelope, RequestId};
 use bucketbase_server::error::{ApiError, Result};
-use bucketbase_server::routes::{etag, record_id};
+use bucketbase_server::routes::{definition, etag, record_id};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::coll;
 use crate::files::{sanitize_filename, sniff_image};
 use crate::import::mapping::Mapping;
 use crate::import::run::{ImportError, Mode, Request, import_bookings};
@@ -55,18 +55,6 @@ pub fn router() -> Router<AppState> {
             post(upload_image).layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES + MULTIPART_SLACK)),
         )
         .route("/api/v1/aristay/files/{id}", get(download))
-}
-
-fn coll(name: &str) -> CollectionName {
-    CollectionName::parse(name).expect("valid collection name")
-}
-
-fn definition(st: &AppState, c: &CollectionName) -> Result<Arc<Compiled>> {
-    st.db
-        .snapshot()
-        .definition(c)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("the {c} collection is not defined")))
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
@@ -121,7 +109,7 @@ fn flag(name: &str, value: &str) -> Result<bool> {
 /// A mapping from a saved `booking_import_templates` record.
 fn saved_mapping(st: &AppState, caller: &Caller, id: &str) -> Result<Mapping> {
     let templates = coll("booking_import_templates");
-    let def = definition(st, &templates)?;
+    let def = definition(&st.db.snapshot(), &templates)?;
     let id = record_id(id)?;
     let template = st
         .db
@@ -167,7 +155,7 @@ async fn import(
     caller: Caller,
     mut form: Multipart,
 ) -> Result<Response> {
-    let bookings = definition(&st, &coll("bookings"))?;
+    let bookings = definition(&st.db.snapshot(), &coll("bookings"))?;
     if !caller.may(&bookings, Action::Create, &json!({})) {
         return Err(ApiError::forbidden(
             "importing bookings needs the right to create bookings",
@@ -276,8 +264,8 @@ async fn upload_image(
     let tasks = coll("tasks");
     let images = coll("task_images");
     let task_id = record_id(&task)?;
-    let tasks_def = definition(&st, &tasks)?;
-    let images_def = definition(&st, &images)?;
+    let tasks_def = definition(&st.db.snapshot(), &tasks)?;
+    let images_def = definition(&st.db.snapshot(), &images)?;
     let hidden = || ApiError::not_found(format!("tasks/{task_id} not found"));
     let task = st
         .db
@@ -339,10 +327,9 @@ async fn upload_image(
     if let Some(caption) = caption {
         record["caption"] = json!(caption);
     }
-    let meta = TxnMeta::new(caller.uuid(), "api").with_request_id(req.0.clone());
     let committed = st
         .db
-        .transact(&meta, |tx| {
+        .transact(&caller.txn_meta(&req), |tx| {
             // The task may have changed hands since it was checked.
             let current = tx.record(&tasks, &task_id, None)?;
             if !is_live(&current) || !caller.may(&tasks_def, Action::Update, &current) {
@@ -379,7 +366,7 @@ async fn download(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let images = coll("task_images");
-    let def = definition(&st, &images)?;
+    let def = definition(&st.db.snapshot(), &images)?;
     let id: RecordId = record_id(&id)?;
     let hidden = || ApiError::not_found(format!("files/{id} not found"));
     let image = st

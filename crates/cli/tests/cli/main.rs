@@ -216,14 +216,11 @@ async fn import_bookings_from_the_command_line() {
         let db = bucketbase_engine::Database::open_url(&root, opts)
             .await
             .unwrap();
-        let defs = bucketbase_aristay::definitions();
         let c = |n: &str| CollectionName::parse(n).unwrap();
-        db.transact(&TxnMeta::new("test", "setup"), |tx| {
-            for d in &defs {
-                tx.define(d)?;
-            }
-            Ok::<_, Error>(())
-        })
+        db.define_all(
+            &TxnMeta::new("test", "setup"),
+            &bucketbase_aristay::definitions(),
+        )
         .await
         .unwrap();
         db.transact(&TxnMeta::new("test", "setup"), |tx| {

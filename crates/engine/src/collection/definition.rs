@@ -577,6 +577,27 @@ pub fn load_dir(dir: &std::path::Path) -> Result<Vec<Definition>> {
         .collect()
 }
 
+impl crate::db::Database {
+    /// Installs `defs` in one transaction (each a no-op when unchanged); true when any
+    /// changed.
+    pub async fn define_all(
+        &self,
+        meta: &crate::txn::TxnMeta,
+        defs: &[Definition],
+    ) -> Result<bool> {
+        let committed = self
+            .transact(meta, |tx| {
+                let mut changed = false;
+                for d in defs {
+                    changed |= tx.define(d)?;
+                }
+                Ok::<_, crate::error::Error>(changed)
+            })
+            .await?;
+        Ok(committed.value)
+    }
+}
+
 impl crate::txn::Txn {
     /// Creates or replaces a collection definition. It is checked here and again at
     /// commit, against the records it governs. Returns whether anything changed.

@@ -1,7 +1,7 @@
 //! Collection definitions used by the integrity tests (TOML, as operators write them).
 
+use bucketbase_engine::Database;
 use bucketbase_engine::collection::Definition;
-use bucketbase_engine::{Database, Error};
 
 use crate::support::meta;
 
@@ -19,14 +19,7 @@ pub async fn define(db: &Database, tomls: &[&str]) {
         .iter()
         .map(|t| Definition::from_toml(t).unwrap())
         .collect();
-    db.transact(&meta(), |tx| {
-        for d in &defs {
-            tx.define(d)?;
-        }
-        Ok::<_, Error>(())
-    })
-    .await
-    .unwrap();
+    db.define_all(&meta(), &defs).await.unwrap();
 }
 
 /// The rental fixture: properties, bookings, tasks.

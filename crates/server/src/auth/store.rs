@@ -117,13 +117,7 @@ impl DbUserStore {
             Definition::from_toml(USERS)?,
             Definition::from_toml(SESSIONS)?,
         ];
-        db.transact(&meta(), |tx| {
-            for d in &defs {
-                tx.define(d)?;
-            }
-            Ok::<_, Error>(())
-        })
-        .await?;
+        db.define_all(&meta(), &defs).await?;
         Ok(DbUserStore { db })
     }
 

@@ -6,7 +6,10 @@ pub mod metrics;
 pub mod records;
 pub mod system;
 
-use bucketbase_engine::{CollectionName, RecordId, Seq};
+use std::sync::Arc;
+
+use bucketbase_engine::collection::Compiled;
+use bucketbase_engine::{CollectionName, RecordId, Seq, State};
 
 use crate::error::ApiError;
 
@@ -14,6 +17,14 @@ use crate::error::ApiError;
 pub fn collection(name: &str) -> Result<CollectionName, ApiError> {
     CollectionName::parse(name)
         .map_err(|_| ApiError::not_found(format!("unknown collection {name:?}")))
+}
+
+/// The definition of a collection in `state`: undefined ones answer 404.
+pub fn definition(state: &State, c: &CollectionName) -> Result<Arc<Compiled>, ApiError> {
+    state
+        .definition(c)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("unknown collection {:?}", c.as_str())))
 }
 
 /// A record id named in a path: malformed ids answer 400.

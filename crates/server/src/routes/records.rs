@@ -12,12 +12,11 @@ use bucketbase_engine::collection::audit::{self, AuditFilter};
 use bucketbase_engine::collection::expr::Expr;
 use bucketbase_engine::collection::query::{self, Deleted};
 use bucketbase_engine::collection::records::{Secrets, render};
-use bucketbase_engine::{CollectionName, RecordId, Seq, State as DbState, TxnMeta};
+use bucketbase_engine::{CollectionName, RecordId, Seq};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
-use super::{collection, etag, if_match, record_id};
+use super::{collection, definition, etag, if_match, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
 use crate::envelope::{Envelope, JsonBody, RequestId};
@@ -40,16 +39,6 @@ pub fn router() -> Router<AppState> {
             "/api/v1/{collection}/{id}/{nested}/{item_id}",
             patch(nested_patch).delete(nested_remove),
         )
-}
-
-fn meta(caller: &Caller, req: &RequestId) -> TxnMeta {
-    TxnMeta::new(caller.principal.uuid.clone(), "api").with_request_id(req.0.clone())
-}
-
-fn definition(snap: &DbState, c: &CollectionName) -> Result<Arc<Compiled>> {
-    snap.definition(c)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("unknown collection {c:?}")))
 }
 
 fn hidden(c: &CollectionName, id: &RecordId) -> ApiError {
@@ -219,7 +208,7 @@ async fn write(
     let def = definition(&st.db.snapshot(), c)?;
     let committed = st
         .db
-        .transact(&meta(caller, req), |tx| {
+        .transact(&caller.txn_meta(req), |tx| {
             let current = tx.record(c, id, None)?;
             if !caller.may(&def, Action::View, &current) || !caller.may(&def, action, &current) {
                 return Err(hidden(c, id));
@@ -265,7 +254,7 @@ async fn create(
     }
     let committed = st
         .db
-        .transact(&meta(&caller, &req), |tx| tx.create(&c, body.clone()))
+        .transact(&caller.txn_meta(&req), |tx| tx.create(&c, body.clone()))
         .await
         .map_err(ApiError::from)?;
     let id = record_id(committed.value["id"].as_str().unwrap_or_default())?;

@@ -3,14 +3,13 @@
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
-use bucketbase_engine::TxnMeta;
 use bucketbase_engine::collection::Definition;
 use bucketbase_engine::collection::audit::{self, AuditFilter};
 use bucketbase_engine::verify::verify_chain;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::collection;
+use super::{collection, definition};
 use crate::AppState;
 use crate::access::Caller;
 use crate::envelope::{Envelope, JsonBody, RequestId};
@@ -59,11 +58,7 @@ async fn read_definition(
     _caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Envelope> {
-    let c = collection(&name)?;
-    let snap = st.db.snapshot();
-    let def = snap
-        .definition(&c)
-        .ok_or_else(|| ApiError::not_found(format!("unknown collection {name:?}")))?;
+    let def = definition(&st.db.snapshot(), &collection(&name)?)?;
     Ok(Envelope::ok(&req, def.def.to_json()))
 }
 
@@ -74,10 +69,9 @@ async fn store_definition(
     def: Definition,
 ) -> Result<Envelope> {
     caller.require_super_admin()?;
-    let meta = TxnMeta::new(caller.principal.uuid.clone(), "api").with_request_id(req.0.clone());
     let committed = st
         .db
-        .transact(&meta, |tx| tx.define(&def))
+        .transact(&caller.txn_meta(req), |tx| tx.define(&def))
         .await
         .map_err(ApiError::from)?;
     Ok(Envelope::ok(req, def.to_json()).meta("changed", committed.value))

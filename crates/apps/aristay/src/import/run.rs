@@ -18,10 +18,12 @@ use bucketbase_engine::collection::keys::is_live;
 use bucketbase_engine::{CollectionName, Database, Error, RecordId, Txn, TxnMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use sha2::Digest;
 
 use super::mapping::{BookingRow, Mapping, MappingError, RowError, parse_rows};
 use super::xlsx::{FileError, Limits, read_workbook};
 use crate::automation::NO_AUTOMATION;
+use crate::coll;
 
 /// How much of a file with bad rows is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -121,10 +123,6 @@ pub enum ImportError {
 /// Progress of a long import: `(rows tried, rows in all)`.
 pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
-fn coll(name: &str) -> CollectionName {
-    CollectionName::parse(name).expect("valid collection name")
-}
-
 /// Runs an import as `actor`. The CPU-bound parts (reading the workbook, trying the
 /// rows) run on the blocking pool.
 pub async fn import_bookings(
@@ -154,6 +152,14 @@ pub async fn import_bookings(
     if !request.run_automations {
         meta = meta.with_tag(NO_AUTOMATION);
     }
+    let run = Run {
+        db,
+        meta,
+        log_id,
+        request: &request,
+        prepared: &prepared,
+        started,
+    };
 
     // Most files are clean: write every row in one transaction first, and only when a
     // row breaks a rule try the rows one by one to name every bad one.
@@ -161,7 +167,7 @@ pub async fn import_bookings(
         && !prepared.candidates.is_empty()
         && (request.mode == Mode::Partial || prepared.errors.is_empty())
     {
-        let mut results: Vec<RowResult> = prepared
+        let results = prepared
             .candidates
             .iter()
             .map(|c| RowResult {
@@ -169,47 +175,14 @@ pub async fn import_bookings(
                 outcome: Outcome::Created,
                 booking_id: None,
             })
-            .chain(prepared.errors.iter().map(|e| RowResult {
-                row: e.row,
-                outcome: Outcome::Failed,
-                booking_id: None,
-            }))
             .collect();
-        results.sort_by_key(|r| r.row);
-        let mut report = Report {
-            log_id: log_id.to_string(),
-            status: if prepared.errors.is_empty() {
-                "committed"
-            } else {
-                "partial"
-            },
-            dry_run: false,
-            mode: request.mode,
-            rows: prepared.rows,
-            counts: count(&results),
-            errors: prepared.errors.clone(),
-            results,
-            duration_ms: 0.0,
-        };
         let good: Vec<&Candidate> = prepared.candidates.iter().collect();
-        match commit(
-            db,
-            &meta,
-            &log_id,
-            &request,
-            &mut report,
-            &good,
-            true,
-            started,
-        )
-        .await
+        match run
+            .commit(results, prepared.errors.clone(), &good, true)
+            .await
         {
-            Ok(()) => {
-                progress(prepared.candidates.len(), prepared.candidates.len());
-                tracing::debug!(
-                    ms = started.elapsed().as_secs_f64() * 1000.0,
-                    "import: committed in one pass"
-                );
+            Ok(report) => {
+                progress(good.len(), good.len());
                 return Ok(report);
             }
             Err(Error::Violation(_)) => {}
@@ -225,7 +198,7 @@ pub async fn import_bookings(
         let tried = {
             let (db, meta, prepared, request, progress) = (
                 db.clone(),
-                meta.clone(),
+                run.meta.clone(),
                 prepared.clone(),
                 request.clone(),
                 progress.clone(),
@@ -239,56 +212,17 @@ pub async fn import_bookings(
         let write_rows = !request.dry_run
             && (request.mode == Mode::Partial || tried.errors.is_empty())
             && !tried.good.is_empty();
-        let status = match (request.dry_run, tried.errors.is_empty(), write_rows) {
-            (true, _, _) => "dry_run",
-            (false, true, _) => "committed",
-            (false, false, true) => "partial",
-            (false, false, false) => "rejected",
-        };
-        let mut results = tried.results;
-        if !request.dry_run && !write_rows {
-            for r in results.iter_mut().filter(|r| r.outcome != Outcome::Failed) {
-                r.outcome = Outcome::Skipped;
-                r.booking_id = None;
-            }
-        }
-        let mut report = Report {
-            log_id: log_id.to_string(),
-            status,
-            dry_run: request.dry_run,
-            mode: request.mode,
-            rows: prepared.rows,
-            counts: count(&results),
-            errors: tried.errors,
-            results,
-            duration_ms: 0.0,
-        };
         let good: Vec<&Candidate> = tried
             .good
             .iter()
             .map(|&i| &prepared.candidates[i])
             .collect();
-        match commit(
-            db,
-            &meta,
-            &log_id,
-            &request,
-            &mut report,
-            &good,
-            write_rows,
-            started,
-        )
-        .await
+        match run
+            .commit(tried.results, tried.errors, &good, write_rows)
+            .await
         {
-            Ok(()) => {
-                tracing::debug!(
-                    ms = started.elapsed().as_secs_f64() * 1000.0,
-                    "import: committed"
-                );
-                return Ok(report);
-            }
             Err(Error::Violation(_)) if attempt < 3 => continue,
-            Err(e) => return Err(e.into()),
+            outcome => return outcome.map_err(ImportError::from),
         }
     }
 }
@@ -306,6 +240,7 @@ struct Prepared {
     rows: usize,
     candidates: Vec<Candidate>,
     errors: Vec<RowError>,
+    file_sha256: String,
 }
 
 fn prepare(db: &Database, request: &Request) -> Result<Prepared, ImportError> {
@@ -317,12 +252,13 @@ fn prepare(db: &Database, request: &Request) -> Result<Prepared, ImportError> {
         rows: sheet.rows.len(),
         candidates,
         errors,
+        file_sha256: hex::encode(sha2::Sha256::digest(&request.bytes)),
     })
 }
 
 /// Every row tried on the trial state.
 struct Tried {
-    /// Indexes of the candidates that passed.
+    /// Indexes of the candidates that passed, and their outcomes.
     good: Vec<usize>,
     results: Vec<RowResult>,
     errors: Vec<RowError>,
@@ -340,7 +276,7 @@ fn try_rows(
     let total = prepared.candidates.len();
     let mut good = Vec::with_capacity(total);
     let mut errors = prepared.errors.clone();
-    let mut results = Vec::with_capacity(total + errors.len());
+    let mut results = Vec::with_capacity(total);
     for (i, c) in prepared.candidates.iter().enumerate() {
         match trial.step(|tx| upsert(tx, &bookings, c)) {
             Ok((outcome, id)) => {
@@ -358,15 +294,6 @@ fn try_rows(
         }
     }
     errors.sort_by_key(|e| e.row);
-    for e in &errors {
-        results.push(RowResult {
-            row: e.row,
-            outcome: Outcome::Failed,
-            booking_id: None,
-        });
-    }
-    results.sort_by_key(|r| r.row);
-    results.dedup_by_key(|r| r.row);
     Tried {
         good,
         results,
@@ -538,65 +465,113 @@ fn count(results: &[RowResult]) -> Counts {
     counts
 }
 
-/// Commits the good rows (when `write_rows`) and the import log in one transaction.
-#[allow(clippy::too_many_arguments)]
-async fn commit(
-    db: &Database,
-    meta: &TxnMeta,
-    log_id: &RecordId,
-    request: &Request,
-    report: &mut Report,
-    good: &[&Candidate],
-    write_rows: bool,
+/// One import run: what every commit attempt needs.
+struct Run<'a> {
+    db: &'a Database,
+    meta: TxnMeta,
+    log_id: RecordId,
+    request: &'a Request,
+    prepared: &'a Prepared,
     started: Instant,
-) -> bucketbase_engine::Result<()> {
-    use sha2::Digest;
-    let bookings = coll("bookings");
-    let logs = coll("booking_import_logs");
-    let sha = hex::encode(sha2::Sha256::digest(&request.bytes));
-    let transaction = db.transact(meta, |tx| {
-        if write_rows {
-            let mut done = HashMap::with_capacity(good.len());
-            for c in good {
-                done.insert(c.row, upsert(tx, &bookings, c)?);
-            }
-            for r in report.results.iter_mut() {
-                if let Some((outcome, id)) = done.get(&r.row) {
-                    r.outcome = *outcome;
-                    r.booking_id = Some(id.to_string());
+}
+
+impl Run<'_> {
+    /// Commits the good rows (when `write_rows`) and the import log in one transaction,
+    /// and answers the report. `results` are the good rows' (expected) outcomes; the
+    /// failed rows' and the status follow from `errors` and `write_rows`.
+    async fn commit(
+        &self,
+        results: Vec<RowResult>,
+        errors: Vec<RowError>,
+        good: &[&Candidate],
+        write_rows: bool,
+    ) -> bucketbase_engine::Result<Report> {
+        let request = self.request;
+        let status = match (request.dry_run, errors.is_empty(), write_rows) {
+            (true, _, _) => "dry_run",
+            (false, true, _) => "committed",
+            (false, false, true) => "partial",
+            (false, false, false) => "rejected",
+        };
+        let mut results: Vec<RowResult> = results
+            .into_iter()
+            .map(|mut r| {
+                if !request.dry_run && !write_rows {
+                    r.outcome = Outcome::Skipped;
+                    r.booking_id = None;
                 }
+                r
+            })
+            .chain(errors.iter().map(|e| RowResult {
+                row: e.row,
+                outcome: Outcome::Failed,
+                booking_id: None,
+            }))
+            .collect();
+        results.sort_by_key(|r| r.row);
+        results.dedup_by_key(|r| r.row);
+        let mut report = Report {
+            log_id: self.log_id.to_string(),
+            status,
+            dry_run: request.dry_run,
+            mode: request.mode,
+            rows: self.prepared.rows,
+            counts: count(&results),
+            errors,
+            results,
+            duration_ms: 0.0,
+        };
+        let bookings = coll("bookings");
+        let logs = coll("booking_import_logs");
+        let transaction = self.db.transact(&self.meta, |tx| {
+            if write_rows {
+                let mut done = HashMap::with_capacity(good.len());
+                for c in good {
+                    done.insert(c.row, upsert(tx, &bookings, c)?);
+                }
+                for r in report.results.iter_mut() {
+                    if let Some((outcome, id)) = done.get(&r.row) {
+                        r.outcome = *outcome;
+                        r.booking_id = Some(id.to_string());
+                    }
+                }
+                report.counts = count(&report.results);
             }
-            report.counts = count(&report.results);
-        }
-        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let mut log = json!({
-            "id": log_id.as_str(),
-            "file_name": request.file_name,
-            "file_sha256": sha,
-            "file_size": request.bytes.len(),
-            "mode": request.mode,
-            "dry_run": request.dry_run,
-            "run_automations": request.run_automations,
-            "status": report.status,
-            "rows": report.rows,
-            "counts": report.counts,
-            "errors": report.errors,
-            "duration_ms": report.duration_ms,
+            report.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            let mut log = json!({
+                "id": self.log_id.as_str(),
+                "file_name": request.file_name,
+                "file_sha256": self.prepared.file_sha256,
+                "file_size": request.bytes.len(),
+                "mode": request.mode,
+                "dry_run": request.dry_run,
+                "run_automations": request.run_automations,
+                "status": report.status,
+                "rows": report.rows,
+                "counts": report.counts,
+                "errors": report.errors,
+                "duration_ms": report.duration_ms,
+            });
+            if let Some(t) = &request.template_id {
+                log["template_id"] = json!(t);
+            }
+            tx.create(&logs, log)?;
+            Ok::<_, Error>(())
         });
-        if let Some(t) = &request.template_id {
-            log["template_id"] = json!(t);
-        }
-        tx.create(&logs, log)?;
-        Ok::<_, Error>(())
-    });
-    // The transaction's closure runs thousands of record operations in one go: on a
-    // multi-threaded runtime, tell it so, and it moves other requests off this worker.
-    let handle = tokio::runtime::Handle::current();
-    let committed = match handle.runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(transaction))
-        }
-        _ => transaction.await,
-    };
-    committed.map(|_| ())
+        // The transaction's closure runs thousands of record operations in one go: on a
+        // multi-threaded runtime, tell it so, and it moves other requests off this worker.
+        let handle = tokio::runtime::Handle::current();
+        match handle.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(transaction))
+            }
+            _ => transaction.await,
+        }?;
+        tracing::debug!(
+            ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            status = report.status,
+            "import: committed"
+        );
+        Ok(report)
+    }
 }

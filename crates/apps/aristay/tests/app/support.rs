@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bucketbase_engine::{Clock, Database, DbOptions, Error, SystemClock, TxnMeta};
+use bucketbase_engine::{Clock, Database, DbOptions, SystemClock, TxnMeta};
 use bucketbase_server::auth::local::{LocalConfig, LocalProvider};
 use bucketbase_server::auth::store::DbUserStore;
 use bucketbase_server::{AppState, ServerSettings};
@@ -34,13 +34,10 @@ pub async fn spawn() -> TestApp {
             .await
             .unwrap(),
     );
-    let defs = bucketbase_aristay::definitions();
-    db.transact(&TxnMeta::new("test", "definitions"), |tx| {
-        for d in &defs {
-            tx.define(d)?;
-        }
-        Ok::<_, Error>(())
-    })
+    db.define_all(
+        &TxnMeta::new("test", "definitions"),
+        &bucketbase_aristay::definitions(),
+    )
     .await
     .unwrap();
     let users = DbUserStore::install(db.clone()).await.unwrap();
