@@ -20,7 +20,7 @@ use crate::clock::{Clock, IdSource, SystemClock, UuidV7Ids};
 use crate::committer::{self, Outcome, Submission};
 use crate::error::{Error, Result};
 use crate::log::{LogEntry, read_entry};
-use crate::materialize::{self, ViewQueue, ViewWriteMode};
+use crate::materialize::{self, ViewQueue, ViewStore, ViewWriteMode};
 use crate::metrics::EngineMetrics;
 use crate::names::Seq;
 use crate::state::State;
@@ -85,6 +85,8 @@ pub enum Consistency {
 /// State shared by the handle and its background tasks.
 pub(crate) struct Shared {
     pub store: DynStore,
+    /// Where the materialized view is written (see [`ViewStore`]).
+    pub view_store: ViewStore,
     pub ctx: Arc<crate::txn::TxnContext>,
     pub opts: DbOptions,
     pub metrics: Arc<EngineMetrics>,
@@ -195,17 +197,42 @@ impl Database {
     /// Parses a store URL, probes the store, and opens the database on it.
     pub async fn open_url(url: &str, mut opts: DbOptions) -> Result<Database> {
         let store = store::open(url, opts.ids.as_ref()).await?;
-        if matches!(StoreUrl::parse(url)?, StoreUrl::S3 { .. }) {
-            opts.view_write = ViewWriteMode::IfNewer;
-        }
-        Database::open(store, opts).await
+        let view = match StoreUrl::parse(url)? {
+            StoreUrl::S3 { .. } => {
+                opts.view_write = ViewWriteMode::IfNewer;
+                None
+            }
+            StoreUrl::Local(path) if cfg!(unix) => Some(store::local_view_store(&path)?),
+            StoreUrl::Local(_) | StoreUrl::Memory => None,
+        };
+        Database::open_with_view(store, view, opts).await
     }
 
     /// Opens the database on an already-built store: newest checkpoint, then the log
     /// tail; then the view is brought up to date in the background. Every operation on `store` is counted in [`Database::metrics`].
     pub async fn open(store: DynStore, opts: DbOptions) -> Result<Database> {
+        Database::open_with_view(store, None, opts).await
+    }
+
+    /// [`Database::open`], with the view written through `view` (the main store when
+    /// `None`).
+    async fn open_with_view(
+        store: DynStore,
+        view: Option<ViewStore>,
+        opts: DbOptions,
+    ) -> Result<Database> {
         let metrics = Arc::new(EngineMetrics::default());
         let store: DynStore = Arc::new(MeteredStore::new(store, metrics.clone()));
+        let view_store = match view {
+            Some(view) => ViewStore {
+                store: Arc::new(MeteredStore::new(view.store, metrics.clone())),
+                sync_root: view.sync_root,
+            },
+            None => ViewStore {
+                store: store.clone(),
+                sync_root: None,
+            },
+        };
         let mut state = checkpoint::load_latest(&store).await?.unwrap_or_default();
         for entry in crate::log::read_from(&store, state.seq().next()).await? {
             state.apply(&entry)?;
@@ -217,6 +244,7 @@ impl Database {
         });
         let shared = Arc::new(Shared {
             store,
+            view_store,
             ctx,
             view: ViewQueue::new(state.seq()),
             state: RwLock::new(Arc::new(state)),
