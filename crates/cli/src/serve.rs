@@ -6,7 +6,6 @@
 //! SIGTERM stop accepting connections, let requests in flight finish, then close the
 //! database (queued commits land, the view is flushed).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -186,12 +185,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.store,
         listener.local_addr()?
     );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    bucketbase_server::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shutting down: flushing the database");
     match Arc::try_unwrap(db) {
         Ok(db) => db.close().await,

@@ -168,7 +168,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         backoff = Duration::from_millis(50);
-        if closed && view.deferred.is_empty() && view.shared.view.dirty.lock().is_empty() {
+        // A closed queue gets no more marks, and its pass ignored the index throttle.
+        if closed {
             view.sync().await;
             return;
         }

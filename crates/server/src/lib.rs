@@ -97,6 +97,22 @@ impl AppState {
     }
 }
 
+/// What [`serve`] returns: await it, or add `.with_graceful_shutdown(...)` first.
+pub type Serving = axum::serve::Serve<
+    tokio::net::TcpListener,
+    axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr>,
+    axum::middleware::AddExtension<Router, axum::extract::ConnectInfo<std::net::SocketAddr>>,
+>;
+
+/// Serves `app` on `listener`, giving handlers each connection's peer address (the login
+/// rate limit needs it).
+pub fn serve(listener: tokio::net::TcpListener, app: Router) -> Serving {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+}
+
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     app_with(state, Router::new())

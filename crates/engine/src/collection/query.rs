@@ -97,6 +97,43 @@ pub struct Page {
     pub per_page: usize,
 }
 
+impl Page {
+    fn empty(query: &Query) -> Page {
+        Page {
+            items: Vec::new(),
+            total: 0,
+            page: query.page,
+            per_page: query.per_page,
+        }
+    }
+}
+
+/// The definition and the records a list reads, once the page and sort are known to be
+/// acceptable (`None`: defined, but nothing written yet).
+fn checked<'s>(
+    state: &'s State,
+    c: &CollectionName,
+    query: &Query,
+) -> Result<(&'s Arc<Compiled>, Option<&'s CollectionState>)> {
+    let def = state
+        .definition(c)
+        .ok_or_else(|| Error::UnknownCollection {
+            collection: c.to_string(),
+        })?;
+    if query.page == 0 || query.per_page == 0 || query.per_page > MAX_PER_PAGE {
+        return Err(Error::invalid(
+            "page",
+            format!("page starts at 1; per_page is 1 to {MAX_PER_PAGE}"),
+        ));
+    }
+    for (field, _) in &query.sort {
+        if def.is_secret(field) {
+            return Err(Error::invalid("sort", format!("{field} is a secret field")));
+        }
+    }
+    Ok((def, state.collection(c)))
+}
+
 /// Runs `query` on `c`. `visible` decides per record whether the caller may see it
 /// (access rules); `vars` are extra CEL variables for the filter (e.g. `auth`).
 ///
@@ -123,29 +160,9 @@ pub fn list_with(
     visible: Option<&dyn Fn(&Value) -> bool>,
     key: Option<&SecretBox>,
 ) -> Result<Page> {
-    let def = state
-        .definition(c)
-        .ok_or_else(|| Error::UnknownCollection {
-            collection: c.to_string(),
-        })?;
-    if query.page == 0 || query.per_page == 0 || query.per_page > MAX_PER_PAGE {
-        return Err(Error::invalid(
-            "page",
-            format!("page starts at 1; per_page is 1 to {MAX_PER_PAGE}"),
-        ));
-    }
-    for (field, _) in &query.sort {
-        if def.is_secret(field) {
-            return Err(Error::invalid("sort", format!("{field} is a secret field")));
-        }
-    }
-    let Some(coll) = state.collection(c) else {
-        return Ok(Page {
-            items: Vec::new(),
-            total: 0,
-            page: query.page,
-            per_page: query.per_page,
-        });
+    let (def, coll) = checked(state, c, query)?;
+    let Some(coll) = coll else {
+        return Ok(Page::empty(query));
     };
     let plan = Plan::new(def, coll, query, vars)?;
     let start = (query.page - 1).saturating_mul(query.per_page);
@@ -1080,26 +1097,9 @@ mod tests {
         vars: &[(&str, &Value)],
         visible: &dyn Fn(&Value) -> bool,
     ) -> Result<Page> {
-        let def = state
-            .definition(c)
-            .ok_or_else(|| Error::UnknownCollection {
-                collection: c.to_string(),
-            })?;
-        if query.page == 0 || query.per_page == 0 || query.per_page > MAX_PER_PAGE {
-            return Err(Error::invalid("page", "bad page"));
-        }
-        for (field, _) in &query.sort {
-            if def.is_secret(field) {
-                return Err(Error::invalid("sort", format!("{field} is a secret field")));
-            }
-        }
-        let Some(coll) = state.collection(c) else {
-            return Ok(Page {
-                items: Vec::new(),
-                total: 0,
-                page: query.page,
-                per_page: query.per_page,
-            });
+        let (def, coll) = checked(state, c, query)?;
+        let Some(coll) = coll else {
+            return Ok(Page::empty(query));
         };
         let docs: Vec<(RecordId, Value)> = coll
             .docs

@@ -1,7 +1,6 @@
 //! `spawn_app()`: a real server on 127.0.0.1:0 over a fresh in-memory database, with the
 //! local identity provider and a SuperAdmin, plus an HTTP client.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bucketbase_engine::{Clock, Database, DbOptions, SystemClock};
@@ -56,12 +55,7 @@ pub async fn spawn_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
+        bucketbase_server::serve(listener, app).await.unwrap();
     });
     TestApp {
         url: format!("http://{addr}"),

@@ -25,18 +25,20 @@ fn form(bytes: Vec<u8>, name: &str, fields: &[(&str, String)]) -> Form {
     form
 }
 
-fn inline(extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+fn inline<'a>(extra: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
     let mut fields = vec![("mapping", workbook::mapping().to_string())];
-    for (k, v) in extra {
-        let k: &'static str = match *k {
-            "dry_run" => "dry_run",
-            "mode" => "mode",
-            "run_automations" => "run_automations",
-            other => panic!("{other}"),
-        };
-        fields.push((k, v.to_string()));
-    }
+    fields.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     fields
+}
+
+/// Uploads `bytes` as the manager, with the inline mapping and `extra` form fields.
+async fn import_inline(app: &TestApp, bytes: Vec<u8>, extra: &[(&str, &str)]) -> (u16, Value) {
+    app.upload(
+        IMPORT,
+        &app.manager,
+        form(bytes, "export.xlsx", &inline(extra)),
+    )
+    .await
 }
 
 /// 50 properties, and a 1,000-row workbook whose rows 101, 502 and 903 (Excel numbering:
@@ -84,17 +86,12 @@ async fn a_thousand_rows_with_three_bad_ones() {
     let bytes = setup(&app).await;
 
     // Dry run: exactly the three bad rows, nothing written but the log.
-    let (s, body) = app
-        .upload(
-            IMPORT,
-            &app.manager,
-            form(
-                bytes.clone(),
-                "export.xlsx",
-                &inline(&[("dry_run", "true"), ("mode", "partial")]),
-            ),
-        )
-        .await;
+    let (s, body) = import_inline(
+        &app,
+        bytes.clone(),
+        &[("dry_run", "true"), ("mode", "partial")],
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     let report = &body["data"];
     assert_eq!(report["status"], "dry_run");
@@ -126,13 +123,7 @@ async fn a_thousand_rows_with_three_bad_ones() {
     assert_eq!(log[0]["status"], "dry_run");
 
     // All or nothing: refused, nothing written.
-    let (s, body) = app
-        .upload(
-            IMPORT,
-            &app.manager,
-            form(bytes.clone(), "export.xlsx", &inline(&[])),
-        )
-        .await;
+    let (s, body) = import_inline(&app, bytes.clone(), &[]).await;
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["error"]["code"], "import_rejected");
     let details = &body["error"]["details"];
@@ -142,17 +133,7 @@ async fn a_thousand_rows_with_three_bad_ones() {
     assert!(app.list("tasks", "").await.is_empty());
 
     // Partial: the 997 good rows, each with its two automatic tasks.
-    let (s, body) = app
-        .upload(
-            IMPORT,
-            &app.manager,
-            form(
-                bytes.clone(),
-                "export.xlsx",
-                &inline(&[("mode", "partial")]),
-            ),
-        )
-        .await;
+    let (s, body) = import_inline(&app, bytes.clone(), &[("mode", "partial")]).await;
     assert_eq!(s, 201, "{body}");
     let report = &body["data"];
     assert_eq!(report["status"], "partial");
@@ -217,13 +198,7 @@ async fn a_thousand_rows_with_three_bad_ones() {
     );
 
     // Again: nothing new, the rest unchanged, and no duplicate task.
-    let (s, body) = app
-        .upload(
-            IMPORT,
-            &app.manager,
-            form(bytes, "export.xlsx", &inline(&[("mode", "partial")])),
-        )
-        .await;
+    let (s, body) = import_inline(&app, bytes, &[("mode", "partial")]).await;
     assert_eq!(s, 201, "{body}");
     let counts = &body["data"]["counts"];
     assert_eq!(counts["created"], 0, "{counts}");

@@ -1,6 +1,5 @@
 //! `spawn()`: the aristay server on a fresh local-disk database, with users of every role.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bucketbase_engine::{Clock, Database, DbOptions, SystemClock, TxnMeta};
@@ -64,12 +63,7 @@ pub async fn spawn() -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
+        bucketbase_server::serve(listener, app).await.unwrap();
     });
     let mut app = TestApp {
         url: format!("http://{addr}"),
