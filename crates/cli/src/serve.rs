@@ -45,6 +45,9 @@ pub async fn open_db(
     let opts = DbOptions {
         secret_key: secrets.clone(),
         hooks,
+        tail_interval: settings
+            .tail_interval_ms
+            .map(std::time::Duration::from_millis),
         ..DbOptions::default()
     };
     let db = Database::open_url(&settings.store, opts)

@@ -20,12 +20,14 @@ use crate::clock::{Clock, IdSource, SystemClock, UuidV7Ids};
 use crate::committer::{self, Outcome, Submission};
 use crate::error::{Error, Result};
 use crate::log::{LogEntry, read_entry};
+use crate::marks::DurableMarks;
 use crate::materialize::{self, ViewQueue, ViewStore, ViewWriteMode};
 use crate::metrics::EngineMetrics;
 use crate::names::Seq;
 use crate::state::State;
 use crate::store::metered::MeteredStore;
 use crate::store::{self, DynStore, StoreUrl};
+use crate::tail::{self, TailHealth, TailStatus};
 use crate::txn::{Committed, Txn, TxnMeta};
 
 /// How to open a database handle.
@@ -51,6 +53,11 @@ pub struct DbOptions {
     pub secret_key: Option<Arc<crate::collection::secret::SecretBox>>,
     /// Transaction hooks: see `collection::records::Hook`.
     pub hooks: Vec<Arc<dyn crate::collection::records::Hook>>,
+    /// How often the background tailer reads the next log slot, so a handle that only
+    /// reads still sees other processes' commits (see `tail`). `None`: the root's default
+    /// with [`Database::open_url`] (200 ms local, 1 s S3), no tailer with
+    /// [`Database::open`]; a zero duration turns it off.
+    pub tail_interval: Option<Duration>,
 }
 
 impl Default for DbOptions {
@@ -67,6 +74,7 @@ impl Default for DbOptions {
             view_write: ViewWriteMode::Overwrite,
             secret_key: None,
             hooks: Vec::new(),
+            tail_interval: None,
         }
     }
 }
@@ -181,6 +189,9 @@ impl Shared {
 pub struct Database {
     shared: Arc<Shared>,
     submit: Option<mpsc::Sender<Submission>>,
+    /// Dropping it ends the tailer.
+    stop_tail: Option<tokio::sync::watch::Sender<()>>,
+    tail: Option<Arc<TailHealth>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -197,7 +208,16 @@ impl Database {
     /// Parses a store URL, probes the store, and opens the database on it.
     pub async fn open_url(url: &str, mut opts: DbOptions) -> Result<Database> {
         let store = store::open(url, opts.ids.as_ref()).await?;
-        let view = match StoreUrl::parse(url)? {
+        let parsed = StoreUrl::parse(url)?;
+        if opts.tail_interval.is_none() {
+            opts.tail_interval = crate::tail::default_interval(&parsed);
+        }
+        if let StoreUrl::Local(root) = &parsed {
+            let root = root.clone();
+            let now = std::time::SystemTime::from(opts.clock.now());
+            tokio::task::spawn_blocking(move || store::staging::sweep(&root, now));
+        }
+        let view = match parsed {
             StoreUrl::S3 { .. } => {
                 opts.view_write = ViewWriteMode::IfNewer;
                 None
@@ -233,10 +253,14 @@ impl Database {
                 sync_root: None,
             },
         };
+        // The marks are read before the log: whatever they claim was in the log then, so
+        // another process committing meanwhile cannot make the check fail.
+        let marks = DurableMarks::read(&store, &view_store.store).await?;
         let mut state = checkpoint::load_latest(&store).await?.unwrap_or_default();
         for entry in crate::log::read_from(&store, state.seq().next()).await? {
             state.apply(&entry)?;
         }
+        marks.check(state.seq())?;
         let ctx = Arc::new(crate::txn::TxnContext {
             clock: opts.clock.clone(),
             ids: opts.ids.clone(),
@@ -260,9 +284,24 @@ impl Database {
         }
         let (tx, rx) = mpsc::channel(shared.opts.max_batch.max(1) * 4);
         tasks.push(tokio::spawn(committer::run(shared.clone(), rx)));
+        let (stop_tail, stopped) = tokio::sync::watch::channel(());
+        let tail = match shared.opts.tail_interval {
+            Some(every) if !every.is_zero() => {
+                let health = Arc::new(TailHealth::new(every));
+                tasks.push(tokio::spawn(tail::run(
+                    shared.clone(),
+                    health.clone(),
+                    stopped,
+                )));
+                Some(health)
+            }
+            _ => None,
+        };
         Ok(Database {
             shared,
             submit: Some(tx),
+            stop_tail: Some(stop_tail),
+            tail,
             tasks: Mutex::new(tasks),
         })
     }
@@ -309,6 +348,11 @@ impl Database {
 
     pub(crate) fn hooks(&self) -> &[Arc<dyn crate::collection::records::Hook>] {
         &self.shared.opts.hooks
+    }
+
+    /// How the background log tailer is doing (`None` when this handle has none).
+    pub fn tail_status(&self) -> Option<TailStatus> {
+        self.tail.as_ref().map(|t| t.status())
     }
 
     /// Reads the log for entries written by other handles and applies them.
@@ -373,6 +417,7 @@ impl Database {
     /// Stops accepting transactions, lets queued ones finish, and flushes the view.
     pub async fn close(mut self) {
         self.submit = None;
+        self.stop_tail = None;
         let tasks = std::mem::take(&mut *self.tasks.lock());
         for task in tasks {
             let _ = task.await;
@@ -385,5 +430,6 @@ impl Drop for Database {
         // Dropping the sender ends the committer, which closes the view queue; the
         // materializer finishes what is queued and exits on its own.
         self.submit = None;
+        self.stop_tail = None;
     }
 }

@@ -80,6 +80,21 @@ pub enum Error {
     #[error("log position {requested} is beyond the head {head}")]
     FutureSeq { requested: Seq, head: Seq },
 
+    /// The log ends before a position that a durable mark (the newest checkpoint, the view
+    /// watermark) says was committed: acknowledged entries were removed (see `marks`).
+    #[error(
+        "the log ends at position {head}, but {by} says position {mark} was committed: \
+         entries {first}..={mark} of _log/ are missing. Refusing to open, because new writes \
+         would reuse their positions. Restore the missing _log/ files from a backup; see \
+         `bucketbase audit verify`",
+        first = head.next()
+    )]
+    LogTruncated {
+        head: Seq,
+        mark: Seq,
+        by: &'static str,
+    },
+
     /// The database handle was shut down.
     #[error("the database is shut down")]
     Closed,
@@ -152,7 +167,10 @@ impl Error {
             Error::TooManyRetries { .. } => "contention",
             Error::Unavailable { .. } | Error::Closed => "unavailable",
             Error::OutcomeUnknown { .. } => "outcome_unknown",
-            Error::UnsafeStore { .. } | Error::Store(_) | Error::Corrupt { .. } => "internal",
+            Error::UnsafeStore { .. }
+            | Error::Store(_)
+            | Error::Corrupt { .. }
+            | Error::LogTruncated { .. } => "internal",
         }
     }
 

@@ -551,7 +551,7 @@ async fn read_seq(store: &DynStore, path: &Path) -> Option<Seq> {
     parse_seq(&bytes)
 }
 
-fn parse_seq(bytes: &[u8]) -> Option<Seq> {
+pub(crate) fn parse_seq(bytes: &[u8]) -> Option<Seq> {
     #[derive(Deserialize)]
     struct Marker {
         _seq: u64,

@@ -4,8 +4,8 @@
 //! canonical content. Walking the log from the start therefore finds the first entry that
 //! was edited (its hash no longer matches), removed (a gap), moved (it says it belongs at
 //! another position) or replaced by a re-hashed forgery (the next entry's `prev_hash` no
-//! longer matches it). Checkpoints record the hash at their position, which also catches
-//! a log truncated behind a checkpoint.
+//! longer matches it). The durable marks (the newest checkpoint, the view watermark: see
+//! `marks`) say how far the log reached, which also catches its newest entries removed.
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -13,6 +13,7 @@ use object_store::path::Path;
 
 use crate::error::{Error, Result};
 use crate::log::{GENESIS_HASH, LogEntry, parse_log_path};
+use crate::marks::DurableMarks;
 use crate::names::Seq;
 use crate::store::{DynStore, LOG_DIR, log_path};
 
@@ -65,12 +66,9 @@ pub async fn verify_chain(
         .flatten()
         .collect();
     listed.sort_unstable();
-    let checkpoints = crate::checkpoint::list(store).await?;
-    let last = listed
-        .last()
-        .copied()
-        .unwrap_or(Seq::ZERO)
-        .max(checkpoints.first().copied().unwrap_or(Seq::ZERO));
+    let log_end = listed.last().copied().unwrap_or(Seq::ZERO);
+    let claimed = DurableMarks::read(store, store).await?.highest();
+    let last = log_end.max(claimed.map_or(Seq::ZERO, |(seq, _)| seq));
 
     let mut prev_hash = GENESIS_HASH.to_string();
     let report = |verified: u64, head_hash: String, brk: Option<ChainBreak>| VerifyReport {
@@ -88,7 +86,14 @@ pub async fn verify_chain(
                 Some(ChainBreak {
                     seq,
                     damage: Damage::Removed,
-                    detail: format!("{} is missing but later positions exist", log_path(seq)),
+                    detail: match claimed {
+                        Some((mark, by)) if seq > log_end => format!(
+                            "{} is missing: the log ends at {log_end}, but {by} says position \
+                             {mark} was committed",
+                            log_path(seq)
+                        ),
+                        _ => format!("{} is missing but later positions exist", log_path(seq)),
+                    },
                 }),
             ));
         }

@@ -4,6 +4,8 @@ use std::process::Command;
 
 use bucketbase_engine::{CollectionName, Database, DbOptions, RecordId, TxnMeta};
 
+mod processes;
+
 fn bucketbase() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bucketbase"))
 }

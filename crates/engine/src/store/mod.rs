@@ -16,6 +16,7 @@
 pub mod fault;
 mod keys;
 pub mod metered;
+pub mod staging;
 
 use std::sync::Arc;
 

@@ -1,0 +1,63 @@
+//! The log never shrinks: the durable marks a root carries, checked against the log head.
+//!
+//! Acknowledged commits leave traces outside the log: the newest checkpoint (the state at
+//! its position, with that entry's hash) and the view watermark `_meta/view.json` (the
+//! view is complete up to there, and it only moves once the log holds those entries). A
+//! log whose head is below either has lost acknowledged entries: an accident (a restored
+//! backup of `_log/` only, a careless clean-up) or a clumsy attacker. Opening such a root
+//! would serve a shorter history, answer 404 for acknowledged records and write new data
+//! into the removed slot numbers. So start-up refuses it, and `audit verify` reports the
+//! missing positions as removed. Signed digests (with a key) close the gap for an attacker
+//! who also rewrites these marks.
+//!
+//! Start-up does not require the log entries a checkpoint covers (an operator may archive
+//! them); `audit verify` walks the whole chain and reports any that are missing.
+
+use object_store::ObjectStoreExt;
+
+use crate::error::{Error, Result};
+use crate::names::Seq;
+use crate::store::{DynStore, view_watermark_path};
+
+/// The positions a root's derived files claim the log reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DurableMarks {
+    /// The newest checkpoint manifest present.
+    pub checkpoint: Option<Seq>,
+    /// The view watermark.
+    pub view: Option<Seq>,
+}
+
+impl DurableMarks {
+    /// Reads the marks: one listing of `_checkpoints/` and one GET of the watermark. A
+    /// watermark that does not parse is ignored (it is derived; start-up rewrites it).
+    pub async fn read(store: &DynStore, view_store: &DynStore) -> Result<DurableMarks> {
+        let checkpoint = crate::checkpoint::list(store).await?.first().copied();
+        let view = match view_store.get(&view_watermark_path()).await {
+            Ok(got) => crate::materialize::parse_seq(&got.bytes().await?),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(DurableMarks { checkpoint, view })
+    }
+
+    /// The highest position claimed, and what claims it.
+    pub fn highest(&self) -> Option<(Seq, &'static str)> {
+        let checkpoint = self.checkpoint.map(|s| (s, "the newest checkpoint"));
+        let view = self
+            .view
+            .map(|s| (s, "the view watermark (_meta/view.json)"));
+        match (checkpoint, view) {
+            (Some(c), Some(v)) => Some(if v.0 > c.0 { v } else { c }),
+            (c, v) => c.or(v),
+        }
+    }
+
+    /// Refuses a log head below a mark.
+    pub fn check(&self, head: Seq) -> Result<()> {
+        match self.highest() {
+            Some((mark, by)) if mark > head => Err(Error::LogTruncated { head, mark, by }),
+            _ => Ok(()),
+        }
+    }
+}
