@@ -106,29 +106,34 @@ impl StoreUrl {
                 Ok(Arc::new(fs))
             }
             StoreUrl::S3 { bucket, prefix } => {
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                if std::env::var_os("AWS_REGION").is_none()
-                    && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-                {
-                    builder = builder.with_region("us-east-1");
-                }
                 let endpoint = std::env::var("AWS_ENDPOINT_URL")
                     .or_else(|_| std::env::var("AWS_ENDPOINT"))
                     .ok();
-                if let Some(endpoint) = endpoint {
-                    if is_loopback_http(&endpoint) {
-                        builder = builder.with_allow_http(true);
-                    }
-                    builder = builder.with_endpoint(endpoint);
-                }
-                let s3: DynStore = Arc::new(builder.build()?);
-                if prefix.is_empty() {
-                    Ok(s3)
-                } else {
-                    Ok(Arc::new(PrefixStore::new(s3, prefix.as_str())))
-                }
+                s3_store(bucket, prefix, endpoint.as_deref())
             }
         }
+    }
+}
+
+/// An S3 (or S3-compatible) store: credentials and region from the `AWS_*` variables,
+/// the endpoint given (plain http only to a loopback address).
+pub fn s3_store(bucket: &str, prefix: &str, endpoint: Option<&str>) -> Result<DynStore> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        builder = builder.with_region("us-east-1");
+    }
+    if let Some(endpoint) = endpoint {
+        if is_loopback_http(endpoint) {
+            builder = builder.with_allow_http(true);
+        }
+        builder = builder.with_endpoint(endpoint);
+    }
+    let s3: DynStore = Arc::new(builder.build()?);
+    if prefix.is_empty() {
+        Ok(s3)
+    } else {
+        Ok(Arc::new(PrefixStore::new(s3, prefix)))
     }
 }
 

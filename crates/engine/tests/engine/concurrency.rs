@@ -231,7 +231,7 @@ async fn sixty_four_writers_two_handles_set() {
     for b in backends() {
         // The S3 test server is slow and not proven atomic under heavy races: the
         // linearizability load runs in full on the local backends, lighter on S3.
-        let per_writer = if b.name == "s3" { 2 } else { 20 };
+        let per_writer = if b.is_s3() { 2 } else { 20 };
         let handles = two_handles(&b).await;
         let outcome = set_workload(&handles, 64, per_writer, "e").await;
         assert_eq!(outcome.acked.len(), 64 * per_writer, "{}", b.name);
@@ -256,7 +256,7 @@ async fn sixty_four_writers_two_handles_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_writers_two_handles_bank() {
     for b in backends() {
-        let per_writer = if b.name == "s3" { 2 } else { 15 };
+        let per_writer = if b.is_s3() { 2 } else { 15 };
         let handles = two_handles(&b).await;
         open_accounts(&handles[0]).await;
         handles[1].catch_up().await.unwrap();

@@ -37,31 +37,54 @@ impl Backend {
         }
     }
 
-    /// The S3 test server, if the test script started one. Under `CI=true` its absence
-    /// is an error, never a silent skip.
-    pub fn s3() -> Option<Backend> {
+    /// The S3 API servers the test script started: moto (`BUCKETBASE_TEST_S3_BUCKET` at
+    /// `AWS_ENDPOINT_URL`) and SeaweedFS (`BUCKETBASE_TEST_SEAWEEDFS_BUCKET` at
+    /// `BUCKETBASE_TEST_SEAWEEDFS_ENDPOINT`). Under `CI=true` a missing one is an error,
+    /// never a silent skip.
+    pub fn s3_servers() -> Vec<Backend> {
+        let servers = [
+            ("s3-moto", "BUCKETBASE_TEST_S3_BUCKET", "AWS_ENDPOINT_URL"),
+            (
+                "s3-seaweedfs",
+                "BUCKETBASE_TEST_SEAWEEDFS_BUCKET",
+                "BUCKETBASE_TEST_SEAWEEDFS_ENDPOINT",
+            ),
+        ];
+        servers
+            .into_iter()
+            .filter_map(|(name, bucket, endpoint)| {
+                let (Ok(bucket), Ok(endpoint)) = (std::env::var(bucket), std::env::var(endpoint))
+                else {
+                    assert!(
+                        std::env::var("CI").as_deref() != Ok("true"),
+                        "CI=true but {bucket} is unset: run the tests with scripts/test"
+                    );
+                    eprintln!("note: no {name} test server (run scripts/test); skipped");
+                    return None;
+                };
+                Some(Backend::s3_at(name, &bucket, &endpoint))
+            })
+            .collect()
+    }
+
+    fn s3_at(name: &'static str, bucket: &str, endpoint: &str) -> Backend {
         static N: AtomicU64 = AtomicU64::new(0);
-        let Ok(bucket) = std::env::var("BUCKETBASE_TEST_S3_BUCKET") else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but BUCKETBASE_TEST_S3_BUCKET is unset: run the tests with scripts/test"
-            );
-            eprintln!("note: no S3 test server (run scripts/test); S3 backend skipped");
-            return None;
-        };
         let prefix = format!(
             "t{}-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed),
             rand_suffix()
         );
-        let url = format!("s3://{bucket}/{prefix}");
-        Some(Backend {
-            name: "s3",
-            store: StoreUrl::parse(&url).unwrap().build().unwrap(),
-            url,
+        Backend {
+            name,
+            store: bucketbase_engine::store::s3_store(bucket, &prefix, Some(endpoint)).unwrap(),
+            url: format!("s3://{bucket}/{prefix}"),
             _dir: None,
-        })
+        }
+    }
+
+    pub fn is_s3(&self) -> bool {
+        self.name.starts_with("s3")
     }
 
     pub async fn open(&self) -> Database {
@@ -92,7 +115,7 @@ fn rand_suffix() -> u64 {
 /// Every backend available to this run.
 pub fn backends() -> Vec<Backend> {
     let mut all = vec![Backend::memory(), Backend::local()];
-    all.extend(Backend::s3());
+    all.extend(Backend::s3_servers());
     all
 }
 
