@@ -169,6 +169,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         cookie_secure: settings.auth.cookie_secure,
         refresh_ttl_secs: settings.auth.refresh_ttl_secs,
         login_per_minute: settings.auth.login_per_minute,
+        min_seq_wait: std::time::Duration::from_millis(settings.min_seq_wait_ms),
     };
     let state = AppState::new(db.clone(), auth, server_settings, secrets);
     let app = match settings.app {

@@ -44,6 +44,9 @@ pub struct Settings {
     /// How often, in milliseconds, the log tailer looks for other processes' commits
     /// (unset: 200 on a local root, 1000 on S3; 0 turns it off).
     pub tail_interval_ms: Option<u64>,
+    /// How long, in milliseconds, a request with `X-Bucketbase-Min-Seq` waits for this
+    /// process to reach that log position before it is answered 503.
+    pub min_seq_wait_ms: u64,
     pub auth: AuthSettings,
 }
 
@@ -96,6 +99,7 @@ impl Default for Settings {
             log: "info".into(),
             cors_origins: Vec::new(),
             tail_interval_ms: None,
+            min_seq_wait_ms: 5000,
             auth: AuthSettings::default(),
         }
     }
@@ -131,6 +135,7 @@ impl std::fmt::Debug for Settings {
             .field("secret_key", &redact(&self.secret_key))
             .field("body_limit", &self.body_limit)
             .field("tail_interval_ms", &self.tail_interval_ms)
+            .field("min_seq_wait_ms", &self.min_seq_wait_ms)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod consistency;
 pub mod envelope;
 pub mod error;
 pub mod metrics;
@@ -32,6 +33,9 @@ pub struct ServerSettings {
     pub login_per_minute: u32,
     /// Browser origins allowed by CORS (with credentials); none by default.
     pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// How long a request with `X-Bucketbase-Min-Seq` waits for this process to reach
+    /// that log position before it is answered 503 (see [`consistency`]).
+    pub min_seq_wait: std::time::Duration,
 }
 
 impl Default for ServerSettings {
@@ -43,6 +47,7 @@ impl Default for ServerSettings {
             refresh_ttl_secs: 30 * 24 * 3600,
             login_per_minute: 10,
             cors_origins: Vec::new(),
+            min_seq_wait: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -136,6 +141,10 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         .merge(app_routes)
         .merge(generic)
         .fallback(routes::system::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistency::consistency,
+        ))
         .with_state(state)
         .layer(axum::middleware::map_response(
             envelope::envelope_bare_errors,
@@ -174,7 +183,9 @@ fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLay
                 header::AUTHORIZATION,
                 header::IF_MATCH,
                 header::HeaderName::from_static(access::CSRF_HEADER),
+                consistency::MIN_SEQ,
+                consistency::CONSISTENCY,
             ])
-            .expose_headers([header::ETAG, envelope::REQUEST_ID]),
+            .expose_headers([header::ETAG, envelope::REQUEST_ID, consistency::SEQ]),
     )
 }

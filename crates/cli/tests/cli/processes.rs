@@ -21,6 +21,10 @@ struct Server {
 
 impl Server {
     fn start(root: &str) -> Server {
+        Server::start_with(root, &[])
+    }
+
+    fn start_with(root: &str, env: &[(&str, &str)]) -> Server {
         let mut child = bucketbase()
             .args([
                 "serve",
@@ -35,6 +39,7 @@ impl Server {
             .env("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET)
             .env("BUCKETBASE_ADMIN_EMAIL", ADMIN)
             .env("BUCKETBASE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -63,14 +68,32 @@ impl Server {
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let r = reqwest::Client::new()
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
+        let (status, _, body) = self.get_with(path, token, &[]).await;
+        (status, body)
     }
+
+    /// A GET with extra headers: status, `X-Bucketbase-Seq`, body.
+    async fn get_with(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Option<u64>, Value) {
+        let mut request = reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let r = request.send().await.unwrap();
+        (r.status().as_u16(), seq_of(&r), r.json().await.unwrap())
+    }
+}
+
+fn seq_of(r: &reqwest::Response) -> Option<u64> {
+    r.headers()
+        .get("x-bucketbase-seq")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
 }
 
 impl Drop for Server {
@@ -218,4 +241,146 @@ async fn removing_the_newest_log_entries_is_caught() {
         !dir.path().join(format!("_log/{:020}.json", 4)).exists(),
         "no slot was reused"
     );
+}
+
+/// Read-your-writes across processes: B's tailer is slowed to a minute, so only the
+/// request headers can make B see A's write at once.
+#[tokio::test]
+async fn read_your_writes_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let a = Server::start(root);
+    let b = Server::start_with(
+        root,
+        &[
+            ("BUCKETBASE_TAIL_INTERVAL_MS", "60000"),
+            ("BUCKETBASE_MIN_SEQ_WAIT_MS", "300"),
+        ],
+    );
+    let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
+    let client = reqwest::Client::new();
+    let define = client
+        .post(format!("{}/api/v1/collections", a.url))
+        .bearer_auth(&token)
+        .json(&json!({"name": "notes", "schema": {"type": "object"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(define.status(), 200);
+    let created = client
+        .post(format!("{}/api/v1/notes", a.url))
+        .bearer_auth(&token)
+        .json(&json!({"id": "n1", "text": "written through A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let written = seq_of(&created).expect("a write answers with its log position");
+
+    // Without a position, B answers from what it has: not the note yet.
+    let (status, seq, _) = b.get_with("/api/v1/notes/n1", &token, &[]).await;
+    assert_eq!(
+        status, 404,
+        "B's tailer is slow, so B has not seen the note"
+    );
+    assert!(seq.unwrap() < written);
+
+    // With A's position, B catches up first.
+    let min = written.to_string();
+    let (status, seq, body) = b
+        .get_with(
+            "/api/v1/notes/n1",
+            &token,
+            &[("x-bucketbase-min-seq", &min)],
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["text"].as_str()),
+        (200, Some("written through A"))
+    );
+    assert!(seq.unwrap() >= written);
+
+    // `latest` catches up too (a second note, so B has not seen it).
+    let created = client
+        .post(format!("{}/api/v1/notes", a.url))
+        .bearer_auth(&token)
+        .json(&json!({"id": "n2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let (status, _, _) = b
+        .get_with(
+            "/api/v1/notes/n2",
+            &token,
+            &[("x-bucketbase-consistency", "latest")],
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // A position nobody has written: 503 with Retry-After once the wait runs out.
+    let far = (written + 1_000).to_string();
+    let r = client
+        .get(format!("{}/api/v1/notes/n1", b.url))
+        .bearer_auth(&token)
+        .header("x-bucketbase-min-seq", &far)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "stale");
+    // A malformed position is the client's mistake.
+    let (status, _, body) = b
+        .get_with(
+            "/api/v1/notes/n1",
+            &token,
+            &[("x-bucketbase-min-seq", "soon")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+}
+
+/// With the default bound (200 ms locally), a process that only reads sees another's
+/// write within ten times the bound, and `/readyz` reports the tailer's lag.
+#[tokio::test]
+async fn staleness_is_bounded_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let a = Server::start(root);
+    let b = Server::start(root);
+    let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
+    let define = reqwest::Client::new()
+        .post(format!("{}/api/v1/collections", a.url))
+        .bearer_auth(&token)
+        .json(&json!({"name": "notes", "schema": {"type": "object"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(define.status(), 200);
+    let written = Instant::now();
+    let bound = Duration::from_millis(200);
+    loop {
+        if b.get("/api/v1/notes", &token).await.0 == 200 {
+            break;
+        }
+        assert!(
+            written.elapsed() < bound * 10,
+            "B did not see A's definition within ten times the tailing bound"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ready: Value = reqwest::get(format!("{}/readyz", b.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["data"]["status"], "ready");
+    assert_eq!(ready["data"]["tail"]["interval_ms"], 200);
+    assert!(ready["data"]["tail"]["since_success_ms"].as_u64().unwrap() < 2000);
 }

@@ -37,13 +37,46 @@ async fn healthz(req: RequestId) -> Envelope {
     Envelope::ok(&req, json!({"status": "ok"}))
 }
 
-/// Ready when the store answers: catching up with the log reads it.
+/// Ready when the store answers and the log tailer keeps up; otherwise 503 with the
+/// reason. The answer reports the tailer's lag (see the engine's `tail`): how long ago it
+/// last read the log, against its interval. Store errors go to the server log, not here
+/// (this route is public).
 async fn readyz(State(st): State<AppState>, req: RequestId) -> Result<Envelope> {
-    let seq = st.db.catch_up().await.map_err(ApiError::from)?;
-    Ok(Envelope::ok(
-        &req,
-        json!({"status": "ready", "seq": seq.get()}),
-    ))
+    let caught_up = st.db.catch_up().await;
+    let tail = st.db.tail_status();
+    let tail_json = tail.as_ref().map(|t| {
+        json!({
+            "interval_ms": t.interval.as_millis() as u64,
+            "since_success_ms": t.since_success.as_millis() as u64,
+            "failing": t.last_error.is_some(),
+        })
+    });
+    let reason = match (&caught_up, &tail) {
+        (Err(e), _) => {
+            tracing::warn!(error = %e, "readiness: the log cannot be read");
+            Some("the store cannot be read".to_string())
+        }
+        (_, Some(t)) if t.is_stalled() => Some(format!(
+            "the log tailer has not read the log for {} ms (its interval is {} ms); \
+             see the server log",
+            t.since_success.as_millis(),
+            t.interval.as_millis()
+        )),
+        _ => None,
+    };
+    let seq = st.db.snapshot().seq().get();
+    match reason {
+        Some(reason) => Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            reason,
+        )
+        .with_details(json!({"seq": seq, "tail": tail_json}))),
+        None => Ok(Envelope::ok(
+            &req,
+            json!({"status": "ready", "seq": seq, "tail": tail_json}),
+        )),
+    }
 }
 
 async fn list_definitions(State(st): State<AppState>, req: RequestId, _caller: Caller) -> Envelope {
