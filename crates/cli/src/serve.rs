@@ -98,6 +98,37 @@ async fn first_admin(store: &DbUserStore) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key that signs local access tokens: `auth.jwt_secret` when set; on a local root,
+/// otherwise, the root's own `_keys/token.key` (generated once, shared by every process
+/// on the root, kept across restarts); elsewhere a random key of this process's, with a
+/// warning, since the tokens it issues fail on its peers and end with it.
+fn token_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &settings.auth.jwt_secret {
+        return Ok(secret.clone().into_bytes());
+    }
+    match bucketbase_engine::StoreUrl::parse(&settings.store)? {
+        bucketbase_engine::StoreUrl::Local(root) => {
+            let (key, created) = bucketbase_engine::keyfile::load_or_create(&root, "token.key")?;
+            if created {
+                tracing::info!("generated the token key {}/_keys/token.key", root.display());
+            }
+            Ok(key)
+        }
+        _ => {
+            tracing::warn!(
+                "auth.jwt_secret is not set: this process signs tokens with a key of its own; \
+                 they fail on other processes and end with this one. Give every process the \
+                 same auth.jwt_secret"
+            );
+            Ok(generate_password()
+                .into_bytes()
+                .into_iter()
+                .chain(generate_password().into_bytes())
+                .collect())
+        }
+    }
+}
+
 /// Builds the configured identity provider.
 pub async fn provider(
     settings: &Settings,
@@ -108,19 +139,7 @@ pub async fn provider(
         "local" => {
             let store = DbUserStore::install(db.clone()).await?;
             first_admin(&store).await?;
-            let secret = match &auth.jwt_secret {
-                Some(s) => s.clone().into_bytes(),
-                None => {
-                    tracing::warn!(
-                        "auth.jwt_secret is not set: using a random key; tokens end with this process"
-                    );
-                    generate_password()
-                        .into_bytes()
-                        .into_iter()
-                        .chain(generate_password().into_bytes())
-                        .collect()
-                }
-            };
+            let secret = token_key(settings)?;
             let config = LocalConfig {
                 access_ttl: std::time::Duration::from_secs(auth.access_ttl_secs),
                 refresh_ttl: std::time::Duration::from_secs(auth.refresh_ttl_secs),

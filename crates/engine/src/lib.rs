@@ -14,6 +14,8 @@ pub mod collection;
 mod committer;
 mod db;
 mod error;
+#[cfg(unix)]
+pub mod keyfile;
 pub mod log;
 pub mod marks;
 pub mod materialize;

@@ -20,8 +20,9 @@ struct Server {
 }
 
 impl Server {
+    /// A server with the token key shared by the test's servers.
     fn start(root: &str) -> Server {
-        Server::start_with(root, &[])
+        Server::start_with(root, &[("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET)])
     }
 
     fn start_with(root: &str, env: &[(&str, &str)]) -> Server {
@@ -36,7 +37,6 @@ impl Server {
                 "none",
             ])
             .env("BUCKETBASE_AUTH__COOKIE_SECURE", "false")
-            .env("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET)
             .env("BUCKETBASE_ADMIN_EMAIL", ADMIN)
             .env("BUCKETBASE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .envs(env.iter().copied())
@@ -253,6 +253,7 @@ async fn read_your_writes_across_processes() {
     let b = Server::start_with(
         root,
         &[
+            ("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET),
             ("BUCKETBASE_TAIL_INTERVAL_MS", "60000"),
             ("BUCKETBASE_MIN_SEQ_WAIT_MS", "300"),
         ],
@@ -383,4 +384,56 @@ async fn staleness_is_bounded_and_reported() {
     assert_eq!(ready["data"]["status"], "ready");
     assert_eq!(ready["data"]["tail"]["interval_ms"], 200);
     assert!(ready["data"]["tail"]["since_success_ms"].as_u64().unwrap() < 2000);
+}
+
+/// Without a configured key, a local root keeps its own token key in `_keys/token.key`
+/// (0600): a session survives a restart, and a second process accepts the first's tokens.
+/// The key is never in the log or the view.
+#[tokio::test]
+async fn logins_survive_restarts_and_are_shared_on_a_local_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let first = Server::start_with(root, &[]);
+    let token = first.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
+    let peer = Server::start_with(root, &[]);
+    assert_eq!(
+        peer.get("/api/auth/me", &token).await.0,
+        200,
+        "the peer accepts it"
+    );
+    drop((first, peer));
+
+    let restarted = Server::start_with(root, &[]);
+    let (status, me) = restarted.get("/api/auth/me", &token).await;
+    assert_eq!((status, me["data"]["email"].as_str()), (200, Some(ADMIN)));
+
+    let key = dir.path().join("_keys/token.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    for entry in walk(dir.path()) {
+        if entry.starts_with(dir.path().join("_keys")) {
+            continue;
+        }
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(key_text.trim()),
+            "the token key leaked into {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
