@@ -213,6 +213,19 @@ async fn four_roles_over_every_collection_and_route() {
             None,
             [200, 200, 200, 404, 200],
         ),
+        // The upload's file is the system's: nobody re-points a photo at another file.
+        (
+            Method::PATCH,
+            one("task_images", &image),
+            Some(json!({"file_key": "_files/0190a0a0-0000-7000-8000-000000000000.png"})),
+            [400, 400, 400, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/auto_task_records".into(),
+            Some(json!({"booking_id": my_booking, "template_id": template, "task_id": my_task})),
+            [400, 403, 403, 403, 403],
+        ),
         (
             Method::GET,
             one("auto_task_templates", &template),
