@@ -5,12 +5,28 @@
 //! `role`) and `record`. `SuperAdmin` passes every rule; without a rule, only `SuperAdmin`
 //! may act (closed by default). A record the caller may not see answers 404, never 403,
 //! so its existence does not leak.
+//!
+//! Rules judge a record; [`Caller::check_write`] judges what a write through the generic
+//! record routes changes, whatever the rules say ("Who writes what" in
+//! docs/collections.md):
+//! 1. system fields (a definition's `system_fields`: an upload's file key, an automation's
+//!    marks) are written by app code through the engine only. A write that sets or
+//!    changes one is refused for everyone, SuperAdmin included (400 `read_only_field`):
+//!    a rule over the new record cannot tell the value the system wrote from a forged one.
+//!    Sending the unchanged value is fine (clients echo records back).
+//! 2. A reference the write sets or changes must point at a record the caller may see
+//!    under the target collection's `view` rule (SuperAdmin sees everything). Otherwise
+//!    the answer is the `reference_violation` a missing target gets, so it tells nothing
+//!    about what exists. Without this, a rule like "staff update their own photo" lets
+//!    them point the photo at anyone's task.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use bucketbase_engine::collection::Compiled;
 use bucketbase_engine::collection::expr::Vars;
+use bucketbase_engine::collection::keys::is_live;
+use bucketbase_engine::{RecordId, Txn};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -107,6 +123,74 @@ impl Caller {
         };
         let vars = Vars::new().with("auth", &self.auth).with("record", record);
         rule.eval_bool(&vars).unwrap_or(false)
+    }
+
+    /// Checks a write through the generic API: record `id` of `def` goes from `before`
+    /// (`None` on create) to `after` (stored forms). See the module docs. Targets are read
+    /// through `tx`, so the commit re-runs the check if one changes meanwhile.
+    pub fn check_write(
+        &self,
+        tx: &mut Txn,
+        def: &Compiled,
+        id: &RecordId,
+        before: Option<&Value>,
+        after: &Value,
+    ) -> Result<(), ApiError> {
+        // Null and missing are the same "unset".
+        let value = |record: Option<&Value>, field: &str| {
+            record
+                .and_then(|r| r.get(field))
+                .filter(|v| !v.is_null())
+                .cloned()
+        };
+        let changed = |field: &str| value(before, field) != value(Some(after), field);
+        let system: Vec<&str> = def
+            .def
+            .system_fields
+            .iter()
+            .map(String::as_str)
+            .filter(|f| changed(f))
+            .collect();
+        if !system.is_empty() {
+            let (what, verb) = match system.len() {
+                1 => ("field", "is"),
+                _ => ("fields", "are"),
+            };
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "read_only_field",
+                format!(
+                    "{} {what} of {} {verb} set by the system and cannot be written through the API",
+                    system.join(", "),
+                    def.name
+                ),
+            )
+            .with_details(json!({"collection": def.name.as_str(), "fields": system})));
+        }
+        if self.is_super_admin() {
+            return Ok(());
+        }
+        for r in def.references.iter().filter(|r| changed(&r.def.field)) {
+            // A malformed id is the engine's to refuse (that says nothing about others).
+            let Some(target_id) = after
+                .get(&r.def.field)
+                .and_then(Value::as_str)
+                .and_then(|s| RecordId::parse(s).ok())
+            else {
+                continue;
+            };
+            let target_def = tx.state().definition(&r.target).cloned();
+            let visible = tx
+                .get_value(&r.target, &target_id)
+                .filter(|t| r.def.allow_deleted || is_live(t))
+                .zip(target_def)
+                .is_some_and(|(target, target_def)| self.may(&target_def, Action::View, &target));
+            if !visible {
+                let missing = r.missing_target(def.name.as_str(), id, target_id.as_str());
+                return Err(ApiError::from(missing));
+            }
+        }
+        Ok(())
     }
 
     pub fn require_super_admin(&self) -> Result<(), ApiError> {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::expr::Expr;
-use crate::error::{Error, Result};
-use crate::names::CollectionName;
+use crate::error::{Error, Result, Violation, ViolationCode};
+use crate::names::{CollectionName, RecordId};
 
 /// Fields every record carries, set by the engine.
 pub const METADATA_FIELDS: [&str; 8] = [
@@ -57,6 +57,10 @@ pub struct Definition {
     /// Fields encrypted at rest and never listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret: Vec<String>,
+    /// Fields only app code sets (an upload's file key, an automation's marks): the
+    /// generic API refuses a write that sets or changes one, whoever the caller is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_fields: Vec<String>,
     /// Fields carried in `index.json` and indexed for equality filters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub index: Vec<String>,
@@ -303,6 +307,7 @@ impl Definition {
                 )));
             }
         }
+        self.check_system_fields().map_err(bad)?;
         let mut rules = BTreeMap::new();
         for (action, rule) in self.rules.all() {
             if let Some(src) = rule {
@@ -321,6 +326,37 @@ impl Definition {
             nested,
             rules,
         })
+    }
+}
+
+impl Definition {
+    /// System fields are own fields of the record that app code sets: not metadata (the
+    /// engine sets those), not nested arrays or secrets (changed and compared otherwise),
+    /// and without a schema `default` (a default would be written on every create).
+    fn check_system_fields(&self) -> std::result::Result<(), String> {
+        let mut seen = BTreeSet::new();
+        for f in &self.system_fields {
+            let default = self
+                .schema
+                .get("properties")
+                .and_then(|p| p.get(f))
+                .is_some_and(|p| p.get("default").is_some());
+            let why = if f.is_empty() || !seen.insert(f) {
+                "names must be non-empty and distinct"
+            } else if METADATA_FIELDS.contains(&f.as_str()) {
+                "is a metadata field (set by the engine already)"
+            } else if self.nested.contains_key(f) {
+                "is a nested array"
+            } else if self.secret.contains(f) {
+                "is a secret field"
+            } else if default {
+                "has a schema default"
+            } else {
+                continue;
+            };
+            return Err(format!("system field {f:?} {why}"));
+        }
+        Ok(())
     }
 }
 
@@ -376,6 +412,26 @@ pub struct CompiledExclude {
 pub struct CompiledReference {
     pub def: ReferenceDef,
     pub target: CollectionName,
+}
+
+impl CompiledReference {
+    /// The violation of record `id` of `collection` pointing at `target_id`, a record
+    /// of the target collection that does not exist. The HTTP API answers the same for a
+    /// target the writer may not see, so the answer does not tell the two apart.
+    pub fn missing_target(&self, collection: &str, id: &RecordId, target_id: &str) -> Error {
+        Error::from(Violation {
+            code: ViolationCode::ReferenceViolation,
+            collection: collection.to_string(),
+            constraint: self.def.field.clone(),
+            fields: vec![self.def.field.clone()],
+            conflicting: None,
+            message: format!(
+                "record {id}: {} points at {}/{target_id}, which does not exist",
+                self.def.field, self.target
+            ),
+            errors: Vec::new(),
+        })
+    }
 }
 
 /// One schema complaint: where, and what.
@@ -536,6 +592,11 @@ impl Compiled {
     pub fn is_secret(&self, field: &str) -> bool {
         self.def.secret.iter().any(|s| s == field)
     }
+
+    /// Is `field` a system field (written by app code only, never through the API)?
+    pub fn is_system(&self, field: &str) -> bool {
+        self.def.system_fields.iter().any(|s| s == field)
+    }
 }
 
 /// Nested items carry `id`, `created_at`, `updated_at` set by the engine.
@@ -623,5 +684,39 @@ impl crate::txn::Txn {
         });
         self.audit(&event)?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_system(fields: &[&str]) -> Result<Compiled> {
+        let mut def = Definition::from_json(&json!({
+            "name": "photos",
+            "schema": {"type": "object", "properties": {
+                "file_key": {"type": "string"}, "kind": {"type": "string", "default": "png"}}},
+            "nested": {"notes": {}},
+            "secret": ["token"],
+        }))?;
+        def.system_fields = fields.iter().map(|f| f.to_string()).collect();
+        def.compile()
+    }
+
+    #[test]
+    fn system_fields_are_own_fields_without_defaults() {
+        let ok = with_system(&["file_key"]).unwrap();
+        assert!(ok.is_system("file_key") && !ok.is_system("kind"));
+        for (bad, why) in [
+            (&["created_by"][..], "metadata"),
+            (&["notes"], "nested"),
+            (&["token"], "secret"),
+            (&["kind"], "default"),
+            (&["file_key", "file_key"], "distinct"),
+            (&[""], "distinct"),
+        ] {
+            let err = with_system(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 }

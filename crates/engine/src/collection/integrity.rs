@@ -491,12 +491,7 @@ impl State {
                 .get(&r.target, &target_id)
                 .map(Doc::value)
                 .filter(|t| r.def.allow_deleted || is_live(t))
-                .ok_or_else(|| {
-                    refused(format!(
-                        "points at {}/{target_id}, which does not exist",
-                        r.target
-                    ))
-                })?;
+                .ok_or_else(|| r.missing_target(def.name.as_str(), id, target_id.as_str()))?;
             for (local, remote) in &r.def.matches {
                 if value.get(local) != target.get(remote) {
                     return Err(violation(

@@ -195,7 +195,8 @@ async fn read(
 }
 
 /// Runs a record write as the caller, checking `action` on the current record first
-/// (a record the caller may not see is not found).
+/// (a record the caller may not see is not found), and what the write changed after
+/// ([`Caller::check_write`]; before hooks run, so only the caller's own change counts).
 async fn write(
     st: &AppState,
     req: &RequestId,
@@ -213,18 +214,19 @@ async fn write(
             if !caller.may(&def, Action::View, &current) || !caller.may(&def, action, &current) {
                 return Err(hidden(c, id));
             }
-            let after = f(tx)?;
-            // An update must leave the record within what the caller may update (staff
-            // cannot hand their task to someone else).
-            if action == Action::Update
-                && let Some(after) = &after
-                && !caller.may(&def, action, after)
-            {
-                return Err(ApiError::forbidden(format!(
-                    "this change would take {c}/{id} out of what you may update"
-                )));
+            let out = f(tx)?;
+            // The record as this write leaves it (nested operations answer their item).
+            if let Some(after) = tx.get_value(c, id) {
+                caller.check_write(tx, &def, id, Some(&current), &after)?;
+                // An update must leave the record within what the caller may update
+                // (staff cannot hand their task to someone else).
+                if action == Action::Update && !caller.may(&def, action, &after) {
+                    return Err(ApiError::forbidden(format!(
+                        "this change would take {c}/{id} out of what you may update"
+                    )));
+                }
             }
-            Ok(after)
+            Ok(out)
         })
         .await?;
     let data = match committed.value {
@@ -254,9 +256,13 @@ async fn create(
     }
     let committed = st
         .db
-        .transact(&caller.txn_meta(&req), |tx| tx.create(&c, body.clone()))
-        .await
-        .map_err(ApiError::from)?;
+        .transact(&caller.txn_meta(&req), |tx| {
+            let created = tx.create(&c, body.clone())?;
+            let id = record_id(created["id"].as_str().unwrap_or_default())?;
+            caller.check_write(tx, &def, &id, None, &created)?;
+            Ok::<_, ApiError>(created)
+        })
+        .await?;
     let id = record_id(committed.value["id"].as_str().unwrap_or_default())?;
     let data = show(&st, &def, &id, committed.value, committed.seq)?;
     Ok(Envelope::created(&req, data).header(ETAG, &etag(committed.seq)))
@@ -288,10 +294,29 @@ async fn replace(
 ) -> Result<Envelope> {
     let (c, id) = (collection(&c)?, record_id(&id)?);
     let expect = if_match(&headers)?;
+    let def = definition(&st.db.snapshot(), &c)?;
     write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
+        let current = tx.record(&c, &id, None)?;
+        let body = keep_system_fields(&def, &current, &body);
         tx.replace(&c, &id, &body, expect).map(Some)
     })
     .await
+}
+
+/// A PUT replaces the record's own fields but, like metadata, keeps the system fields
+/// its body leaves out (a body that names one must carry its current value).
+fn keep_system_fields(def: &Compiled, current: &Value, body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Value::Object(map) = &mut body {
+        for field in &def.def.system_fields {
+            if let Some(v) = current.get(field)
+                && !map.contains_key(field)
+            {
+                map.insert(field.clone(), v.clone());
+            }
+        }
+    }
+    body
 }
 
 #[derive(Deserialize)]

@@ -352,3 +352,266 @@ async fn bad_input_answers_4xx_envelopes_never_500() {
         assert_eq!(body["error"]["code"], code, "{what}: {body}");
     }
 }
+
+/// A caller's uuid, from `/api/auth/me`.
+async fn uuid_of(app: &TestApp, token: &str) -> String {
+    let (s, me, _) = app
+        .call(Method::GET, "/api/auth/me", Some(token), None)
+        .await;
+    assert_eq!(s, 200, "{me}");
+    me["data"]["uuid"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn system_fields_are_written_by_app_code_only() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    app.define(
+        &admin,
+        json!({
+            "name": "uploads",
+            "schema": {"type": "object", "required": ["title"], "properties": {
+                "title": {"type": "string"}, "blob": {"type": "string"}}},
+            "system_fields": ["blob"]
+        }),
+    )
+    .await;
+
+    // Nobody sets a system field through the API, not even the SuperAdmin.
+    let (s, b, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/uploads",
+            Some(&admin),
+            Some(json!({"title": "a", "blob": "_files/forged"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("read_only_field")),
+        "{b}"
+    );
+    assert_eq!(b["success"], false);
+    assert_eq!(b["error"]["details"]["fields"], json!(["blob"]));
+    assert!(b["meta"]["request_id"].is_string());
+    let (s, b, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/uploads",
+            Some(&admin),
+            Some(json!({"title": "a"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let id = b["data"]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/uploads/{id}");
+
+    // App code writes it through the engine.
+    let (c, rid) = (
+        bucketbase_engine::CollectionName::parse("uploads").unwrap(),
+        bucketbase_engine::RecordId::parse(&id).unwrap(),
+    );
+    app.db
+        .transact(&bucketbase_engine::TxnMeta::new("app", "upload"), |tx| {
+            tx.update(&c, &rid, &json!({"blob": "_files/real"}), None)
+        })
+        .await
+        .unwrap();
+
+    // Changing or clearing it is refused, by PATCH and PUT alike.
+    for (method, body) in [
+        (Method::PATCH, json!({"blob": "_files/other"})),
+        (Method::PATCH, json!({"blob": null})),
+        (Method::PUT, json!({"title": "a", "blob": "_files/other"})),
+        (Method::PUT, json!({"title": "a", "blob": null})),
+    ] {
+        let (s, b, _) = app
+            .call(method.clone(), &path, Some(&admin), Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("read_only_field")),
+            "{method} {body}: {b}"
+        );
+    }
+
+    // Echoing the record back, or leaving the field out of a PUT, is fine.
+    let (_, got, _) = app.call(Method::GET, &path, Some(&admin), None).await;
+    let mut echo = got["data"].clone();
+    echo["title"] = json!("b");
+    let (s, b, _) = app
+        .call(Method::PUT, &path, Some(&admin), Some(echo.clone()))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b, _) = app
+        .call(Method::PATCH, &path, Some(&admin), Some(echo))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b, _) = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(&admin),
+            Some(json!({"title": "c"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (b["data"]["title"].as_str(), b["data"]["blob"].as_str()),
+        (Some("c"), Some("_files/real"))
+    );
+
+    // A definition cannot give a system field a default (every create would set it).
+    let (s, b, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/collections",
+            Some(&admin),
+            Some(json!({"name": "bad_uploads", "system_fields": ["blob"],
+                "schema": {"type": "object", "properties": {"blob": {"type": "string", "default": "x"}}}})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("invalid_definition")),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn references_point_only_at_records_the_writer_may_see() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (ann, bob) = (
+        app.user("ann@example.com", "member").await,
+        app.user("bob@example.com", "member").await,
+    );
+    let (ann_id, bob_id) = (uuid_of(&app, &ann).await, uuid_of(&app, &bob).await);
+    let own = "record.owner == auth.uuid";
+    app.define(
+        &admin,
+        json!({"name": "projects", "soft_delete": true,
+            "schema": {"type": "object", "properties": {"name": {"type": "string"}, "owner": {"type": "string"}}},
+            "rules": {"list": own, "view": own, "create": own, "update": own}}),
+    )
+    .await;
+    let mine = "record.created_by == auth.uuid";
+    app.define(
+        &admin,
+        json!({"name": "tickets",
+            "schema": {"type": "object", "required": ["title", "project_id"], "properties": {
+                "title": {"type": "string"}, "project_id": {"type": "string"}}},
+            "references": [{"field": "project_id", "collection": "projects"}],
+            "rules": {"list": mine, "view": mine, "create": "auth.role == \"member\"", "update": mine}}),
+    )
+    .await;
+    let project = |token: String, owner: String| {
+        let app = &app;
+        async move {
+            let (s, b, _) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/projects",
+                    Some(&token),
+                    Some(json!({"owner": owner})),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+            b["data"]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let anns = project(ann.clone(), ann_id).await;
+    let bobs = project(bob.clone(), bob_id).await;
+    let nowhere = "0190a0a0-0000-7000-8000-000000000000";
+
+    // Pointing at bob's project answers exactly as pointing at no project at all.
+    let ticket = |project: &str| json!({"title": "t", "project_id": project});
+    let (s1, hidden, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/tickets",
+            Some(&ann),
+            Some(ticket(&bobs)),
+        )
+        .await;
+    let (s2, missing, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/tickets",
+            Some(&ann),
+            Some(ticket(nowhere)),
+        )
+        .await;
+    assert_eq!((s1, s2), (409, 409), "{hidden} {missing}");
+    assert_eq!(hidden["error"]["code"], "reference_violation");
+    assert_eq!(hidden["error"]["code"], missing["error"]["code"]);
+    assert_eq!(
+        hidden["error"]["details"]["fields"],
+        missing["error"]["details"]["fields"]
+    );
+    assert_eq!(
+        hidden["error"]["details"]["constraint"],
+        missing["error"]["details"]["constraint"]
+    );
+    let shape = |m: &Value, target: &str| {
+        // "record <new id>: project_id points at projects/<target>, which does not exist"
+        let m = m["error"]["message"].as_str().unwrap().to_string();
+        let (_, rest) = m.split_once(": project_id").unwrap();
+        rest.replace(target, "<target>")
+    };
+    assert_eq!(shape(&hidden, &bobs), shape(&missing, nowhere));
+
+    // Her own project is fine; moving the ticket to bob's is refused the same way.
+    let (s, b, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/tickets",
+            Some(&ann),
+            Some(ticket(&anns)),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let path = format!("/api/v1/tickets/{}", b["data"]["id"].as_str().unwrap());
+    let (s, b, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&ann),
+            Some(json!({"project_id": bobs})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("reference_violation")),
+        "{b}"
+    );
+    let (s, b, _) = app
+        .call(Method::PUT, &path, Some(&ann), Some(ticket(&bobs)))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("reference_violation")),
+        "{b}"
+    );
+
+    // The SuperAdmin may point it anywhere; an edit that leaves the reference as it is
+    // is not judged by it.
+    let (s, b, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"project_id": bobs})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&ann),
+            Some(json!({"title": "renamed"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+}

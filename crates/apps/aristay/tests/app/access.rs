@@ -213,6 +213,19 @@ async fn four_roles_over_every_collection_and_route() {
             None,
             [200, 200, 200, 404, 200],
         ),
+        // The upload's file is the system's: nobody re-points a photo at another file.
+        (
+            Method::PATCH,
+            one("task_images", &image),
+            Some(json!({"file_key": "_files/0190a0a0-0000-7000-8000-000000000000.png"})),
+            [400, 400, 400, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/auto_task_records".into(),
+            Some(json!({"booking_id": my_booking, "template_id": template, "task_id": my_task})),
+            [400, 403, 403, 403, 403],
+        ),
         (
             Method::GET,
             one("auto_task_templates", &template),
@@ -426,4 +439,185 @@ async fn openapi_documents_the_aristay_routes_and_collections() {
         .take(5)
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
+}
+
+/// What a write may change, whatever the rules allow: system fields never (the
+/// automation's and the import's records, a task's automation marks), references only
+/// towards records the writer may see (answered as if they did not exist).
+#[tokio::test]
+async fn writes_keep_to_system_fields_and_visible_references() {
+    let app = spawn().await;
+    let (staff, staff_id) = app.user("sam@example.com", "staff").await;
+    let (owner, owner_id) = app.user("olga@example.com", "owner").await;
+    let (admin, manager) = (app.admin.clone(), app.manager.clone());
+    let mine = app.property("Olga's flat").await;
+    let theirs = app.property("Someone else's").await;
+    app.create(
+        "property_ownerships",
+        json!({"property_id": mine, "user_id": owner_id}),
+    )
+    .await;
+    let their_booking = id(&app
+        .create(
+            "bookings",
+            json!({"property_id": theirs, "check_in": "2026-07-01", "check_out": "2026-07-04"}),
+        )
+        .await);
+    let template = id(&app
+        .create(
+            "auto_task_templates",
+            json!({"name": "T", "trigger": "check_out", "title_pattern": "Clean", "active": false}),
+        )
+        .await);
+    let task = id(&app
+        .create(
+            "tasks",
+            json!({"title": "Clean", "property_id": mine, "assigned_to": staff_id}),
+        )
+        .await);
+    let task_path = format!("/api/v1/tasks/{task}");
+    let code = |b: &Value| b["error"]["code"].as_str().map(String::from);
+
+    // Staff may update their task, but not move it to a property or booking they cannot
+    // see (they see none), nor make it look automatic.
+    for body in [
+        json!({"property_id": theirs}),
+        json!({"property_id": theirs, "booking_id": their_booking}),
+    ] {
+        let (s, b) = app
+            .call(Method::PATCH, &task_path, &staff, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, code(&b).as_deref()),
+            (409, Some("reference_violation")),
+            "{body}: {b}"
+        );
+    }
+    for (token, body) in [
+        (&staff, json!({"template_id": template})),
+        (&manager, json!({"template_id": template})),
+        (&manager, json!({"auto_cancelled": true})),
+    ] {
+        let (s, b) = app
+            .call(Method::PATCH, &task_path, token, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, code(&b).as_deref()),
+            (400, Some("read_only_field")),
+            "{body}: {b}"
+        );
+    }
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &task_path,
+            &staff,
+            Some(json!({"status": "done", "property_id": mine})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    // The manager sees every property and may move it.
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &task_path,
+            &manager,
+            Some(json!({"property_id": theirs})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+
+    // The automation's ledger and the import logs are the system's, even for the
+    // SuperAdmin.
+    for (collection, body) in [
+        (
+            "auto_task_records",
+            json!({"booking_id": their_booking, "template_id": template, "task_id": task}),
+        ),
+        (
+            "booking_import_logs",
+            json!({"file_name": "x.xlsx", "status": "committed", "counts": {}}),
+        ),
+    ] {
+        let path = format!("/api/v1/{collection}");
+        let (s, b) = app
+            .call(Method::POST, &path, &admin, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, code(&b).as_deref()),
+            (400, Some("read_only_field")),
+            "{collection}: {b}"
+        );
+        let (s, b) = app.call(Method::POST, &path, &manager, Some(body)).await;
+        assert_eq!(s, 403, "{collection}: {b}");
+    }
+
+    // An operator's own collection that owners may write: an owner can point a record
+    // only at a property they own; another one answers as a missing one does.
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/collections",
+            &admin,
+            Some(json!({
+                "name": "owner_requests",
+                "schema": {"type": "object", "required": ["property_id", "text"], "properties": {
+                    "property_id": {"type": "string"}, "text": {"type": "string"}}},
+                "references": [{"field": "property_id", "collection": "properties"}],
+                "rules": {"create": "auth.role == \"owner\"",
+                          "view": "record.created_by == auth.uuid",
+                          "update": "record.created_by == auth.uuid"}
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let request = |property: &str| json!({"property_id": property, "text": "Fix the door"});
+    for property in [theirs.as_str(), "0190a0a0-0000-7000-8000-000000000000"] {
+        let (s, b) = app
+            .call(
+                Method::POST,
+                "/api/v1/owner_requests",
+                &owner,
+                Some(request(property)),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&b).as_deref()),
+            (409, Some("reference_violation")),
+            "{property}: {b}"
+        );
+        assert_eq!(b["error"]["details"]["fields"], json!(["property_id"]));
+    }
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/owner_requests",
+            &owner,
+            Some(request(&mine)),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let path = format!("/api/v1/owner_requests/{}", id(&b["data"]));
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &owner,
+            Some(json!({"property_id": theirs})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b).as_deref()),
+        (409, Some("reference_violation")),
+        "{b}"
+    );
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({"property_id": theirs})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
 }

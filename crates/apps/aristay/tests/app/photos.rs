@@ -1,5 +1,6 @@
 //! Task photos: sniffed types, size limit, storage under _files/, served with nosniff.
 
+use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 use sha2::Digest;
@@ -102,4 +103,111 @@ async fn png_accepted_html_refused_oversized_413() {
 
     // Only the accepted photo was kept.
     assert_eq!(app.count("task_images", "").await, 1);
+}
+
+#[tokio::test]
+async fn a_photo_keeps_its_file_and_moves_only_to_tasks_its_writer_sees() {
+    let app = spawn().await;
+    let (task, staff) = assigned_task(&app).await;
+    let dune = app.property("Dune").await;
+    let (kim, kim_id) = app.user("kim@example.com", "staff").await;
+    let kims_task = id(&app
+        .create(
+            "tasks",
+            json!({"title": "Clean", "property_id": dune, "assigned_to": kim_id}),
+        )
+        .await);
+    let upload = |task: String, token: String, bytes: Vec<u8>| {
+        let app = &app;
+        async move {
+            let path = format!("/api/v1/aristay/tasks/{task}/images");
+            let (s, b) = app
+                .upload(&path, &token, photo(bytes, "p.png", "image/png"))
+                .await;
+            assert_eq!(s, 201, "{b}");
+            b["data"].clone()
+        }
+    };
+    let mine = upload(task.clone(), staff.clone(), PNG.to_vec()).await;
+    let kims_bytes = [PNG, b"kim's"].concat();
+    let kims = upload(kims_task.clone(), kim.clone(), kims_bytes).await;
+    let path = format!("/api/v1/task_images/{}", id(&mine));
+
+    // The file key (and what the upload learnt about the file) is the system's: no
+    // caller may point their record at another upload's file.
+    for (token, body) in [
+        (&staff, json!({"file_key": kims["file_key"]})),
+        (&staff, json!({"sha256": kims["sha256"], "size": 1})),
+        (&staff, json!({"uploaded_by": kim_id})),
+        (&app.admin, json!({"file_key": kims["file_key"]})),
+    ] {
+        let (s, b) = app
+            .call(Method::PATCH, &path, token, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("read_only_field")),
+            "{body}: {b}"
+        );
+    }
+    let served = app
+        .client
+        .get(app.at(&format!("/api/v1/aristay/files/{}", id(&mine))))
+        .bearer_auth(&staff)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap().as_ref(), PNG);
+
+    // References move only to what the writer may see: kim's task and a property (staff
+    // see none) answer as a missing task does.
+    let nowhere = "0190a0a0-0000-7000-8000-000000000000";
+    for body in [
+        json!({"task_id": kims_task}),
+        json!({"task_id": nowhere}),
+        json!({"task_id": kims_task, "property_id": dune}),
+        json!({"property_id": dune}),
+    ] {
+        let (s, b) = app
+            .call(Method::PATCH, &path, &staff, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (409, Some("reference_violation")),
+            "{body}: {b}"
+        );
+    }
+
+    // Echoing the record back with a new caption is fine, by PUT and PATCH.
+    let (_, got) = app.call(Method::GET, &path, &staff, None).await;
+    let mut echo = got["data"].clone();
+    echo["caption"] = json!("Tiles");
+    let (s, b) = app
+        .call(Method::PUT, &path, &staff, Some(echo.clone()))
+        .await;
+    assert_eq!(
+        (s, b["data"]["caption"].as_str()),
+        (200, Some("Tiles")),
+        "{b}"
+    );
+    let (s, b) = app.call(Method::PATCH, &path, &staff, Some(echo)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"]["file_key"], mine["file_key"]);
+
+    // The SuperAdmin may move it anywhere (the file stays its own).
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &app.admin,
+            Some(json!({"task_id": kims_task, "property_id": dune})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["data"]["task_id"].as_str()),
+        (200, Some(kims_task.as_str())),
+        "{b}"
+    );
+    assert_eq!(b["data"]["file_key"], mine["file_key"]);
 }
