@@ -9,14 +9,14 @@ use serde_json::{Value, json};
 
 use super::{bucketbase, seed};
 
-const ADMIN: &str = "admin@localhost";
-const ADMIN_PASSWORD: &str = "correct horse battery staple";
-const JWT_SECRET: &str = "a shared token key for the two test server processes";
+pub const ADMIN: &str = "admin@localhost";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+pub const JWT_SECRET: &str = "a shared token key for the two test server processes";
 
 /// A `bucketbase serve` process on a root, stopped when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Server {
@@ -25,7 +25,7 @@ impl Server {
         Server::start_with(root, &[("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET)])
     }
 
-    fn start_with(root: &str, env: &[(&str, &str)]) -> Server {
+    pub fn start_with(root: &str, env: &[(&str, &str)]) -> Server {
         let mut child = bucketbase()
             .args([
                 "serve",
@@ -54,7 +54,7 @@ impl Server {
         Server { child, url }
     }
 
-    async fn login(&self, email: &str, password: &str) -> Option<String> {
+    pub async fn login(&self, email: &str, password: &str) -> Option<String> {
         let r: Value = reqwest::Client::new()
             .post(format!("{}/api/auth/login", self.url))
             .json(&json!({"email": email, "password": password}))
@@ -90,7 +90,7 @@ impl Server {
     }
 }
 
-fn seq_of(r: &reqwest::Response) -> Option<u64> {
+pub fn seq_of(r: &reqwest::Response) -> Option<u64> {
     r.headers()
         .get("x-bucketbase-seq")
         .and_then(|v| v.to_str().ok()?.parse().ok())
