@@ -128,7 +128,14 @@ pub enum AuditCommand {
     Verify {
         #[arg(long, env = "BUCKETBASE_STORE", default_value = "./bucketbase-data")]
         store: String,
+        /// Also check the signed digests with this Ed25519 public key (base64); repeat it
+        /// to accept digests signed before a key rotation.
+        #[arg(long = "public-key")]
+        public_keys: Vec<String>,
     },
+    /// Print a new Ed25519 key pair for signed digests: the secret goes into the
+    /// server's `digest_signing_key`, the public key to whoever verifies.
+    Keygen,
 }
 
 /// Logs to stderr; `BUCKETBASE_LOG` overrides the filter; `json` for machine-read logs.
@@ -178,8 +185,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::import::run(&store_settings(config, store)?, command).await,
         Command::Rebuild { store } => rebuild(&store).await,
         Command::Audit {
-            command: AuditCommand::Verify { store },
-        } => audit_verify(&store).await,
+            command: AuditCommand::Verify { store, public_keys },
+        } => audit_verify(&store, &public_keys).await,
+        Command::Audit {
+            command: AuditCommand::Keygen,
+        } => {
+            let (secret, public) = bucketbase_engine::digest::generate_key();
+            println!("digest_signing_key = \"{secret}\"   # secret: the server's setting");
+            println!("public key: {public}   # for `bucketbase audit verify --public-key`");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -295,8 +310,13 @@ async fn rebuild(url: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn audit_verify(url: &str) -> anyhow::Result<ExitCode> {
+async fn audit_verify(url: &str, public_keys: &[String]) -> anyhow::Result<ExitCode> {
     existing_root(url)?;
+    let keys = public_keys
+        .iter()
+        .map(|k| bucketbase_engine::digest::public_key_from_base64(k))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--public-key")?;
     let store = store::open(url, &UuidV7Ids)
         .await
         .with_context(|| format!("opening {url}"))?;
@@ -309,20 +329,42 @@ async fn audit_verify(url: &str) -> anyhow::Result<ExitCode> {
     })
     .await?;
     bar.finish_and_clear();
-    match report.first_break {
+    let mut intact = match report.first_break {
         None => {
             println!(
                 "intact: {} entries, head hash {}",
                 report.verified, report.head_hash
             );
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Some(brk) => {
             println!(
                 "BROKEN at log position {}: {:?}: {} ({} entries verified before it)",
                 brk.seq, brk.damage, brk.detail, report.verified
             );
-            Ok(ExitCode::FAILURE)
+            false
+        }
+    };
+    if !keys.is_empty() {
+        let digests = bucketbase_engine::digest::verify(&store, &keys).await?;
+        match (&digests.problem, digests.newest) {
+            (Some((seq, why)), _) => {
+                println!("digests BROKEN at the digest of position {seq}: {why}");
+                intact = false;
+            }
+            (None, Some(newest)) => println!(
+                "digests intact: {} signed digests, the newest at position {newest}",
+                digests.verified
+            ),
+            (None, None) => {
+                println!("digests: none found, although a public key was given");
+                intact = false;
+            }
         }
     }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

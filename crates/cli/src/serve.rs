@@ -48,12 +48,27 @@ pub async fn open_db(
         tail_interval: settings
             .tail_interval_ms
             .map(std::time::Duration::from_millis),
+        digest: digest_options(settings)?,
         ..DbOptions::default()
     };
     let db = Database::open_url(&settings.store, opts)
         .await
         .with_context(|| format!("opening the database at {}", settings.store))?;
     Ok((Arc::new(db), secrets))
+}
+
+/// Signed audit digests, when a key is configured.
+fn digest_options(
+    settings: &Settings,
+) -> anyhow::Result<Option<bucketbase_engine::digest::DigestOptions>> {
+    let Some(key) = &settings.digest_signing_key else {
+        return Ok(None);
+    };
+    let mut opts =
+        bucketbase_engine::digest::DigestOptions::from_base64(key).context("digest_signing_key")?;
+    opts.every_entries = settings.digest_every_entries.max(1);
+    opts.every = std::time::Duration::from_secs(settings.digest_every_secs.max(1));
+    Ok(Some(opts))
 }
 
 /// Installs the app's and the operator's collection definitions (no-op when unchanged).

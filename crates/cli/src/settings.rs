@@ -47,6 +47,12 @@ pub struct Settings {
     /// How long, in milliseconds, a request with `X-Bucketbase-Min-Seq` waits for this
     /// process to reach that log position before it is answered 503.
     pub min_seq_wait_ms: u64,
+    /// Ed25519 secret key (base64 seed) for signed audit digests; unset: no digests.
+    /// `bucketbase audit keygen` makes one.
+    pub digest_signing_key: Option<String>,
+    /// Sign a digest after this many entries, or after `digest_every_secs`.
+    pub digest_every_entries: u64,
+    pub digest_every_secs: u64,
     pub auth: AuthSettings,
 }
 
@@ -100,6 +106,9 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             tail_interval_ms: None,
             min_seq_wait_ms: 5000,
+            digest_signing_key: None,
+            digest_every_entries: 1000,
+            digest_every_secs: 60,
             auth: AuthSettings::default(),
         }
     }
@@ -136,6 +145,7 @@ impl std::fmt::Debug for Settings {
             .field("body_limit", &self.body_limit)
             .field("tail_interval_ms", &self.tail_interval_ms)
             .field("min_seq_wait_ms", &self.min_seq_wait_ms)
+            .field("digest_signing_key", &redact(&self.digest_signing_key))
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }

@@ -58,6 +58,8 @@ pub struct DbOptions {
     /// with [`Database::open_url`] (200 ms local, 1 s S3), no tailer with
     /// [`Database::open`]; a zero duration turns it off.
     pub tail_interval: Option<Duration>,
+    /// Write signed audit digests with this key (see `digest`); none by default.
+    pub digest: Option<crate::digest::DigestOptions>,
 }
 
 impl Default for DbOptions {
@@ -75,6 +77,7 @@ impl Default for DbOptions {
             secret_key: None,
             hooks: Vec::new(),
             tail_interval: None,
+            digest: None,
         }
     }
 }
@@ -189,8 +192,8 @@ impl Shared {
 pub struct Database {
     shared: Arc<Shared>,
     submit: Option<mpsc::Sender<Submission>>,
-    /// Dropping it ends the tailer.
-    stop_tail: Option<tokio::sync::watch::Sender<()>>,
+    /// Dropping it ends the tailer and the digest writer.
+    stop: Option<tokio::sync::watch::Sender<()>>,
     tail: Option<Arc<TailHealth>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -284,23 +287,30 @@ impl Database {
         }
         let (tx, rx) = mpsc::channel(shared.opts.max_batch.max(1) * 4);
         tasks.push(tokio::spawn(committer::run(shared.clone(), rx)));
-        let (stop_tail, stopped) = tokio::sync::watch::channel(());
+        let (stop, stopped) = tokio::sync::watch::channel(());
         let tail = match shared.opts.tail_interval {
             Some(every) if !every.is_zero() => {
                 let health = Arc::new(TailHealth::new(every));
                 tasks.push(tokio::spawn(tail::run(
                     shared.clone(),
                     health.clone(),
-                    stopped,
+                    stopped.clone(),
                 )));
                 Some(health)
             }
             _ => None,
         };
+        if let Some(digest) = shared.opts.digest.clone() {
+            tasks.push(tokio::spawn(crate::digest::run(
+                shared.clone(),
+                digest,
+                stopped,
+            )));
+        }
         Ok(Database {
             shared,
             submit: Some(tx),
-            stop_tail: Some(stop_tail),
+            stop: Some(stop),
             tail,
             tasks: Mutex::new(tasks),
         })
@@ -417,7 +427,7 @@ impl Database {
     /// Stops accepting transactions, lets queued ones finish, and flushes the view.
     pub async fn close(mut self) {
         self.submit = None;
-        self.stop_tail = None;
+        self.stop = None;
         let tasks = std::mem::take(&mut *self.tasks.lock());
         for task in tasks {
             let _ = task.await;
@@ -430,6 +440,6 @@ impl Drop for Database {
         // Dropping the sender ends the committer, which closes the view queue; the
         // materializer finishes what is queued and exits on its own.
         self.submit = None;
-        self.stop_tail = None;
+        self.stop = None;
     }
 }

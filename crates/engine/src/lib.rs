@@ -13,6 +13,7 @@ pub mod clock;
 pub mod collection;
 mod committer;
 mod db;
+pub mod digest;
 mod error;
 #[cfg(unix)]
 pub mod keyfile;

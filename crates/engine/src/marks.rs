@@ -1,8 +1,9 @@
 //! The log never shrinks: the durable marks a root carries, checked against the log head.
 //!
 //! Acknowledged commits leave traces outside the log: the newest checkpoint (the state at
-//! its position, with that entry's hash) and the view watermark `_meta/view.json` (the
-//! view is complete up to there, and it only moves once the log holds those entries). A
+//! its position, with that entry's hash), the newest signed audit digest (`digest`), and
+//! the view watermark `_meta/view.json` (the view is complete up to there, and it only
+//! moves once the log holds those entries). A
 //! log whose head is below either has lost acknowledged entries: an accident (a restored
 //! backup of `_log/` only, a careless clean-up) or a clumsy attacker. Opening such a root
 //! would serve a shorter history, answer 404 for acknowledged records and write new data
@@ -26,6 +27,8 @@ pub struct DurableMarks {
     pub checkpoint: Option<Seq>,
     /// The view watermark.
     pub view: Option<Seq>,
+    /// The newest signed audit digest (see `digest`).
+    pub digest: Option<Seq>,
 }
 
 impl DurableMarks {
@@ -38,19 +41,25 @@ impl DurableMarks {
             Err(object_store::Error::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        Ok(DurableMarks { checkpoint, view })
+        let digest = crate::digest::list(store).await?.last().copied();
+        Ok(DurableMarks {
+            checkpoint,
+            view,
+            digest,
+        })
     }
 
     /// The highest position claimed, and what claims it.
     pub fn highest(&self) -> Option<(Seq, &'static str)> {
-        let checkpoint = self.checkpoint.map(|s| (s, "the newest checkpoint"));
-        let view = self
-            .view
-            .map(|s| (s, "the view watermark (_meta/view.json)"));
-        match (checkpoint, view) {
-            (Some(c), Some(v)) => Some(if v.0 > c.0 { v } else { c }),
-            (c, v) => c.or(v),
-        }
+        [
+            self.checkpoint.map(|s| (s, "the newest checkpoint")),
+            self.view
+                .map(|s| (s, "the view watermark (_meta/view.json)")),
+            self.digest.map(|s| (s, "the newest signed audit digest")),
+        ]
+        .into_iter()
+        .flatten()
+        .max_by_key(|(seq, _)| *seq)
     }
 
     /// Refuses a log head below a mark.

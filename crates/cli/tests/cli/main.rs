@@ -5,6 +5,7 @@ use std::process::Command;
 use bucketbase_engine::{CollectionName, Database, DbOptions, RecordId, TxnMeta};
 
 mod cluster;
+mod digests;
 mod processes;
 
 fn bucketbase() -> Command {
