@@ -41,6 +41,8 @@ pub struct Settings {
     pub log: String,
     /// Origins allowed by CORS (none by default).
     pub cors_origins: Vec<String>,
+    /// How long one list query may spend evaluating records, in milliseconds.
+    pub query_budget_ms: u64,
     pub auth: AuthSettings,
 }
 
@@ -92,6 +94,7 @@ impl Default for Settings {
             log_format: "text".into(),
             log: "info".into(),
             cors_origins: Vec::new(),
+            query_budget_ms: 1000,
             auth: AuthSettings::default(),
         }
     }
@@ -126,6 +129,7 @@ impl std::fmt::Debug for Settings {
             .field("require_role", &self.require_role)
             .field("secret_key", &redact(&self.secret_key))
             .field("body_limit", &self.body_limit)
+            .field("query_budget_ms", &self.query_budget_ms)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
@@ -154,7 +158,7 @@ pub struct Overrides {
 }
 
 /// Top-level keys the environment may set (`BUCKETBASE_LOG` is the logger's own).
-const SETTING_KEYS: [&str; 10] = [
+const SETTING_KEYS: [&str; 11] = [
     "listen",
     "store",
     "app",
@@ -164,6 +168,7 @@ const SETTING_KEYS: [&str; 10] = [
     "body_limit",
     "log_format",
     "cors_origins",
+    "query_budget_ms",
     "auth",
 ];
 
@@ -214,6 +219,7 @@ mod tests {
             )?;
             jail.set_env("BUCKETBASE_STORE", "/from/env");
             jail.set_env("BUCKETBASE_AUTH__COOKIE_SECURE", "false");
+            jail.set_env("BUCKETBASE_QUERY_BUDGET_MS", "250");
             jail.set_env("BUCKETBASE_TEST_S3_BUCKET", "not a setting");
             jail.set_env("BUCKETBASE_PASSWORD", "not a setting either");
             let s = Settings::load(
@@ -229,6 +235,7 @@ mod tests {
             assert_eq!(s.app, AppKind::Docsai, "flag over all");
             assert_eq!(s.auth.access_ttl_secs, 60);
             assert!(!s.auth.cookie_secure);
+            assert_eq!(s.query_budget_ms, 250);
             let flags = Overrides {
                 store: Some("/from/flag".into()),
                 ..Default::default()

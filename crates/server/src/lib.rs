@@ -32,6 +32,9 @@ pub struct ServerSettings {
     pub login_per_minute: u32,
     /// Browser origins allowed by CORS (with credentials); none by default.
     pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// How long one list query may spend evaluating records (400 `query_too_costly`
+    /// past it).
+    pub query_budget_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -43,6 +46,7 @@ impl Default for ServerSettings {
             refresh_ttl_secs: 30 * 24 * 3600,
             login_per_minute: 10,
             cors_origins: Vec::new(),
+            query_budget_ms: 1000,
         }
     }
 }

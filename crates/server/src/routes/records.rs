@@ -1,6 +1,7 @@
 //! `/api/v1/{collection}/...`: records, their history, restore and nested items.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -12,7 +13,7 @@ use bucketbase_engine::collection::audit::{self, AuditFilter};
 use bucketbase_engine::collection::expr::Expr;
 use bucketbase_engine::collection::query::{self, Deleted};
 use bucketbase_engine::collection::records::{Secrets, render};
-use bucketbase_engine::{CollectionName, RecordId, Seq};
+use bucketbase_engine::{CollectionName, Error as EngineError, RecordId, Seq};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -104,7 +105,11 @@ async fn list(
     let filter = params
         .get("filter")
         .filter(|f| !f.trim().is_empty())
-        .map(|f| Expr::compile(f).map_err(|e| ApiError::bad_request(format!("filter: {e}"))))
+        .map(|f| {
+            Expr::compile(f).map_err(|e| EngineError::InvalidFilter {
+                reason: e.to_string(),
+            })
+        })
         .transpose()?;
     let sort = params
         .get("sort")
@@ -130,29 +135,30 @@ async fn list(
         page: number("page", 1)?,
         per_page: number("per_page", 50)?,
         deleted,
+        budget: Some(Duration::from_millis(st.settings.query_budget_ms)),
     };
-    let auth = &caller.auth;
-    let may = |record: &Value| caller.may(&def, Action::List, record);
-    // SuperAdmin sees everything: the list can then be answered from the indexes.
-    let visible: Option<&dyn Fn(&Value) -> bool> = if caller.is_super_admin() {
-        None
-    } else {
-        Some(&may)
-    };
-    let page = query::list_with(
-        &snap,
-        &c,
-        &q,
-        &[("auth", auth)],
-        visible,
-        st.secrets.as_deref(),
-    )
-    .map_err(ApiError::from)?;
+    let seq = snap.seq().get();
+    let secrets = st.secrets.clone();
+    // Evaluating records is CPU work bounded only by the budget: off the async workers,
+    // so other requests (and /healthz) are answered meanwhile.
+    let page = tokio::task::spawn_blocking(move || {
+        let may = |record: &Value| caller.may(&def, Action::List, record);
+        // SuperAdmin sees everything: the list can then be answered from the indexes.
+        let visible: Option<&dyn Fn(&Value) -> bool> = if caller.is_super_admin() {
+            None
+        } else {
+            Some(&may)
+        };
+        let vars = [("auth", &caller.auth)];
+        query::list_with(&snap, &c, &q, &vars, visible, secrets.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("list task: {e}")))??;
     Ok(Envelope::ok(&req, page.items)
         .meta("total", page.total)
         .meta("page", page.page)
         .meta("per_page", page.per_page)
-        .meta("seq", snap.seq().get()))
+        .meta("seq", seq))
 }
 
 #[derive(Deserialize)]
