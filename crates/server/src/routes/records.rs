@@ -105,12 +105,7 @@ async fn list(
     let filter = params
         .get("filter")
         .filter(|f| !f.trim().is_empty())
-        .map(|f| {
-            Expr::compile(f).map_err(|e| EngineError::InvalidFilter {
-                reason: e.to_string(),
-            })
-        })
-        .transpose()?;
+        .cloned();
     let sort = params
         .get("sort")
         .map(|s| {
@@ -128,9 +123,9 @@ async fn list(
         .filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    let q = query::Query {
+    let mut q = query::Query {
         equals,
-        filter,
+        filter: None,
         sort,
         page: number("page", 1)?,
         per_page: number("per_page", 50)?,
@@ -139,9 +134,15 @@ async fn list(
     };
     let seq = snap.seq().get();
     let secrets = st.secrets.clone();
-    // Evaluating records is CPU work bounded only by the budget: off the async workers,
-    // so other requests (and /healthz) are answered meanwhile.
+    // Compiling the filter (its regexes) and evaluating records is CPU work bounded only
+    // by the limits and the budget: off the async workers, so other requests (and
+    // /healthz) are answered meanwhile.
     let page = tokio::task::spawn_blocking(move || {
+        q.filter = filter.map(|f| Expr::compile(&f)).transpose().map_err(|e| {
+            EngineError::InvalidFilter {
+                reason: e.to_string(),
+            }
+        })?;
         let may = |record: &Value| caller.may(&def, Action::List, record);
         // SuperAdmin sees everything: the list can then be answered from the indexes.
         let visible: Option<&dyn Fn(&Value) -> bool> = if caller.is_super_admin() {
