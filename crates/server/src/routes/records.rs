@@ -17,7 +17,7 @@ use bucketbase_engine::{CollectionName, Error as EngineError, RecordId, Seq};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{collection, definition, etag, if_match, record_id};
+use super::{collection, definition, etag, if_match, off_workers, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
 use crate::envelope::{Envelope, JsonBody, RequestId};
@@ -373,7 +373,8 @@ async fn history(
         limit: params.limit.unwrap_or(100).min(1000),
         ..Default::default()
     };
-    let events = audit::query(st.db.store(), snap.seq(), &filter).await?;
+    let (store, head) = (st.db.store().clone(), snap.seq());
+    let events = off_workers(async move { audit::query(&store, head, &filter).await }).await?;
     Ok(Envelope::ok(&req, events))
 }
 
