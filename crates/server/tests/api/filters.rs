@@ -57,6 +57,29 @@ async fn seed(app: &TestApp, range: std::ops::Range<usize>, doc: impl Fn(usize) 
     }
 }
 
+/// A server with `query_budget_ms`, and `n` notes of one `staff` user titled
+/// `title(i)`: the server, the SuperAdmin's token, the staff's token and uuid.
+async fn notes_of_one_staff(
+    query_budget_ms: u64,
+    n: usize,
+    title: impl Fn(usize) -> String,
+) -> (TestApp, String, String, String) {
+    let app = spawn_with(
+        ServerSettings {
+            cookie_secure: false,
+            query_budget_ms,
+            ..ServerSettings::default()
+        },
+        None,
+    )
+    .await;
+    let admin = app.admin().await;
+    app.define(&admin, notes_definition()).await;
+    let (token, uuid) = staff(&app, "staff@example.com").await;
+    seed(&app, 0..n, |i| json!({"title": title(i), "owner": uuid})).await;
+    (app, admin, token, uuid)
+}
+
 fn assert_error(status: u16, body: &Value, code: &str, says: &str) {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["success"], false, "{body}");
@@ -71,16 +94,7 @@ fn assert_error(status: u16, body: &Value, code: &str, says: &str) {
 /// 200 with nothing).
 #[tokio::test]
 async fn a_costly_regex_is_refused_at_compile() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    app.define(&admin, notes_definition()).await;
-    let (token, uuid) = staff(&app, "staff@example.com").await;
-    seed(
-        &app,
-        0..300,
-        |i| json!({"title": format!("a{i}"), "owner": uuid}),
-    )
-    .await;
+    let (app, admin, token, _) = notes_of_one_staff(1000, 300, |i| format!("a{i}")).await;
     for who in [&token, &admin] {
         let (status, body) =
             list(&app, who, r#"record.title.matches("a{1000}{1000}{1000}")"#).await;
@@ -105,16 +119,7 @@ async fn a_costly_regex_is_refused_at_compile() {
 /// reads just does not match.
 #[tokio::test]
 async fn mistaken_filters_are_400() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    app.define(&admin, notes_definition()).await;
-    let (token, uuid) = staff(&app, "staff@example.com").await;
-    seed(
-        &app,
-        0..3,
-        |i| json!({"title": format!("t{i}"), "owner": uuid}),
-    )
-    .await;
+    let (app, _, token, _) = notes_of_one_staff(1000, 3, |i| format!("t{i}")).await;
     let cases = [
         ("1/0 == 1", "Division by zero"),
         ("record.title", "must evaluate to a bool"),
@@ -164,24 +169,9 @@ async fn the_filter_only_runs_on_records_the_caller_may_see() {
 /// points at the indexed fields.
 #[tokio::test]
 async fn a_spent_budget_is_400_query_too_costly() {
-    let app = spawn_with(
-        ServerSettings {
-            cookie_secure: false,
-            query_budget_ms: 1,
-            ..ServerSettings::default()
-        },
-        None,
-    )
-    .await;
-    let admin = app.admin().await;
-    app.define(&admin, notes_definition()).await;
-    let (token, uuid) = staff(&app, "staff@example.com").await;
-    let text = "lorem ipsum dolor sit amet ".repeat(40);
-    seed(
-        &app,
-        0..3000,
-        |i| json!({"title": format!("{i} {text}"), "owner": uuid}),
-    )
+    let (app, admin, token, uuid) = notes_of_one_staff(1, 3000, |i| {
+        format!("{i} {}", "lorem ipsum dolor sit amet ".repeat(40))
+    })
     .await;
     let (status, body) = list(&app, &token, r#"record.title.matches("amet z")"#).await;
     assert_error(status, &body, "query_too_costly", "1 ms");
@@ -205,24 +195,9 @@ async fn a_spent_budget_is_400_query_too_costly() {
 /// evaluated, `/healthz` is answered.
 #[tokio::test]
 async fn healthz_answers_while_costly_filters_run() {
-    let app = spawn_with(
-        ServerSettings {
-            cookie_secure: false,
-            query_budget_ms: 600_000,
-            ..ServerSettings::default()
-        },
-        None,
-    )
-    .await;
-    let admin = app.admin().await;
-    app.define(&admin, notes_definition()).await;
-    let (token, uuid) = staff(&app, "staff@example.com").await;
-    let text = "naïve café crème brûlée ".repeat(100);
-    seed(
-        &app,
-        0..COSTLY_RECORDS,
-        |i| json!({"title": format!("{i} {text}"), "owner": uuid}),
-    )
+    let (app, _, token, _) = notes_of_one_staff(600_000, COSTLY_RECORDS, |i| {
+        format!("{i} {}", "naïve café crème brûlée ".repeat(100))
+    })
     .await;
     let url = app.at(&format!("/api/v1/notes?filter={}", encode(COSTLY_FILTER)));
     let finished = Arc::new(AtomicUsize::new(0));
