@@ -99,7 +99,8 @@ pub enum Error {
     QueryTooCostly {
         budget_ms: u64,
         evaluated: usize,
-        /// The collection's `index` fields, comma-separated (or "this collection has none").
+        /// The collection's `index` fields, comma-separated (or "this collection has
+        /// none").
         indexed: String,
     },
 }
