@@ -196,6 +196,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             axum::http::HeaderValue::from_str(o).with_context(|| format!("cors_origins: {o:?}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        settings.query_budget_ms > 0,
+        "query_budget_ms must be at least 1 (milliseconds)"
+    );
     let server_settings = ServerSettings {
         cors_origins,
         require_role: settings.require_role.clone(),
@@ -204,6 +208,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         refresh_ttl_secs: settings.auth.refresh_ttl_secs,
         login_per_minute: settings.auth.login_per_minute,
         min_seq_wait: std::time::Duration::from_millis(settings.min_seq_wait_ms),
+        query_budget_ms: settings.query_budget_ms,
     };
     let state = AppState::new(db.clone(), auth, server_settings, secrets);
     let app = match settings.app {

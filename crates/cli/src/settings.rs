@@ -53,6 +53,8 @@ pub struct Settings {
     /// Sign a digest after this many entries, or after `digest_every_secs`.
     pub digest_every_entries: u64,
     pub digest_every_secs: u64,
+    /// How long one list query may spend evaluating records, in milliseconds.
+    pub query_budget_ms: u64,
     pub auth: AuthSettings,
 }
 
@@ -109,6 +111,7 @@ impl Default for Settings {
             digest_signing_key: None,
             digest_every_entries: 1000,
             digest_every_secs: 60,
+            query_budget_ms: 1000,
             auth: AuthSettings::default(),
         }
     }
@@ -146,6 +149,7 @@ impl std::fmt::Debug for Settings {
             .field("tail_interval_ms", &self.tail_interval_ms)
             .field("min_seq_wait_ms", &self.min_seq_wait_ms)
             .field("digest_signing_key", &redact(&self.digest_signing_key))
+            .field("query_budget_ms", &self.query_budget_ms)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
@@ -230,6 +234,7 @@ mod tests {
             )?;
             jail.set_env("BUCKETBASE_STORE", "/from/env");
             jail.set_env("BUCKETBASE_AUTH__COOKIE_SECURE", "false");
+            jail.set_env("BUCKETBASE_QUERY_BUDGET_MS", "250");
             jail.set_env("BUCKETBASE_TEST_S3_BUCKET", "not a setting");
             jail.set_env("BUCKETBASE_PASSWORD", "not a setting either");
             let s = Settings::load(
@@ -245,6 +250,7 @@ mod tests {
             assert_eq!(s.app, AppKind::Docsai, "flag over all");
             assert_eq!(s.auth.access_ttl_secs, 60);
             assert!(!s.auth.cookie_secure);
+            assert_eq!(s.query_budget_ms, 250);
             let flags = Overrides {
                 store: Some("/from/flag".into()),
                 ..Default::default()

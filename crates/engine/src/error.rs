@@ -98,6 +98,26 @@ pub enum Error {
     /// The database handle was shut down.
     #[error("the database is shut down")]
     Closed,
+
+    /// A list filter does not compile, or fails on a record for a reason in the filter
+    /// (division by zero, an invalid regex, a result that is not a bool).
+    #[error("invalid filter: {reason}")]
+    InvalidFilter { reason: String },
+
+    /// A list query spent its evaluation budget before it was done.
+    #[error(
+        "the query was stopped after {budget_ms} ms of evaluation ({evaluated} records); \
+         narrow it with an equality filter on an indexed field ({indexed}), as \
+         `?field=value` or `record.field == \"value\"` in the filter, so that fewer \
+         records are evaluated"
+    )]
+    QueryTooCostly {
+        budget_ms: u64,
+        evaluated: usize,
+        /// The collection's `index` fields, comma-separated (or "this collection has
+        /// none").
+        indexed: String,
+    },
 }
 
 /// A broken integrity rule: a stable code, the constraint, the fields and the record
@@ -167,6 +187,8 @@ impl Error {
             Error::TooManyRetries { .. } => "contention",
             Error::Unavailable { .. } | Error::Closed => "unavailable",
             Error::OutcomeUnknown { .. } => "outcome_unknown",
+            Error::InvalidFilter { .. } => "invalid_filter",
+            Error::QueryTooCostly { .. } => "query_too_costly",
             Error::UnsafeStore { .. }
             | Error::Store(_)
             | Error::Corrupt { .. }

@@ -51,6 +51,16 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// A failure of the server itself: logged here, answered as a bare 500.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = code;
         self
@@ -74,7 +84,7 @@ impl From<EngineError> for ApiError {
             | "contention" => StatusCode::CONFLICT,
             "version_conflict" => StatusCode::PRECONDITION_FAILED,
             "not_found" => StatusCode::NOT_FOUND,
-            "bad_request" => StatusCode::BAD_REQUEST,
+            "bad_request" | "invalid_filter" | "query_too_costly" => StatusCode::BAD_REQUEST,
             "unavailable" | "outcome_unknown" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -36,6 +36,9 @@ pub struct ServerSettings {
     /// How long a request with `X-Bucketbase-Min-Seq` waits for this process to reach
     /// that log position before it is answered 503 (see [`consistency`]).
     pub min_seq_wait: std::time::Duration,
+    /// How long one list query may spend evaluating records (400 `query_too_costly`
+    /// past it).
+    pub query_budget_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -48,6 +51,7 @@ impl Default for ServerSettings {
             login_per_minute: 10,
             cors_origins: Vec::new(),
             min_seq_wait: std::time::Duration::from_secs(5),
+            query_budget_ms: 1000,
         }
     }
 }

@@ -46,7 +46,19 @@
 //! comparing `null` with a number is an error too, so write
 //! `record.discount == null` into the guard where `null` is allowed.
 //! [`Expr::eval_bool`] reports every such error; the caller decides whether a
-//! failing check rejects the write or a failing filter skips the record.
+//! failing check rejects the write or a failing filter skips the record. Errors
+//! that come from the data rather than the expression (a missing field or key,
+//! a value of a type the expression does not handle: `null > 1`, `1.5 + 1`, an
+//! index out of range) are [`ExprError::Mismatch`]; the others (division by
+//! zero, overflow, an invalid argument such as a bad regex, an unknown
+//! variable) are [`ExprError::Eval`]. List filters skip a record on the first
+//! kind and refuse the filter on the second (see `query`).
+//!
+//! # Regular expressions
+//!
+//! `matches` is this module's own (see [`patterns`]): each distinct pattern is
+//! compiled once per expression, within [`REGEX_SIZE_LIMIT`], and a literal
+//! pattern that is invalid or too costly fails [`Expr::compile`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -58,8 +70,13 @@ use cel::common::types::{
 };
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::{Context, Env, IdedExpr, Program, Value};
+use cel::{Context, Env, ExecutionError, IdedExpr, Program, Value};
 use serde_json::Value as Json;
+
+mod patterns;
+
+pub use patterns::{MAX_CACHED, REGEX_SIZE_LIMIT};
+use patterns::{Patterns, Scope};
 
 /// Longest accepted source, in characters.
 pub const MAX_SOURCE_LEN: usize = 4096;
@@ -71,16 +88,26 @@ pub const MAX_COMPREHENSION_NESTING: usize = 2;
 /// in unoptimised ones. `&&`/`||` chains are balanced, so they stay shallow.
 pub const MAX_DEPTH: usize = 32;
 
-/// The standard CEL environment, built once: every evaluation shares it.
-static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+/// The standard CEL environment with this module's `matches`, built once: every
+/// evaluation shares it.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    let mut env = Env::stdlib();
+    patterns::register(&mut env);
+    Arc::new(env)
+});
 
 /// Why an expression could not be compiled or evaluated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExprError {
     /// The source does not parse, is empty, or is nested too deep.
     Syntax { source: String, message: String },
-    /// Evaluation failed: a missing field or variable, mismatched types, ...
+    /// Evaluation failed for a reason in the expression: division by zero,
+    /// overflow, an invalid argument (a bad regex), an unknown variable, ...
     Eval { source: String, message: String },
+    /// Evaluation failed on the data: a missing field or key, a value of a type
+    /// the expression does not handle (`null > 1`, `1.5 + 1`), an index out of
+    /// range. Another record may well evaluate.
+    Mismatch { source: String, message: String },
     /// A condition evaluated to something other than a bool.
     NotBool { source: String, found: String },
     /// The source is longer than [`MAX_SOURCE_LEN`] characters.
@@ -93,7 +120,9 @@ impl fmt::Display for ExprError {
             Self::Syntax { source, message } => {
                 write!(f, "invalid expression `{source}`: {message}")
             }
-            Self::Eval { source, message } => write!(f, "evaluating `{source}`: {message}"),
+            Self::Eval { source, message } | Self::Mismatch { source, message } => {
+                write!(f, "evaluating `{source}`: {message}")
+            }
             Self::NotBool { source, found } => {
                 write!(
                     f,
@@ -120,13 +149,16 @@ pub struct Expr {
 struct Compiled {
     source: String,
     program: Program,
+    /// Shared with the thread-local [`Scope`] while evaluating.
+    patterns: Arc<Patterns>,
 }
 
 impl Expr {
     /// Parses `source`. Fails with [`ExprError::TooLong`] past
     /// [`MAX_SOURCE_LEN`] characters, and with [`ExprError::Syntax`] when it is
-    /// empty, does not parse, or is nested too deep (see [`MAX_DEPTH`] and
-    /// [`MAX_COMPREHENSION_NESTING`]).
+    /// empty, does not parse, is nested too deep (see [`MAX_DEPTH`] and
+    /// [`MAX_COMPREHENSION_NESTING`]), or passes `matches` a literal pattern
+    /// that is not a valid regex or exceeds [`REGEX_SIZE_LIMIT`].
     pub fn compile(source: &str) -> Result<Expr, ExprError> {
         if source.chars().count() > MAX_SOURCE_LEN {
             return Err(ExprError::TooLong);
@@ -140,9 +172,14 @@ impl Expr {
         }
         let program = Program::compile(source).map_err(|e| syntax(e.to_string()))?;
         check_shape(program.expression()).map_err(syntax)?;
+        let patterns = Arc::new(Patterns::of(program.expression()).map_err(syntax)?);
         let source = source.to_owned();
         Ok(Expr {
-            inner: Arc::new(Compiled { source, program }),
+            inner: Arc::new(Compiled {
+                source,
+                program,
+                patterns,
+            }),
         })
     }
 
@@ -173,7 +210,31 @@ impl Expr {
         let resolver = Resolver(vars);
         let mut context = Context::with_env(Arc::clone(&ENV));
         context.set_variable_resolver(&resolver);
-        (self.inner.program.execute(&context)).map_err(|e| self.eval_error(e.to_string()))
+        let _patterns = Scope::enter(&self.inner.patterns);
+        (self.inner.program.execute(&context)).map_err(|e| self.execution_error(e))
+    }
+
+    /// Sorts an evaluation error into [`ExprError::Mismatch`] (the data) or
+    /// [`ExprError::Eval`] (the expression).
+    fn execution_error(&self, e: ExecutionError) -> ExprError {
+        use ExecutionError as E;
+        let message = e.to_string();
+        match e {
+            E::NoSuchKey(_)
+            | E::NoSuchOverload(_)
+            | E::UnexpectedType { .. }
+            | E::ValuesNotComparable(..)
+            | E::UnsupportedBinaryOperator(..)
+            | E::UnsupportedTargetType { .. }
+            | E::NotSupportedAsMethod { .. }
+            | E::UnsupportedIndex(..)
+            | E::UnsupportedKeyType(_)
+            | E::IndexOutOfBounds(_) => ExprError::Mismatch {
+                source: self.source().to_owned(),
+                message,
+            },
+            _ => self.eval_error(message),
+        }
     }
 
     fn eval_error(&self, message: String) -> ExprError {
@@ -441,7 +502,10 @@ mod tests {
         assert_eq!(check("record.n > 0", &json!({"n": u64::MAX})), Ok(true));
         // ...but CEL does not mix numeric types in arithmetic
         let mixed = check("record.price + 1 > 0", &json!({"price": 1.5}));
-        assert!(matches!(mixed, Err(ExprError::Eval { .. })), "{mixed:?}");
+        assert!(
+            matches!(mixed, Err(ExprError::Mismatch { .. })),
+            "{mixed:?}"
+        );
         assert_eq!(
             check("record.price + 1.0 > 2.0", &json!({"price": 1.5})),
             Ok(true)
@@ -534,7 +598,7 @@ mod tests {
     #[test]
     fn missing_field_and_variable_are_errors() {
         let err = check("record.discount <= record.price", &json!({"price": 1})).unwrap_err();
-        let ExprError::Eval { source, message } = &err else {
+        let ExprError::Mismatch { source, message } = &err else {
             panic!("{err:?}")
         };
         assert_eq!(source, "record.discount <= record.price");
@@ -615,6 +679,61 @@ mod tests {
         // sequential comprehensions do not multiply
         let seq = "record.a.all(x, x > 0) && record.a.exists(x, x > 1) && record.a.all(x, x < 3)";
         assert_eq!(check(seq, &json!({"a": [1, 2]})), Ok(true));
+    }
+
+    #[test]
+    fn regexes_compile_once_within_limits() {
+        // The review's filter: refused when compiled, naming the limit.
+        let err = Expr::compile(r#"record.t.matches("a{1000}{1000}{1000}")"#).unwrap_err();
+        assert!(matches!(err, ExprError::Syntax { .. }), "{err:?}");
+        let limit = format!("size limit of {REGEX_SIZE_LIMIT} bytes");
+        assert!(err.to_string().contains(&limit), "{err}");
+        let err = Expr::compile("matches(record.t, '(x')").unwrap_err();
+        assert!(err.to_string().contains("invalid regex"), "{err}");
+
+        let record = json!({"t": "abc"});
+        assert_eq!(check("record.t.matches('^a+b')", &record), Ok(true));
+        assert_eq!(check("matches(record.t, 'c$')", &record), Ok(true));
+        assert_eq!(check("record.t.matches('^b')", &record), Ok(false));
+        let literal = Expr::compile("record.t.matches('^a') || record.t.matches('^a')").unwrap();
+        assert_eq!(
+            literal.inner.patterns.len(),
+            1,
+            "compiled with the expression"
+        );
+
+        // Patterns computed at run time: compiled once each; a bad one is the
+        // expression's error, not the record's.
+        let dynamic = Expr::compile("record.t.matches(record.p)").unwrap();
+        for p in ["^a", "b", "^a", "b", "^a"] {
+            let r = json!({"t": "abc", "p": p});
+            assert_eq!(dynamic.eval_bool(&Vars::new().with("record", &r)), Ok(true));
+        }
+        assert_eq!(dynamic.inner.patterns.len(), 2);
+        let bad = json!({"t": "abc", "p": "a{1000}{1000}{1000}"});
+        let err = dynamic.eval_bool(&Vars::new().with("record", &bad));
+        assert!(
+            matches!(&err, Err(ExprError::Eval { message, .. }) if message.contains(&limit)),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn errors_tell_the_data_from_the_expression() {
+        let record = json!({"n": 0, "x": null, "l": []});
+        let kind = |source: &str| match check(source, &record) {
+            Err(ExprError::Mismatch { .. }) => "data",
+            Err(ExprError::Eval { .. }) => "expression",
+            Err(ExprError::NotBool { .. }) => "not a bool",
+            other => panic!("{source}: {other:?}"),
+        };
+        assert_eq!(kind("record.missing == 1"), "data");
+        assert_eq!(kind("record.x > 1"), "data");
+        assert_eq!(kind("record.l[0] == 1"), "data");
+        assert_eq!(kind("1 / record.n == 1"), "expression");
+        assert_eq!(kind("1 / 0 == 1"), "expression");
+        assert_eq!(kind("unknown == 1"), "expression");
+        assert_eq!(kind("record.n"), "not a bool");
     }
 
     #[test]

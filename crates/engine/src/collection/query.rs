@@ -1,10 +1,30 @@
 //! Listing records: equality filters, a CEL filter, sort and pages over a snapshot.
 //!
 //! Semantics: a record is listed when it passes the deleted filter, every equality filter,
-//! the CEL filter and the caller's `visible` check; lists sort by the given fields, then by
+//! the caller's `visible` check and the CEL filter; lists sort by the given fields, then by
 //! id, so pages are stable. An equality filter on an `index` field matches the field's
 //! canonical JSON exactly (once some record has the field; before that it is evaluated on
 //! the documents like other fields, where a missing field equals `null`).
+//!
+//! The CEL filter is the caller's, so it is run as untrusted:
+//! - **access first**: `visible` (the access rule) is decided before CEL evaluates the
+//!   filter on a record, so a costly filter never runs on records the caller may not see,
+//!   and its errors are never about them. Only the plain comparisons below, which cannot
+//!   fail and cost a few steps, may skip a record before `visible` is asked;
+//! - **errors**: a record the filter does not apply to ([`ExprError::Mismatch`]: a missing
+//!   field, `null` or another type where the filter expects a number, ...) does not match;
+//!   records differ in their optional fields. Any other failure on a record the caller
+//!   may see (division by zero, overflow, an invalid regex, a result that is not a bool)
+//!   is a mistake in the filter: the list fails with [`Error::InvalidFilter`]. A filter
+//!   that does not compile never gets here (the caller compiles it: [`Expr::compile`]
+//!   refuses literal regexes that are invalid or too large to compile cheaply);
+//! - **budget**: [`Query::budget`] bounds the time spent evaluating records; it is looked
+//!   at every [`BUDGET_CHECK_EVERY`] candidates, and once spent the list fails with
+//!   [`Error::QueryTooCostly`] (the cure is an equality filter on an indexed field, which
+//!   shrinks the candidates). Lists the indexes answer alone evaluate nothing.
+//!
+//! A list is plain CPU work on a snapshot: async callers run it off their executor
+//! (`spawn_blocking`).
 //!
 //! How it runs, cheapest first (documents are stored as text, and parsing one costs about
 //! as much as everything else a list does per record):
@@ -26,6 +46,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cel::IdedExpr;
 use cel::common::ast::operators::{
@@ -38,7 +59,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::definition::Compiled;
-use super::expr::{Expr, Vars};
+use super::expr::{Expr, ExprError, Vars};
 use super::integrity::Ids;
 use super::keys::SortKey;
 use super::records::{Secrets, render};
@@ -70,6 +91,9 @@ pub struct Query {
     pub page: usize,
     pub per_page: usize,
     pub deleted: Deleted,
+    /// How long evaluating records may take (`None`: no limit); past it the list fails
+    /// with [`Error::QueryTooCostly`].
+    pub budget: Option<Duration>,
 }
 
 impl Default for Query {
@@ -81,6 +105,7 @@ impl Default for Query {
             page: 1,
             per_page: 50,
             deleted: Deleted::Exclude,
+            budget: None,
         }
     }
 }
@@ -164,9 +189,10 @@ pub fn list_with(
     let Some(coll) = coll else {
         return Ok(Page::empty(query));
     };
+    let budget = Budget::start(query.budget);
     let plan = Plan::new(def, coll, query, vars)?;
     let start = (query.page - 1).saturating_mul(query.per_page);
-    let (ids, total) = plan.run(start, query.per_page, visible);
+    let (ids, total) = plan.run(start, query.per_page, visible, &budget)?;
     let items = ids
         .into_iter()
         .filter_map(|id| Some((id, coll.docs.get(id)?)))
@@ -264,20 +290,21 @@ impl<'a> Plan<'a> {
         start: usize,
         per_page: usize,
         visible: Option<&dyn Fn(&Value) -> bool>,
-    ) -> (Vec<&'a RecordId>, usize) {
+        budget: &Budget,
+    ) -> Result<(Vec<&'a RecordId>, usize)> {
         let indexed_only = self.rest.is_empty() && self.query.filter.is_none() && visible.is_none();
         if indexed_only {
             if self.query.sort.is_empty() {
                 let page = self.candidates.iter().skip(start).take(per_page);
                 let ids = page.map(|(id, _)| id).collect();
-                return (ids, self.candidates.count());
+                return Ok((ids, self.candidates.count()));
             }
             if let Some(values) = self.sort_index(start.saturating_add(per_page)) {
                 let ids = self.walk(values, start, per_page);
-                return (ids, self.candidates.count());
+                return Ok((ids, self.candidates.count()));
             }
         }
-        self.evaluate(start, per_page, visible)
+        self.evaluate(start, per_page, visible, budget)
     }
 
     /// The index of the first sort field, when walking it is the cheaper way to a page
@@ -353,13 +380,15 @@ impl<'a> Plan<'a> {
         page
     }
 
-    /// Evaluates every candidate on its document.
+    /// Evaluates every candidate on its document: the plain filters, then the caller's
+    /// access (`visible`), then what of the CEL filter the plain comparisons left open.
     fn evaluate(
         &self,
         start: usize,
         per_page: usize,
         visible: Option<&dyn Fn(&Value) -> bool>,
-    ) -> (Vec<&'a RecordId>, usize) {
+        budget: &Budget,
+    ) -> Result<(Vec<&'a RecordId>, usize)> {
         let filter = self.query.filter.as_ref();
         let filters = !self.rest.is_empty() || filter.is_some();
         // The whole document, when something needs it anyway.
@@ -379,7 +408,10 @@ impl<'a> Plan<'a> {
         fields.dedup();
         let mut page = Vec::new();
         let mut total = 0;
-        for (id, body) in self.candidates.iter() {
+        for (n, (id, body)) in self.candidates.iter().enumerate() {
+            if n % BUDGET_CHECK_EVERY == BUDGET_CHECK_EVERY - 1 {
+                budget.check(n + 1, self.def)?;
+            }
             let record = Record::of(body, &fields, whole);
             if !self
                 .rest
@@ -388,24 +420,13 @@ impl<'a> Plan<'a> {
             {
                 continue;
             }
-            if let (Some(filter), Some(shape)) = (filter, shape) {
-                match shape.verdict(&record) {
-                    Some(true) => {}
-                    Some(false) => continue,
-                    None => {
-                        let object = record.object();
-                        let mut scope = Vars::new().with("record", &object);
-                        for (name, v) in self.vars {
-                            scope = scope.with(name, v);
-                        }
-                        match filter.eval_bool(&scope) {
-                            Ok(true) => {}
-                            // A record the filter cannot evaluate on (a missing field) does
-                            // not match.
-                            Ok(false) | Err(_) => continue,
-                        }
-                    }
-                }
+            // The plain comparisons' verdict: cheap, and never an error.
+            let verdict = match shape {
+                Some(shape) if filter.is_some() => shape.verdict(&record),
+                _ => Some(true),
+            };
+            if verdict == Some(false) {
+                continue;
             }
             if let Some(visible) = visible {
                 let shown = match &record {
@@ -413,6 +434,16 @@ impl<'a> Plan<'a> {
                     Record::Fields(..) => visible(&parse(body)),
                 };
                 if !shown {
+                    continue;
+                }
+            }
+            if let (None, Some(filter)) = (verdict, filter) {
+                let object = record.object();
+                let mut scope = Vars::new().with("record", &object);
+                for (name, v) in self.vars {
+                    scope = scope.with(name, v);
+                }
+                if !filter_matches(filter, &scope)? {
                     continue;
                 }
             }
@@ -426,7 +457,56 @@ impl<'a> Plan<'a> {
         if !self.query.sort.is_empty() {
             page = rows.page(start, per_page);
         }
-        (page, total)
+        Ok((page, total))
+    }
+}
+
+/// Whether a record matches the CEL filter: a record the filter does not apply to (a
+/// missing field, a value of another type) does not; any other failure, or a result
+/// that is not a bool, is a mistake in the filter and fails the list.
+fn filter_matches(filter: &Expr, scope: &Vars<'_>) -> Result<bool> {
+    match filter.eval_bool(scope) {
+        Ok(matched) => Ok(matched),
+        Err(ExprError::Mismatch { .. }) => Ok(false),
+        Err(e) => Err(Error::InvalidFilter {
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// How many candidates a list evaluates between two looks at the clock.
+const BUDGET_CHECK_EVERY: usize = 64;
+
+/// The evaluation time a list may still spend.
+struct Budget {
+    /// When it started and how long it may run; `None`: no limit.
+    limit: Option<(Instant, Duration)>,
+}
+
+impl Budget {
+    fn start(limit: Option<Duration>) -> Budget {
+        Budget {
+            limit: limit.map(|limit| (Instant::now(), limit)),
+        }
+    }
+
+    /// Fails once the budget is spent; `evaluated` candidates so far.
+    fn check(&self, evaluated: usize, def: &Compiled) -> Result<()> {
+        match self.limit {
+            Some((started, limit)) if started.elapsed() >= limit => {
+                let indexed = &def.def.index;
+                Err(Error::QueryTooCostly {
+                    budget_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    evaluated,
+                    indexed: if indexed.is_empty() {
+                        "this collection has none".to_owned()
+                    } else {
+                        indexed.join(", ")
+                    },
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -1146,17 +1226,17 @@ mod tests {
             {
                 continue;
             }
+            if !visible(&value) {
+                continue;
+            }
             if let Some(filter) = &query.filter {
                 let mut scope = Vars::new().with("record", &value);
                 for (name, v) in vars {
                     scope = scope.with(name, v);
                 }
-                if !matches!(filter.eval_bool(&scope), Ok(true)) {
+                if !filter_matches(filter, &scope)? {
                     continue;
                 }
-            }
-            if !visible(&value) {
-                continue;
             }
             matched.push((id, value));
         }
@@ -1451,6 +1531,7 @@ schema = { type = "object" }
                 page,
                 per_page,
                 deleted,
+                budget: None,
             })
     }
 
@@ -1505,6 +1586,88 @@ schema = { type = "object" }
                 prop_assert_eq!(ka.cmp(&kb), ka.order(&kb));
             }
         }
+    }
+
+    /// The caller's access is decided before the filter runs, so the filter's errors are
+    /// about records the caller may see: there, `1/0`, a result that is not a bool and a
+    /// bad regex fail the list, while a missing field only skips the record.
+    #[test]
+    fn filter_errors_after_access() {
+        let records: Vec<_> = (0..10).map(|i| vec![(4, Some(json!(i)))]).collect();
+        let state = build(&records, &[]);
+        let c = items();
+        let run = |filter: &str, visible: &dyn Fn(&Value) -> bool| {
+            let q = Query {
+                filter: Some(Expr::compile(filter).unwrap()),
+                ..Query::default()
+            };
+            list(&state, &c, &q, &[], visible, None)
+                .map(|page| page.total)
+                .map_err(|e| e.code())
+        };
+        let all = |_: &Value| true;
+        let none = |_: &Value| false;
+        let positive = |v: &Value| v["num"].as_i64().is_some_and(|n| n > 0);
+        assert_eq!(run("10 / record.num > 1", &all), Err("invalid_filter"));
+        assert_eq!(run("10 / record.num > 1", &positive), Ok(5));
+        assert_eq!(run("record.num", &all), Err("invalid_filter"));
+        assert_eq!(run("record.num", &none), Ok(0));
+        assert_eq!(run("record.zz > 1", &all), Ok(0));
+        assert_eq!(run("record.zz > 1 || record.num == 3", &all), Ok(1));
+        assert_eq!(run("string(record.num).matches('^[1-3]$')", &all), Ok(3));
+        assert_eq!(
+            run("string(record.num).matches('(' + 'x')", &all),
+            Err("invalid_filter")
+        );
+        let err = list_with(
+            &state,
+            &c,
+            &Query {
+                filter: Some(Expr::compile("1 / 0 == 1").unwrap()),
+                ..Query::default()
+            },
+            &[],
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Division by zero"), "{err}");
+    }
+
+    #[test]
+    fn a_spent_budget_stops_the_list() {
+        let records = vec![vec![(4, Some(json!(1)))]; 200];
+        let state = build(&records, &[]);
+        let c = items();
+        let spent = Query {
+            filter: Some(Expr::compile("record.num + 1 == 2").unwrap()),
+            budget: Some(Duration::ZERO),
+            ..Query::default()
+        };
+        let err = list_with(&state, &c, &spent, &[], None, None).unwrap_err();
+        assert_eq!(err.code(), "query_too_costly");
+        assert!(err.to_string().contains("(a, b, n, s)"), "{err}");
+        let ample = Query {
+            budget: Some(Duration::from_secs(3600)),
+            ..spent.clone()
+        };
+        assert_eq!(
+            list_with(&state, &c, &ample, &[], None, None)
+                .unwrap()
+                .total,
+            200
+        );
+        // What the indexes answer alone evaluates nothing.
+        let indexed = Query {
+            filter: None,
+            ..spent
+        };
+        assert_eq!(
+            list_with(&state, &c, &indexed, &[], None, None)
+                .unwrap()
+                .total,
+            200
+        );
     }
 
     /// Where a comparison claims to know CEL's verdict, it agrees with CEL.

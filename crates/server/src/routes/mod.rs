@@ -51,6 +51,20 @@ pub fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<Seq>, ApiError
         .map_err(|_| ApiError::bad_request("If-Match must be a version like \"5\""))
 }
 
+/// Runs a walk of the log (an audit query, a chain verification: fetching, decoding and
+/// hashing entry after entry, as far back as the log goes) on tokio's blocking pool,
+/// driving its I/O from there, so the async workers keep answering other requests.
+/// (The server runs on the multi-threaded runtime, whose workers drive the I/O.)
+pub async fn off_workers<T: Send + 'static>(
+    walk: impl std::future::Future<Output = bucketbase_engine::Result<T>> + Send + 'static,
+) -> Result<T, ApiError> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(walk))
+        .await
+        .map_err(|e| ApiError::internal(format!("blocking task: {e}")))?
+        .map_err(ApiError::from)
+}
+
 /// The `ETag` of a record version.
 pub fn etag(version: Seq) -> String {
     format!("\"{version}\"")

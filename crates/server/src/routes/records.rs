@@ -1,6 +1,7 @@
 //! `/api/v1/{collection}/...`: records, their history, restore and nested items.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -12,11 +13,11 @@ use bucketbase_engine::collection::audit::{self, AuditFilter};
 use bucketbase_engine::collection::expr::Expr;
 use bucketbase_engine::collection::query::{self, Deleted};
 use bucketbase_engine::collection::records::{Secrets, render};
-use bucketbase_engine::{CollectionName, RecordId, Seq};
+use bucketbase_engine::{CollectionName, Error as EngineError, RecordId, Seq};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{collection, definition, etag, if_match, record_id};
+use super::{collection, definition, etag, if_match, off_workers, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
 use crate::envelope::{Envelope, JsonBody, RequestId};
@@ -104,8 +105,7 @@ async fn list(
     let filter = params
         .get("filter")
         .filter(|f| !f.trim().is_empty())
-        .map(|f| Expr::compile(f).map_err(|e| ApiError::bad_request(format!("filter: {e}"))))
-        .transpose()?;
+        .cloned();
     let sort = params
         .get("sort")
         .map(|s| {
@@ -123,36 +123,43 @@ async fn list(
         .filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    let q = query::Query {
+    let mut q = query::Query {
         equals,
-        filter,
+        filter: None,
         sort,
         page: number("page", 1)?,
         per_page: number("per_page", 50)?,
         deleted,
+        budget: Some(Duration::from_millis(st.settings.query_budget_ms)),
     };
-    let auth = &caller.auth;
-    let may = |record: &Value| caller.may(&def, Action::List, record);
-    // SuperAdmin sees everything: the list can then be answered from the indexes.
-    let visible: Option<&dyn Fn(&Value) -> bool> = if caller.is_super_admin() {
-        None
-    } else {
-        Some(&may)
-    };
-    let page = query::list_with(
-        &snap,
-        &c,
-        &q,
-        &[("auth", auth)],
-        visible,
-        st.secrets.as_deref(),
-    )
-    .map_err(ApiError::from)?;
+    let seq = snap.seq().get();
+    let secrets = st.secrets.clone();
+    // Compiling the filter (its regexes) and evaluating records is CPU work bounded only
+    // by the limits and the budget: off the async workers, so other requests (and
+    // /healthz) are answered meanwhile.
+    let page = tokio::task::spawn_blocking(move || {
+        q.filter = filter.map(|f| Expr::compile(&f)).transpose().map_err(|e| {
+            EngineError::InvalidFilter {
+                reason: e.to_string(),
+            }
+        })?;
+        let may = |record: &Value| caller.may(&def, Action::List, record);
+        // SuperAdmin sees everything: the list can then be answered from the indexes.
+        let visible: Option<&dyn Fn(&Value) -> bool> = if caller.is_super_admin() {
+            None
+        } else {
+            Some(&may)
+        };
+        let vars = [("auth", &caller.auth)];
+        query::list_with(&snap, &c, &q, &vars, visible, secrets.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("list task: {e}")))??;
     Ok(Envelope::ok(&req, page.items)
         .meta("total", page.total)
         .meta("page", page.page)
         .meta("per_page", page.per_page)
-        .meta("seq", snap.seq().get()))
+        .meta("seq", seq))
 }
 
 #[derive(Deserialize)]
@@ -391,7 +398,8 @@ async fn history(
         limit: params.limit.unwrap_or(100).min(1000),
         ..Default::default()
     };
-    let events = audit::query(st.db.store(), snap.seq(), &filter).await?;
+    let (store, head) = (st.db.store().clone(), snap.seq());
+    let events = off_workers(async move { audit::query(&store, head, &filter).await }).await?;
     Ok(Envelope::ok(&req, events))
 }
 

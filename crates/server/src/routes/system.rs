@@ -182,9 +182,9 @@ async fn audit_query(
         to: time("to", p.to)?,
         limit: p.limit.unwrap_or(100).min(1000),
     };
-    let events = audit::query(st.db.store(), st.db.snapshot().seq(), &filter)
-        .await
-        .map_err(ApiError::from)?;
+    let (store, head) = (st.db.store().clone(), st.db.snapshot().seq());
+    let events =
+        super::off_workers(async move { audit::query(&store, head, &filter).await }).await?;
     Ok(Envelope::ok(&req, events))
 }
 
@@ -194,9 +194,8 @@ async fn audit_verify(
     caller: Caller,
 ) -> Result<Envelope> {
     caller.require_super_admin()?;
-    let report = verify_chain(st.db.store(), &|_| {})
-        .await
-        .map_err(ApiError::from)?;
+    let store = st.db.store().clone();
+    let report = super::off_workers(async move { verify_chain(&store, &|_| {}).await }).await?;
     let first_break = report.first_break.as_ref().map(|b| {
         json!({"seq": b.seq.get(), "damage": format!("{:?}", b.damage).to_lowercase(), "detail": b.detail})
     });

@@ -2,6 +2,7 @@
 
 mod access;
 mod auth;
+mod filters;
 mod jwks;
 mod metrics;
 mod openapi;

@@ -293,7 +293,7 @@ async fn bad_input_answers_4xx_envelopes_never_500() {
             "bad filter",
             send(app.client.get(app.at("/api/v1/notes?filter=record.%3E"))).await,
             400,
-            "bad_request",
+            "invalid_filter",
         ),
         (
             "bad page",

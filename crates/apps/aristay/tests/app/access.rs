@@ -621,3 +621,59 @@ async fn writes_keep_to_system_fields_and_visible_references() {
         .await;
     assert_eq!(s, 200, "{b}");
 }
+
+/// The review's request: a `staff` user's list filter with a regex too costly to compile
+/// is refused as `invalid_filter` (it used to be compiled, and fail, once per task, then
+/// answer 200 with nothing), as is a filter that divides by zero.
+#[tokio::test]
+async fn a_staff_filter_with_a_costly_regex_is_refused() {
+    let app = spawn().await;
+    let (staff, staff_id) = app.user("sam@example.com", "staff").await;
+    let property = app.property("Seaside").await;
+    for (title, assigned) in [("Clean", Some(&staff_id)), ("Fix tap", None)] {
+        let mut task = json!({"title": title, "property_id": property});
+        if let Some(who) = assigned {
+            task["assigned_to"] = json!(who);
+        }
+        app.create("tasks", task).await;
+    }
+    let (s, b) = list_tasks(
+        &app,
+        &staff,
+        r#"record.title.matches("a{1000}{1000}{1000}")"#,
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_filter")),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("size limit"),
+        "{b}"
+    );
+    let (s, b) = list_tasks(&app, &staff, r#"record.title.matches("^Cl")"#).await;
+    assert_eq!((s, &b["meta"]["total"]), (200, &json!(1)), "{b}");
+    let (s, b) = list_tasks(&app, &staff, "1 / 0 == 1").await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_filter")),
+        "{b}"
+    );
+}
+
+/// `GET /api/v1/tasks?filter=...` as `token`.
+async fn list_tasks(app: &TestApp, token: &str, filter: &str) -> (u16, Value) {
+    let filter: String = filter
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let path = format!("/api/v1/tasks?filter={filter}");
+    app.call(Method::GET, &path, token, None).await
+}
