@@ -57,6 +57,13 @@ pub struct Definition {
     /// Fields encrypted at rest and never listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret: Vec<String>,
+    /// Credential material (a password hash; `id` when the record id itself is one, as
+    /// for refresh sessions): every answer of the server — audit events, history, as-of
+    /// and current reads — shows `"[redacted]"` instead, whoever asks, and new audit
+    /// events never hold the value. Declared here, once, not in each route. (Unlike
+    /// `secret`, the value stays readable to the engine: a password hash is compared.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redact: Vec<String>,
     /// Fields carried in `index.json` and indexed for equality filters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub index: Vec<String>,
@@ -303,6 +310,14 @@ impl Definition {
                 )));
             }
         }
+        for r in &self.redact {
+            let metadata = METADATA_FIELDS.contains(&r.as_str()) && r != "id";
+            if r.is_empty() || metadata || self.index.contains(r) {
+                return Err(bad(format!(
+                    "redact field {r:?} cannot be empty, a metadata or an index field"
+                )));
+            }
+        }
         let mut rules = BTreeMap::new();
         for (action, rule) in self.rules.all() {
             if let Some(src) = rule {
@@ -536,7 +551,54 @@ impl Compiled {
     pub fn is_secret(&self, field: &str) -> bool {
         self.def.secret.iter().any(|s| s == field)
     }
+
+    /// Is `field` credential material (see [`Definition::redact`])?
+    pub fn is_redacted(&self, field: &str) -> bool {
+        self.def.redact.iter().any(|r| r == field)
+    }
+
+    /// A record as answers show it: redacted fields (set ones) become `"[redacted]"`.
+    /// The record id is left alone (it names the record being answered).
+    pub fn redact_record(&self, record: &mut Value) {
+        if let Value::Object(map) = record {
+            for field in self.def.redact.iter().filter(|f| *f != "id") {
+                if let Some(v) = map.get_mut(field)
+                    && !v.is_null()
+                {
+                    *v = json!(REDACTED);
+                }
+            }
+        }
+    }
+
+    /// An audit event of this collection as answers show it: the `from`/`to` of
+    /// redacted fields become `"[redacted]"`, and `record_id` too when `id` is redacted.
+    /// Applied when events are read, so events logged before a field was declared
+    /// redacted are covered as well.
+    pub fn redact_event(&self, event: &mut Value) {
+        if self.def.redact.is_empty() {
+            return;
+        }
+        if self.is_redacted("id") && event.get("record_id").is_some() {
+            event["record_id"] = json!(REDACTED);
+        }
+        let Some(changes) = event.get_mut("changes").and_then(Value::as_object_mut) else {
+            return;
+        };
+        for field in &self.def.redact {
+            if let Some(Value::Object(change)) = changes.get_mut(field) {
+                for side in change.values_mut() {
+                    if !side.is_null() {
+                        *side = json!(REDACTED);
+                    }
+                }
+            }
+        }
+    }
 }
+
+/// What answers show in place of a redacted value.
+pub const REDACTED: &str = "[redacted]";
 
 /// Nested items carry `id`, `created_at`, `updated_at` set by the engine.
 fn strip_item_meta(item: &Value) -> Value {

@@ -428,7 +428,13 @@ impl IdentityProvider for LocalProvider {
         }
     }
 
-    async fn logout(&self, refresh_token: Option<&str>) -> Result<(), AuthError> {
+    /// Access tokens are stateless JWTs that expire on their own: only the refresh
+    /// session is revoked.
+    async fn logout(
+        &self,
+        _access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError> {
         // Logging out with nothing, or with a token we don't know, is not an error.
         let Some(Ok(hash)) = refresh_token.map(refresh_token_hash) else {
             return Ok(());
@@ -682,12 +688,15 @@ mod tests {
             .login("alice@example.com", "correct horse")
             .await
             .expect("login");
-        f.auth.logout(None).await.expect("no token");
+        f.auth.logout(None, None).await.expect("no token");
         f.auth
-            .logout(Some("not-a-token"))
+            .logout(None, Some("not-a-token"))
             .await
             .expect("unknown token");
-        f.auth.logout(Some(refresh_of(&t))).await.expect("logout");
+        f.auth
+            .logout(None, Some(refresh_of(&t)))
+            .await
+            .expect("logout");
         assert_invalid(f.auth.refresh(refresh_of(&t)).await);
     }
 

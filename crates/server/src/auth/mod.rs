@@ -63,6 +63,11 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     async fn login(&self, email: &str, password: &str) -> Result<Tokens, AuthError>;
     /// Exchanges a refresh token for new tokens (rotating it where supported).
     async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AuthError>;
-    /// Ends a session (revokes the refresh token where supported).
-    async fn logout(&self, refresh_token: Option<&str>) -> Result<(), AuthError>;
+    /// Ends a session: revokes the refresh token where supported, and forgets anything
+    /// cached about the access token (both as the client sent them, unverified).
+    async fn logout(
+        &self,
+        access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError>;
 }

@@ -16,7 +16,7 @@ use bucketbase_engine::{CollectionName, RecordId, Seq};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{collection, definition, etag, if_match, record_id};
+use super::{audit_events, collection, definition, etag, if_match, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
 use crate::envelope::{Envelope, JsonBody, RequestId};
@@ -45,9 +45,9 @@ fn hidden(c: &CollectionName, id: &RecordId) -> ApiError {
     ApiError::not_found(format!("{c}/{id} not found"))
 }
 
-/// Shows a stored record (secrets masked) with its version.
+/// Shows a stored record (secrets masked, credential material redacted) with its version.
 fn show(st: &AppState, def: &Compiled, id: &RecordId, value: Value, version: Seq) -> Result<Value> {
-    Ok(render(
+    let mut shown = render(
         Some(def),
         &def.name,
         id,
@@ -55,7 +55,9 @@ fn show(st: &AppState, def: &Compiled, id: &RecordId, value: Value, version: Seq
         version,
         Secrets::Mask,
         st.secrets.as_deref(),
-    )?)
+    )?;
+    def.redact_record(&mut shown);
+    Ok(shown)
 }
 
 /// Parameters of a list request that are not field filters.
@@ -148,7 +150,9 @@ async fn list(
         st.secrets.as_deref(),
     )
     .map_err(ApiError::from)?;
-    Ok(Envelope::ok(&req, page.items)
+    let mut items = page.items;
+    items.iter_mut().for_each(|item| def.redact_record(item));
+    Ok(Envelope::ok(&req, items)
         .meta("total", page.total)
         .meta("page", page.page)
         .meta("per_page", page.per_page)
@@ -366,7 +370,7 @@ async fn history(
         limit: params.limit.unwrap_or(100).min(1000),
         ..Default::default()
     };
-    let events = audit::query(st.db.store(), snap.seq(), &filter).await?;
+    let events = audit_events(&st, &snap, &filter).await?;
     Ok(Envelope::ok(&req, events))
 }
 

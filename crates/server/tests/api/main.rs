@@ -2,10 +2,13 @@
 
 mod access;
 mod auth;
+mod definitions;
+mod envelope;
 mod jwks;
 mod metrics;
 mod openapi;
 mod records;
+mod redaction;
 mod support;
 
 #[path = "../support/fake_identity.rs"]
