@@ -92,7 +92,7 @@ pub enum SessionState {
 }
 
 /// One refresh token, stored by hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshSession {
     /// Hex SHA-256 of the token ([`hash_refresh_token`]); the token itself is never stored.
     pub token_hash: String,
@@ -103,6 +103,20 @@ pub struct RefreshSession {
     pub created_at: u64,
     pub expires_at: u64,
     pub state: SessionState,
+}
+
+/// The token hash is credential material: never in logs (`{:?}`).
+impl fmt::Debug for RefreshSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshSession")
+            .field("token_hash", &"<redacted>")
+            .field("family_id", &self.family_id)
+            .field("user_uuid", &self.user_uuid)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 /// What [`UserStore::rotate_session`] did.

@@ -70,6 +70,21 @@ async fn system_and_reserved_names_are_refused() {
         names(&listed).iter().all(|n| !n.starts_with('_')),
         "{listed}"
     );
+    // Nor does the public OpenAPI document describe them (or the `_users` schema).
+    let openapi: Value = app
+        .client
+        .get(app.at("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = openapi.to_string();
+    assert!(
+        !text.contains("/api/v1/_users") && !text.contains("password_hash"),
+        "system collections in the OpenAPI document"
+    );
 }
 
 #[tokio::test]
