@@ -687,3 +687,43 @@ impl crate::txn::Txn {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(extra: Value) -> Result<Compiled> {
+        let mut def = json!({"name": "keys", "index": ["label"]});
+        def.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Definition::from_json(&def)?.compile()
+    }
+
+    #[test]
+    fn redacted_fields_are_checked_and_masked_in_records_and_events() {
+        assert!(
+            compiled(json!({"redact": ["label"]})).is_err(),
+            "an index field"
+        );
+        assert!(
+            compiled(json!({"redact": ["created_at"]})).is_err(),
+            "metadata"
+        );
+        let def = compiled(json!({"redact": ["hash", "id"]})).unwrap();
+        let mut record = json!({"id": "k1", "hash": "h", "label": "ci", "none": null});
+        def.redact_record(&mut record);
+        assert_eq!(
+            record,
+            json!({"id": "k1", "hash": REDACTED, "label": "ci", "none": null})
+        );
+        let mut event = json!({"record_id": "k1", "changes": {
+            "hash": {"from": null, "to": "h"}, "label": {"from": "a", "to": "b"}}});
+        def.redact_event(&mut event);
+        assert_eq!(
+            event,
+            json!({"record_id": REDACTED, "changes": {
+                "hash": {"from": null, "to": REDACTED}, "label": {"from": "a", "to": "b"}}})
+        );
+    }
+}
