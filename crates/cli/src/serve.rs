@@ -22,6 +22,20 @@ use bucketbase_server::{AppState, ServerSettings};
 
 use crate::settings::{AppKind, Settings};
 
+/// The names of every app this binary knows. Each app owns `/api/v1/<name>/...`, so no
+/// collection may take one of these names, whichever app a server runs (a database keeps
+/// working when it moves to another app). Kept equal to [`AppKind`] by a test.
+pub const APP_NAMES: [&str; 2] = ["aristay", "docsai"];
+
+/// Names no user collection may take: the server's fixed routes and every app.
+pub fn reserved_names() -> Vec<&'static str> {
+    bucketbase_server::ROUTE_NAMES
+        .iter()
+        .chain(APP_NAMES.iter())
+        .copied()
+        .collect()
+}
+
 /// Unix seconds from the engine's clock (the one place time is read).
 pub fn now() -> Now {
     Arc::new(|| SystemClock.now().timestamp().max(0) as u64)
@@ -81,6 +95,12 @@ pub async fn install_definitions(db: &Database, settings: &Settings) -> anyhow::
     }
     if let Some(dir) = &settings.definitions_dir {
         defs.extend(load_dir(dir)?);
+    }
+    // The same check the definitions API makes: no system or reserved names.
+    let reserved = reserved_names();
+    for def in &defs {
+        bucketbase_engine::CollectionName::parse_user(&def.name, &reserved)
+            .with_context(|| format!("definition of collection {:?}", def.name))?;
     }
     if defs.is_empty() {
         return Ok(());
@@ -210,7 +230,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         min_seq_wait: std::time::Duration::from_millis(settings.min_seq_wait_ms),
         query_budget_ms: settings.query_budget_ms,
     };
-    let state = AppState::new(db.clone(), auth, server_settings, secrets);
+    let state =
+        AppState::new(db.clone(), auth, server_settings, secrets).with_app_names(&APP_NAMES);
     let app = match settings.app {
         AppKind::Aristay => bucketbase_server::app_with(
             state
@@ -257,5 +278,25 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    #[test]
+    fn every_app_name_is_reserved() {
+        let apps: Vec<String> = AppKind::value_variants()
+            .iter()
+            .filter(|a| **a != AppKind::None)
+            .filter_map(|a| a.to_possible_value().map(|v| v.get_name().to_string()))
+            .collect();
+        assert_eq!(apps, APP_NAMES, "APP_NAMES must name every app");
+        for name in APP_NAMES.iter().chain(&["audit", "collections", "events"]) {
+            assert!(reserved_names().contains(name), "{name}");
+        }
     }
 }

@@ -59,6 +59,22 @@ impl CollectionName {
         &self.0
     }
 
+    /// Parses the name of a collection a user may define: a valid [`Self::parse`] name
+    /// that is not in `reserved` (the names fixed routes and apps use, e.g. `audit`,
+    /// `events`, `aristay`: a collection of that name would be shadowed by the route).
+    /// This is the one check every user-defined collection name goes through; the engine
+    /// does not know the reserved names, the server passes them.
+    pub fn parse_user<R: AsRef<str>>(s: &str, reserved: &[R]) -> Result<Self> {
+        let name = Self::parse(s)?;
+        if reserved.iter().any(|r| r.as_ref() == s) {
+            return Err(Error::invalid(
+                "collection name",
+                format!("{s:?} is reserved: a route of the server or an app uses it"),
+            ));
+        }
+        Ok(name)
+    }
+
     /// Parses a system collection name: `_` then a valid collection name. System
     /// collections (the engine's `_collections`, the server's `_users`...) are not
     /// reachable through the generic records API, which only accepts [`Self::parse`].
@@ -192,6 +208,15 @@ mod tests {
             &"x".repeat(129),
         ] {
             assert!(RecordId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_names_are_checked_against_the_reserved_ones() {
+        let reserved = ["audit", "collections", "events", "aristay"];
+        assert!(CollectionName::parse_user("notes", &reserved).is_ok());
+        for bad in ["audit", "events", "aristay", "_users", "_evil", "Notes"] {
+            assert!(CollectionName::parse_user(bad, &reserved).is_err(), "{bad}");
         }
     }
 

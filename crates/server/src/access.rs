@@ -208,6 +208,11 @@ enum TokenSource {
     Cookie,
 }
 
+/// The access token a request carries, if any (not verified).
+pub fn access_token(parts: &Parts) -> Option<String> {
+    token(parts).map(|(t, _)| t).filter(|t| !t.is_empty())
+}
+
 fn token(parts: &Parts) -> Option<(String, TokenSource)> {
     if let Some(auth) = parts
         .headers
@@ -235,9 +240,9 @@ pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// A cookie-authenticated write must echo the CSRF cookie in a header, or come from the
-/// same origin.
-fn csrf_ok(parts: &Parts) -> bool {
+/// A cookie-authenticated write must echo the CSRF cookie in a header, or come from a
+/// trusted origin ([`trusted_origin`]).
+fn csrf_ok(parts: &Parts, settings: &crate::ServerSettings) -> bool {
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }
@@ -256,12 +261,48 @@ fn csrf_ok(parts: &Parts) -> bool {
         .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok());
-    match (origin, host) {
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host),
-        _ => false,
+    origin.is_some_and(|o| trusted_origin(o, host, settings))
+}
+
+/// An origin as browsers send it: scheme (`http` or `https` only), host, port (the
+/// scheme's default when absent). Anything else (`null`, `evil://...`, paths) is `None`.
+fn parse_origin(origin: &str) -> Option<(String, String, u16)> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
     }
+    let authority: axum::http::uri::Authority = rest.parse().ok()?;
+    let port = authority.port_u16().unwrap_or(default_port);
+    Some((scheme, authority.host().to_ascii_lowercase(), port))
+}
+
+/// Is `origin` the server's own or a configured CORS origin? Scheme, host and port are
+/// all compared. The server's own origin is the `Host` the request was sent to, with
+/// `https` when cookies are `Secure` (they only travel over https) and `http` when they
+/// are not (plain-http localhost).
+fn trusted_origin(origin: &str, host: Option<&str>, settings: &crate::ServerSettings) -> bool {
+    let Some(origin) = parse_origin(origin) else {
+        return false;
+    };
+    let configured = settings
+        .cors_origins
+        .iter()
+        .filter_map(|o| o.to_str().ok().and_then(parse_origin))
+        .any(|o| o == origin);
+    let scheme = if settings.cookie_secure {
+        "https"
+    } else {
+        "http"
+    };
+    let own = host.and_then(|h| parse_origin(&format!("{scheme}://{h}")));
+    configured || own == Some(origin)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -278,7 +319,7 @@ impl FromRequestParts<AppState> for Caller {
         let (token, source) = token(parts)
             .filter(|(t, _)| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("missing or invalid token"))?;
-        if matches!(source, TokenSource::Cookie) && !csrf_ok(parts) {
+        if matches!(source, TokenSource::Cookie) && !csrf_ok(parts, &state.settings) {
             return Err(ApiError::forbidden(
                 "cookie-authenticated writes need the X-CSRF-Token header or a same-origin Origin",
             )
@@ -297,5 +338,65 @@ impl FromRequestParts<AppState> for Caller {
             )));
         }
         Ok(Caller::new(principal, state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(cookie_secure: bool, cors: &[&str]) -> crate::ServerSettings {
+        crate::ServerSettings {
+            cookie_secure,
+            cors_origins: cors.iter().map(|o| o.parse().unwrap()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let plain = settings(false, &[]);
+        let host = Some("127.0.0.1:8080");
+        assert!(trusted_origin("http://127.0.0.1:8080", host, &plain));
+        assert!(trusted_origin("HTTP://127.0.0.1:8080/", host, &plain));
+        for bad in [
+            "evil://127.0.0.1:8080",
+            "https://127.0.0.1:8080",
+            "http://127.0.0.1:8081",
+            "http://127.0.0.1",
+            "http://127.0.0.1:8080.evil.com",
+            "http://user@127.0.0.1:8080",
+            "null",
+            "",
+        ] {
+            assert!(!trusted_origin(bad, host, &plain), "{bad}");
+        }
+        assert!(!trusted_origin("http://127.0.0.1:8080", None, &plain));
+        let tls = settings(true, &["https://app.example.com"]);
+        assert!(trusted_origin(
+            "https://api.example.com",
+            Some("api.example.com"),
+            &tls
+        ));
+        assert!(trusted_origin(
+            "https://api.example.com:443",
+            Some("api.example.com"),
+            &tls
+        ));
+        assert!(!trusted_origin(
+            "http://api.example.com",
+            Some("api.example.com"),
+            &tls
+        ));
+        assert!(trusted_origin(
+            "https://app.example.com",
+            Some("api.example.com"),
+            &tls
+        ));
+        assert!(!trusted_origin(
+            "http://app.example.com",
+            Some("api.example.com"),
+            &tls
+        ));
     }
 }

@@ -37,6 +37,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// A fresh request id. Ids only need to be unique, not time-ordered: a random (v4) UUID.
+pub fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 /// Gives every request an id (a sane incoming `X-Request-Id` is kept) and echoes it.
 pub async fn request_id(mut req: Request, next: Next) -> Response {
     let incoming = req
@@ -50,12 +57,7 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
         .map(str::to_string);
-    // Request ids only need to be unique, not time-ordered: a random (v4) UUID.
-    let id = incoming.unwrap_or_else(|| {
-        uuid::Builder::from_random_bytes(rand::random())
-            .into_uuid()
-            .to_string()
-    });
+    let id = incoming.unwrap_or_else(new_request_id);
     let request_id = RequestId(id.clone());
     req.extensions_mut().insert(request_id.clone());
     let mut response = next.run(req).await;
@@ -105,17 +107,7 @@ pub async fn envelope_bare_errors(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json || enveloped {
         return response;
     }
-    let (code, message) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed here"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "request body too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ("unsupported_media_type", "unsupported content type")
-        }
-        s if s.is_server_error() => ("internal", "internal error"),
-        _ => ("bad_request", "bad request"),
-    };
-    let mut out = ApiError::new(status, code, message).into_response();
+    let mut out = ApiError::for_status(status).into_response();
     for (k, v) in response.headers().iter() {
         if k != CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
             out.headers_mut().append(k, v.clone());
@@ -178,24 +170,24 @@ impl IntoResponse for Envelope {
     }
 }
 
-/// A JSON request body whose rejections answer in the envelope: 415 without a JSON
-/// content type, 400 for malformed JSON, 413 when too large.
+/// A JSON request body, the one body extractor of every route, whose rejections answer
+/// in the envelope: 415 without a JSON content type, 413 when too large, and 400
+/// `bad_request` for a body that does not parse *or* does not fit the expected shape
+/// (unknown field, wrong type). axum says 422 for the latter; here 422 is kept for
+/// `validation_failed` and `invalid_definition`, which the engine decides.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request(e.body_text())),
             Err(rejection) => {
                 let status = rejection.status();
-                let code = match status {
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                    StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-                    _ => "bad_request",
-                };
-                Err(ApiError::new(status, code, rejection.body_text()))
+                Err(ApiError::for_status(status).with_message(rejection.body_text()))
             }
         }
     }

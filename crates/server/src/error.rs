@@ -61,6 +61,44 @@ impl ApiError {
         )
     }
 
+    /// The error for a status the server answers without a more specific cause (axum's
+    /// own rejections, hyper's refusals of a request head): each status has one code.
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed here"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "request body too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "unsupported content type")
+            }
+            StatusCode::URI_TOO_LONG => ("uri_too_long", "request target too long"),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                ("headers_too_large", "request headers too large or too many")
+            }
+            StatusCode::UNAUTHORIZED => ("unauthorized", "missing or invalid token"),
+            StatusCode::FORBIDDEN => ("forbidden", "forbidden"),
+            StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests"),
+            StatusCode::REQUEST_TIMEOUT => ("timeout", "request timed out"),
+            StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "service unavailable"),
+            StatusCode::CONFLICT => ("conflict", "conflict"),
+            StatusCode::LENGTH_REQUIRED => ("length_required", "length required"),
+            StatusCode::PRECONDITION_FAILED => ("version_conflict", "precondition failed"),
+            // A bare 422 is axum's rejection of a JSON body's shape: a bad request, since
+            // 422 is only for `validation_failed` and `invalid_definition`.
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+                return Self::bad_request("bad request");
+            }
+            s if s.is_server_error() => ("internal", "internal error"),
+            _ => ("client_error", "the request cannot be served"),
+        };
+        Self::new(status, code, message)
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = code;
         self
@@ -144,12 +182,20 @@ impl From<AuthError> for ApiError {
 #[derive(Debug, Clone)]
 pub struct ErrorBody(pub Value);
 
+impl ApiError {
+    /// The `error` object of the envelope.
+    fn error_json(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(details) = &self.details {
+            error["details"] = details.clone();
+        }
+        error
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
+        let error = self.error_json();
         let mut response = self.status.into_response();
         response.extensions_mut().insert(ErrorBody(error));
         response
@@ -162,6 +208,15 @@ pub fn error_envelope(
     error: Value,
     request_id: &RequestId,
 ) -> Response {
-    let body = json!({"success": false, "error": error, "meta": {"request_id": request_id.0}});
-    (status, Json(body)).into_response()
+    (status, Json(envelope_json(error, &request_id.0))).into_response()
+}
+
+/// The whole error envelope of `error`, for answers written outside the router (see
+/// [`crate::conn`]).
+pub fn error_body(error: &ApiError, request_id: &str) -> Value {
+    envelope_json(error.error_json(), request_id)
+}
+
+fn envelope_json(error: Value, request_id: &str) -> Value {
+    json!({"success": false, "error": error, "meta": {"request_id": request_id}})
 }

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod conn;
 pub mod consistency;
 pub mod envelope;
 pub mod error;
@@ -71,7 +72,14 @@ pub struct AppState {
     /// The app's own routes as OpenAPI path items (`{"/api/v1/<app>/...": {...}}`),
     /// merged into `/api/openapi.json`.
     pub app_paths: Option<Arc<serde_json::Value>>,
+    /// Names no user collection may take: [`ROUTE_NAMES`] plus every app's name
+    /// ([`AppState::with_app_names`]).
+    pub reserved_names: Arc<Vec<String>>,
 }
+
+/// The names the fixed routes use under `/api/v1/` (a collection of that name would be
+/// shadowed): reserved for every server, whatever app it runs.
+pub const ROUTE_NAMES: [&str; 3] = ["audit", "collections", "events"];
 
 impl AppState {
     pub fn new(
@@ -90,7 +98,18 @@ impl AppState {
             metrics,
             auth_context: None,
             app_paths: None,
+            reserved_names: Arc::new(ROUTE_NAMES.iter().map(|n| n.to_string()).collect()),
         }
+    }
+
+    /// Reserves app names (`/api/v1/<app>/...` is theirs) as collection names. The CLI
+    /// passes every app it knows, not only the one it serves, so a database keeps working
+    /// when it moves to another app.
+    pub fn with_app_names(mut self, names: &[&str]) -> Self {
+        let mut reserved = self.reserved_names.as_ref().clone();
+        reserved.extend(names.iter().map(|n| n.to_string()));
+        self.reserved_names = Arc::new(reserved);
+        self
     }
 
     /// Documents an app's routes in `/api/openapi.json` (OpenAPI path items by path).
@@ -106,18 +125,26 @@ impl AppState {
     }
 }
 
+/// The listener [`serve`] runs on: [`conn::Listener`] (hyper's refusals in the
+/// envelope), tapped with a no-op so that axum gives handlers the peer's `SocketAddr`
+/// (axum provides that connect info for tapped listeners of any kind).
+type ServeListener =
+    axum::serve::TapIo<conn::Listener, fn(&mut conn::Enveloped<tokio::net::TcpStream>)>;
+
 /// What [`serve`] returns: await it, or add `.with_graceful_shutdown(...)` first.
 pub type Serving = axum::serve::Serve<
-    tokio::net::TcpListener,
+    ServeListener,
     axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr>,
     axum::middleware::AddExtension<Router, axum::extract::ConnectInfo<std::net::SocketAddr>>,
 >;
 
 /// Serves `app` on `listener`, giving handlers each connection's peer address (the login
-/// rate limit needs it).
+/// rate limit needs it) and answering even hyper's own refusals in the envelope.
 pub fn serve(listener: tokio::net::TcpListener, app: Router) -> Serving {
+    use axum::serve::ListenerExt;
+    let tap: fn(&mut conn::Enveloped<tokio::net::TcpStream>) = |_| {};
     axum::serve(
-        listener,
+        conn::Listener(listener).tap_io(tap),
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
 }

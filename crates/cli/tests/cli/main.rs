@@ -147,6 +147,17 @@ async fn serve_first_start_login_and_graceful_stop() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Every app's name is reserved, even on a server that runs none of them.
+    for name in ["aristay", "docsai", "events"] {
+        let r = client
+            .post(format!("{url}/api/v1/collections"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{name}");
+    }
     let r = client
         .post(format!("{url}/api/v1/notes"))
         .bearer_auth(&token)

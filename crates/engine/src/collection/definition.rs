@@ -61,6 +61,13 @@ pub struct Definition {
     /// generic API refuses a write that sets or changes one, whoever the caller is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub system_fields: Vec<String>,
+    /// Credential material (a password hash; `id` when the record id itself is one, as
+    /// for refresh sessions): every answer of the server — audit events, history, as-of
+    /// and current reads — shows `"[redacted]"` instead, whoever asks, and new audit
+    /// events never hold the value. Declared here, once, not in each route. (Unlike
+    /// `secret`, the value stays readable to the engine: a password hash is compared.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redact: Vec<String>,
     /// Fields carried in `index.json` and indexed for equality filters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub index: Vec<String>,
@@ -308,6 +315,14 @@ impl Definition {
             }
         }
         self.check_system_fields().map_err(bad)?;
+        for r in &self.redact {
+            let metadata = METADATA_FIELDS.contains(&r.as_str()) && r != "id";
+            if r.is_empty() || metadata || self.index.contains(r) {
+                return Err(bad(format!(
+                    "redact field {r:?} cannot be empty, a metadata or an index field"
+                )));
+            }
+        }
         let mut rules = BTreeMap::new();
         for (action, rule) in self.rules.all() {
             if let Some(src) = rule {
@@ -597,7 +612,54 @@ impl Compiled {
     pub fn is_system(&self, field: &str) -> bool {
         self.def.system_fields.iter().any(|s| s == field)
     }
+
+    /// Is `field` credential material (see [`Definition::redact`])?
+    pub fn is_redacted(&self, field: &str) -> bool {
+        self.def.redact.iter().any(|r| r == field)
+    }
+
+    /// A record as answers show it: redacted fields (set ones) become `"[redacted]"`.
+    /// The record id is left alone (it names the record being answered).
+    pub fn redact_record(&self, record: &mut Value) {
+        if let Value::Object(map) = record {
+            for field in self.def.redact.iter().filter(|f| *f != "id") {
+                if let Some(v) = map.get_mut(field)
+                    && !v.is_null()
+                {
+                    *v = json!(REDACTED);
+                }
+            }
+        }
+    }
+
+    /// An audit event of this collection as answers show it: the `from`/`to` of
+    /// redacted fields become `"[redacted]"`, and `record_id` too when `id` is redacted.
+    /// Applied when events are read, so events logged before a field was declared
+    /// redacted are covered as well.
+    pub fn redact_event(&self, event: &mut Value) {
+        if self.def.redact.is_empty() {
+            return;
+        }
+        if self.is_redacted("id") && event.get("record_id").is_some() {
+            event["record_id"] = json!(REDACTED);
+        }
+        let Some(changes) = event.get_mut("changes").and_then(Value::as_object_mut) else {
+            return;
+        };
+        for field in &self.def.redact {
+            if let Some(Value::Object(change)) = changes.get_mut(field) {
+                for side in change.values_mut() {
+                    if !side.is_null() {
+                        *side = json!(REDACTED);
+                    }
+                }
+            }
+        }
+    }
 }
+
+/// What answers show in place of a redacted value.
+pub const REDACTED: &str = "[redacted]";
 
 /// Nested items carry `id`, `created_at`, `updated_at` set by the engine.
 fn strip_item_meta(item: &Value) -> Value {
@@ -718,5 +780,40 @@ mod tests {
             let err = with_system(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad:?}: {err}");
         }
+    }
+
+    fn compiled(extra: Value) -> Result<Compiled> {
+        let mut def = json!({"name": "keys", "index": ["label"]});
+        def.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Definition::from_json(&def)?.compile()
+    }
+
+    #[test]
+    fn redacted_fields_are_checked_and_masked_in_records_and_events() {
+        assert!(
+            compiled(json!({"redact": ["label"]})).is_err(),
+            "an index field"
+        );
+        assert!(
+            compiled(json!({"redact": ["created_at"]})).is_err(),
+            "metadata"
+        );
+        let def = compiled(json!({"redact": ["hash", "id"]})).unwrap();
+        let mut record = json!({"id": "k1", "hash": "h", "label": "ci", "none": null});
+        def.redact_record(&mut record);
+        assert_eq!(
+            record,
+            json!({"id": "k1", "hash": REDACTED, "label": "ci", "none": null})
+        );
+        let mut event = json!({"record_id": "k1", "changes": {
+            "hash": {"from": null, "to": "h"}, "label": {"from": "a", "to": "b"}}});
+        def.redact_event(&mut event);
+        assert_eq!(
+            event,
+            json!({"record_id": REDACTED, "changes": {
+                "hash": {"from": null, "to": REDACTED}, "label": {"from": "a", "to": "b"}}})
+        );
     }
 }

@@ -898,12 +898,17 @@ pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Va
         }
         let change = if def.is_nested(k) {
             nested_diff(from, to)
-        } else if def.is_secret(k) {
+        } else if def.is_secret(k) || def.is_redacted(k) {
+            let mask = if def.is_secret(k) {
+                "[secret]"
+            } else {
+                super::definition::REDACTED
+            };
             let shown = |v: &Value| {
                 if v.is_null() {
                     Value::Null
                 } else {
-                    json!("[secret]")
+                    json!(mask)
                 }
             };
             json!({"from": shown(from), "to": shown(to)})

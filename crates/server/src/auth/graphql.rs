@@ -360,9 +360,18 @@ impl IdentityProvider for GraphqlProvider {
         self.exchange(Op::Refresh, vars, &[refresh_token]).await
     }
 
-    /// Best effort: runs `logout_mutation` if configured and ignores its outcome, so a
-    /// client can always log out locally.
-    async fn logout(&self, refresh_token: Option<&str>) -> Result<(), AuthError> {
+    /// Forgets the access token's cached principal (so a token the service revoked at
+    /// logout is not honoured here for the rest of the cache TTL), then, best effort,
+    /// runs `logout_mutation` if configured and ignores its outcome, so a client can
+    /// always log out locally.
+    async fn logout(
+        &self,
+        access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if let Some(token) = access_token {
+            self.evict(token);
+        }
         if let (Some(document), Some(token)) = (&self.config.logout_mutation, refresh_token) {
             let variables = json!({ "refreshToken": token });
             let _ = self.call(document, variables, None, &[token]).await;
@@ -687,7 +696,7 @@ mod tests {
         idp.stop().await;
         assert!(is_unavailable(&p.authenticate(&uncached).await));
         assert_eq!(p.authenticate(&cached).await.unwrap().role, "SuperAdmin");
-        assert_eq!(p.logout(Some("whatever")).await, Ok(()));
+        assert_eq!(p.logout(None, Some("whatever")).await, Ok(()));
     }
 
     #[tokio::test]
@@ -756,7 +765,10 @@ mod tests {
     async fn logout_runs_the_configured_mutation() {
         let (_idp, p) = setup(|_| {}).await;
         let tokens = p.login(ROOT, "root-password").await.unwrap();
-        assert_eq!(p.logout(tokens.refresh_token.as_deref()).await, Ok(()));
+        assert_eq!(
+            p.logout(None, tokens.refresh_token.as_deref()).await,
+            Ok(())
+        );
         assert!(
             p.refresh(tokens.refresh_token.as_deref().unwrap())
                 .await
@@ -767,13 +779,16 @@ mod tests {
         let logout = "mutation Logout($refreshToken: String!) { auth { logout(input: {refreshToken: $refreshToken}) } }";
         let (idp, p) = setup(|c| c.logout_mutation = Some(logout.into())).await;
         let tokens = p.login(ROOT, "root-password").await.unwrap();
-        assert_eq!(p.logout(tokens.refresh_token.as_deref()).await, Ok(()));
+        assert_eq!(
+            p.logout(None, tokens.refresh_token.as_deref()).await,
+            Ok(())
+        );
         assert!(
             p.refresh(tokens.refresh_token.as_deref().unwrap())
                 .await
                 .is_err()
         );
-        assert_eq!(p.logout(None).await, Ok(()));
+        assert_eq!(p.logout(None, None).await, Ok(()));
         assert_eq!(idp.requests(), 3);
     }
 

@@ -360,7 +360,11 @@ impl IdentityProvider for JwksProvider {
         ))
     }
 
-    async fn logout(&self, _refresh_token: Option<&str>) -> Result<(), AuthError> {
+    async fn logout(
+        &self,
+        _access_token: Option<&str>,
+        _refresh_token: Option<&str>,
+    ) -> Result<(), AuthError> {
         Err(AuthError::NotSupported(
             "logout (sign out with the identity provider)",
         ))
@@ -709,7 +713,7 @@ mod tests {
             Err(AuthError::NotSupported(_))
         ));
         assert!(matches!(
-            auth.logout(None).await,
+            auth.logout(None, None).await,
             Err(AuthError::NotSupported(_))
         ));
     }

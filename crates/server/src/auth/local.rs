@@ -92,7 +92,7 @@ pub enum SessionState {
 }
 
 /// One refresh token, stored by hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshSession {
     /// Hex SHA-256 of the token ([`hash_refresh_token`]); the token itself is never stored.
     pub token_hash: String,
@@ -103,6 +103,20 @@ pub struct RefreshSession {
     pub created_at: u64,
     pub expires_at: u64,
     pub state: SessionState,
+}
+
+/// The token hash is credential material: never in logs (`{:?}`).
+impl fmt::Debug for RefreshSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshSession")
+            .field("token_hash", &"<redacted>")
+            .field("family_id", &self.family_id)
+            .field("user_uuid", &self.user_uuid)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 /// What [`UserStore::rotate_session`] did.
@@ -428,7 +442,13 @@ impl IdentityProvider for LocalProvider {
         }
     }
 
-    async fn logout(&self, refresh_token: Option<&str>) -> Result<(), AuthError> {
+    /// Access tokens are stateless JWTs that expire on their own: only the refresh
+    /// session is revoked.
+    async fn logout(
+        &self,
+        _access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError> {
         // Logging out with nothing, or with a token we don't know, is not an error.
         let Some(Ok(hash)) = refresh_token.map(refresh_token_hash) else {
             return Ok(());
@@ -682,12 +702,15 @@ mod tests {
             .login("alice@example.com", "correct horse")
             .await
             .expect("login");
-        f.auth.logout(None).await.expect("no token");
+        f.auth.logout(None, None).await.expect("no token");
         f.auth
-            .logout(Some("not-a-token"))
+            .logout(None, Some("not-a-token"))
             .await
             .expect("unknown token");
-        f.auth.logout(Some(refresh_of(&t))).await.expect("logout");
+        f.auth
+            .logout(None, Some(refresh_of(&t)))
+            .await
+            .expect("logout");
         assert_invalid(f.auth.refresh(refresh_of(&t)).await);
     }
 

@@ -25,8 +25,8 @@ pub struct Principal {
     pub role: String,
 }
 
-/// Tokens handed to a client that logged in or refreshed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Tokens handed to a client that logged in or refreshed. `Debug` leaves the tokens out.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Tokens {
     pub access_token: String,
     /// Absent for providers that do not issue refresh tokens.
@@ -35,6 +35,20 @@ pub struct Tokens {
     /// Seconds until the access token expires.
     pub expires_in: u64,
     pub user: Principal,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"<redacted>")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 /// Why authentication failed. None of these carry secrets or token text.
@@ -63,6 +77,11 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     async fn login(&self, email: &str, password: &str) -> Result<Tokens, AuthError>;
     /// Exchanges a refresh token for new tokens (rotating it where supported).
     async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AuthError>;
-    /// Ends a session (revokes the refresh token where supported).
-    async fn logout(&self, refresh_token: Option<&str>) -> Result<(), AuthError>;
+    /// Ends a session: revokes the refresh token where supported, and forgets anything
+    /// cached about the access token (both as the client sent them, unverified).
+    async fn logout(
+        &self,
+        access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError>;
 }

@@ -5,6 +5,8 @@
 //! `_`). Every change is a transaction: a rotation reads the old session and writes both
 //! sessions atomically, so two concurrent refreshes with one token cannot both succeed,
 //! even across server processes, and all of it is in the audit trail (source `auth`).
+//! Credential material is declared `redact` on the definitions (the password hash; a
+//! session's id, which is its refresh token's hash), so no answer of the server shows it.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ const USERS: &str = r#"
 name = "_users"
 soft_delete = true
 index = ["email", "role"]
+redact = ["password_hash"]
 [schema]
 type = "object"
 required = ["email", "role", "password_hash"]
@@ -35,6 +38,8 @@ fields = ["email"]
 const SESSIONS: &str = r#"
 name = "_sessions"
 index = ["family_id"]
+# A session's id is the SHA-256 of its refresh token: credential material too.
+redact = ["id"]
 [schema]
 type = "object"
 required = ["family_id", "user_uuid", "created_at_unix", "expires_at_unix", "state"]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::access::{ACCESS_COOKIE, CSRF_COOKIE, Caller, cookie};
+use crate::access::{ACCESS_COOKIE, CSRF_COOKIE, Caller, access_token, cookie};
 use crate::auth::Tokens;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
@@ -209,15 +209,28 @@ async fn refresh(
     Ok(with_session(&st, &req, tokens))
 }
 
+/// The access token a request carries (cookie or bearer), unverified: logout hands it to
+/// the provider so that a cached check of it is forgotten.
+struct AccessToken(Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AccessToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(AccessToken(access_token(parts)))
+    }
+}
+
 async fn logout(
     State(st): State<AppState>,
     req: RequestId,
+    AccessToken(access): AccessToken,
     RefreshCookie(from_cookie): RefreshCookie,
     body: axum::body::Bytes,
 ) -> Result<Envelope> {
     let token = refresh_token(&body, from_cookie)?;
     st.auth
-        .logout(token.as_deref())
+        .logout(access.as_deref(), token.as_deref())
         .await
         .map_err(ApiError::from)?;
     let secure = st.settings.cookie_secure;

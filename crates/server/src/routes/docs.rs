@@ -34,7 +34,9 @@ pub fn router() -> Router<AppState> {
 
 async fn openapi(State(st): State<AppState>) -> Json<serde_json::Value> {
     let snap = st.db.snapshot();
-    let document = crate::openapi::document(snap.definitions().map(|(_, def)| def.as_ref()));
+    // System collections (`_users`, ...) have no routes here: never documented.
+    let user_collections = snap.definitions().filter(|(c, _)| !c.is_system());
+    let document = crate::openapi::document(user_collections.map(|(_, def)| def.as_ref()));
     let mut document = serde_json::to_value(document).unwrap_or_default();
     // The app's own routes (documented by the app, as path items).
     if let (Some(serde_json::Value::Object(app)), Some(serde_json::Value::Object(paths))) =

@@ -27,6 +27,45 @@ pub fn definition(state: &State, c: &CollectionName) -> Result<Arc<Compiled>, Ap
         .ok_or_else(|| ApiError::not_found(format!("unknown collection {:?}", c.as_str())))
 }
 
+/// The name of a collection a user defines: a valid name, not a system one (`_x`), not
+/// reserved by a route or an app ([`crate::AppState::reserved_names`]). A bad one is an
+/// invalid definition (422).
+pub fn user_collection(st: &crate::AppState, name: &str) -> Result<CollectionName, ApiError> {
+    CollectionName::parse_user(name, &st.reserved_names).map_err(|e| {
+        ApiError::from(bucketbase_engine::Error::InvalidDefinition {
+            collection: name.to_string(),
+            problem: e.to_string(),
+        })
+    })
+}
+
+/// Audit events matching `filter` as answers show them: credential material redacted as
+/// each collection's definition declares (see `Definition::redact`), for every caller.
+/// Every route that answers audit events goes through here.
+pub async fn audit_events(
+    st: &crate::AppState,
+    snap: &State,
+    filter: &bucketbase_engine::collection::audit::AuditFilter,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    // Reading the log back is a walk of unbounded length: off the async workers.
+    let (store, head, filter) = (st.db.store().clone(), snap.seq(), filter.clone());
+    let mut events = off_workers(async move {
+        bucketbase_engine::collection::audit::query(&store, head, &filter).await
+    })
+    .await?;
+    for event in &mut events {
+        let def = event
+            .get("collection")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|c| CollectionName::parse_any(c).ok())
+            .and_then(|c| snap.definition(&c));
+        if let Some(def) = def {
+            def.redact_event(event);
+        }
+    }
+    Ok(events)
+}
+
 /// A record id named in a path: malformed ids answer 400.
 pub fn record_id(id: &str) -> Result<RecordId, ApiError> {
     RecordId::parse(id).map_err(|e| ApiError::bad_request(e.to_string()))

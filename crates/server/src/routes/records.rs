@@ -17,7 +17,7 @@ use bucketbase_engine::{CollectionName, Error as EngineError, RecordId, Seq};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{collection, definition, etag, if_match, off_workers, record_id};
+use super::{audit_events, collection, definition, etag, if_match, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
 use crate::envelope::{Envelope, JsonBody, RequestId};
@@ -46,9 +46,9 @@ fn hidden(c: &CollectionName, id: &RecordId) -> ApiError {
     ApiError::not_found(format!("{c}/{id} not found"))
 }
 
-/// Shows a stored record (secrets masked) with its version.
+/// Shows a stored record (secrets masked, credential material redacted) with its version.
 fn show(st: &AppState, def: &Compiled, id: &RecordId, value: Value, version: Seq) -> Result<Value> {
-    Ok(render(
+    let mut shown = render(
         Some(def),
         &def.name,
         id,
@@ -56,7 +56,9 @@ fn show(st: &AppState, def: &Compiled, id: &RecordId, value: Value, version: Seq
         version,
         Secrets::Mask,
         st.secrets.as_deref(),
-    )?)
+    )?;
+    def.redact_record(&mut shown);
+    Ok(shown)
 }
 
 /// Parameters of a list request that are not field filters.
@@ -151,7 +153,11 @@ async fn list(
             Some(&may)
         };
         let vars = [("auth", &caller.auth)];
-        query::list_with(&snap, &c, &q, &vars, visible, secrets.as_deref())
+        let mut page = query::list_with(&snap, &c, &q, &vars, visible, secrets.as_deref())?;
+        page.items
+            .iter_mut()
+            .for_each(|item| def.redact_record(item));
+        Ok::<_, EngineError>(page)
     })
     .await
     .map_err(|e| ApiError::internal(format!("list task: {e}")))??;
@@ -398,8 +404,7 @@ async fn history(
         limit: params.limit.unwrap_or(100).min(1000),
         ..Default::default()
     };
-    let (store, head) = (st.db.store().clone(), snap.seq());
-    let events = off_workers(async move { audit::query(&store, head, &filter).await }).await?;
+    let events = audit_events(&st, &snap, &filter).await?;
     Ok(Envelope::ok(&req, events))
 }
 

@@ -1,17 +1,24 @@
 //! Health, collection definitions, the audit trail, and the fallback.
+//!
+//! Definitions are data an operator edits through this API, so the API is where their
+//! boundaries hold: user collection names are checked in one place (never `_x`, never a
+//! name a route or an app uses), system collections (`_users`, `_sessions`) are neither
+//! listed, read nor changed here, and callers other than the SuperAdmin see only the
+//! shape of the collections they may list, never their rules (decision 0008).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
-use bucketbase_engine::collection::Definition;
-use bucketbase_engine::collection::audit::{self, AuditFilter};
+use bucketbase_engine::collection::audit::AuditFilter;
+use bucketbase_engine::collection::expr::Vars;
+use bucketbase_engine::collection::{Compiled, Definition};
 use bucketbase_engine::verify::verify_chain;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{collection, definition};
+use super::{audit_events, collection, definition, user_collection};
 use crate::AppState;
-use crate::access::Caller;
+use crate::access::{Action, Caller};
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
 
@@ -79,22 +86,71 @@ async fn readyz(State(st): State<AppState>, req: RequestId) -> Result<Envelope> 
     }
 }
 
-async fn list_definitions(State(st): State<AppState>, req: RequestId, _caller: Caller) -> Envelope {
+/// Which definitions a caller sees, and how much of them (docs/decisions/0008): the
+/// SuperAdmin reads user collections' definitions in full; anyone else only the
+/// collections whose `list` rule could admit them, and only their shape (what forms
+/// need), never rules, checks or constraints. System collections (`_x`) are never
+/// listed or read here, by anyone.
+fn definition_view(caller: &Caller, def: &Compiled) -> Option<Value> {
+    if def.name.is_system() {
+        return None;
+    }
+    if caller.is_super_admin() {
+        return Some(def.def.to_json());
+    }
+    if !could_list(caller, def) {
+        return None;
+    }
+    let nested: serde_json::Map<String, Value> = def
+        .def
+        .nested
+        .iter()
+        .map(|(field, n)| (field.clone(), json!({"schema": n.schema})))
+        .collect();
+    Some(json!({
+        "name": def.def.name,
+        "schema": def.def.schema,
+        "nested": nested,
+        "index": def.def.index,
+        "soft_delete": def.def.soft_delete,
+    }))
+}
+
+/// Could the collection's `list` rule admit this caller for some record? The rule is
+/// evaluated with the caller's `auth` and no `record`: `false` means no record can help
+/// (e.g. `auth.role == "manager"` for staff); `true`, or an error because the answer
+/// depends on the record (`record.owner == auth.uuid`), means it could. No rule: no.
+fn could_list(caller: &Caller, def: &Compiled) -> bool {
+    let Some(rule) = def.rules.get(Action::List.as_str()) else {
+        return false;
+    };
+    let vars = Vars::new().with("auth", &caller.auth);
+    rule.eval_bool(&vars).unwrap_or(true)
+}
+
+async fn list_definitions(State(st): State<AppState>, req: RequestId, caller: Caller) -> Envelope {
     let snap = st.db.snapshot();
-    let defs: Vec<Value> = snap.definitions().map(|(_, d)| d.def.to_json()).collect();
+    let defs: Vec<Value> = snap
+        .definitions()
+        .filter_map(|(_, d)| definition_view(&caller, d))
+        .collect();
     Envelope::ok(&req, defs)
 }
 
 async fn read_definition(
     State(st): State<AppState>,
     req: RequestId,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Envelope> {
     let def = definition(&st.db.snapshot(), &collection(&name)?)?;
-    Ok(Envelope::ok(&req, def.def.to_json()))
+    let view = definition_view(&caller, &def)
+        .ok_or_else(|| ApiError::not_found(format!("unknown collection {name:?}")))?;
+    Ok(Envelope::ok(&req, view))
 }
 
+/// Creates or replaces a user collection's definition (SuperAdmin). The name goes through
+/// the one check for user collection names: never a system or reserved name.
 async fn store_definition(
     st: &AppState,
     req: &RequestId,
@@ -102,6 +158,7 @@ async fn store_definition(
     def: Definition,
 ) -> Result<Envelope> {
     caller.require_super_admin()?;
+    user_collection(st, &def.name)?;
     let committed = st
         .db
         .transact(&caller.txn_meta(req), |tx| tx.define(&def))
@@ -116,6 +173,7 @@ async fn define(
     caller: Caller,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Envelope> {
+    caller.require_super_admin()?;
     let def = Definition::from_json(&body).map_err(ApiError::from)?;
     store_definition(&st, &req, &caller, def).await
 }
@@ -127,6 +185,7 @@ async fn redefine(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Envelope> {
+    caller.require_super_admin()?;
     let c = collection(&name)?;
     let current = st
         .db
@@ -182,9 +241,7 @@ async fn audit_query(
         to: time("to", p.to)?,
         limit: p.limit.unwrap_or(100).min(1000),
     };
-    let (store, head) = (st.db.store().clone(), st.db.snapshot().seq());
-    let events =
-        super::off_workers(async move { audit::query(&store, head, &filter).await }).await?;
+    let events = audit_events(&st, &st.db.snapshot(), &filter).await?;
     Ok(Envelope::ok(&req, events))
 }
 

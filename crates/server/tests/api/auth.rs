@@ -297,3 +297,84 @@ async fn cors_allows_only_configured_origins() {
     let other = preflight("https://evil.example.com").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn csrf_origin_must_match_scheme_host_and_port() {
+    let app = spawn_app().await;
+    let body: Value = app.login(ADMIN.0, ADMIN.1).await.json().await.unwrap();
+    let access = body["data"]["access_token"].as_str().unwrap();
+    let cookie = format!("access_token={access}");
+    let host = app.url.trim_start_matches("http://").to_string();
+    let write = |origin: String| {
+        app.client
+            .post(app.at("/api/v1/collections"))
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .json(&json!({"name": "notes"}))
+            .send()
+    };
+    for origin in [
+        format!("evil://{host}"),
+        format!("https://{host}"),
+        format!("http://{host}.evil.example"),
+        "null".to_string(),
+    ] {
+        let r = write(origin.clone()).await.unwrap();
+        assert_eq!(r.status(), 403, "{origin}");
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "csrf_failed", "{origin}");
+    }
+    let same = write(format!("http://{host}")).await.unwrap();
+    assert_eq!(same.status(), 200, "the server's own origin");
+}
+
+#[tokio::test]
+async fn graphql_logout_forgets_the_cached_token() {
+    let idp = spawn_fake_identity(vec![FakeUser::new(
+        "uuid-root",
+        "root@corp",
+        "pw-root",
+        "SuperAdmin",
+    )])
+    .await;
+    let config = bucketbase_server::auth::graphql::GraphqlConfig {
+        endpoint: idp.url().to_string(),
+        ..Default::default()
+    };
+    let provider =
+        Arc::new(bucketbase_server::auth::graphql::GraphqlProvider::new(config).unwrap());
+    let settings = bucketbase_server::ServerSettings {
+        cookie_secure: false,
+        ..Default::default()
+    };
+    let app = spawn_with(settings, Some(provider)).await;
+    let token = app.token("root@corp", "pw-root").await;
+    let (s, _, _) = app
+        .call(Method::GET, "/api/auth/me", Some(&token), None)
+        .await;
+    assert_eq!(
+        (s, idp.calls()),
+        (200, 0),
+        "served from the cache login filled"
+    );
+
+    // The service ends the session; our logout must not keep honouring the token.
+    idp.revoke(&token);
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/auth/logout",
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, body, _) = app
+        .call(Method::GET, "/api/auth/me", Some(&token), None)
+        .await;
+    assert_eq!(idp.calls(), 1, "re-checked with the service, not the cache");
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+}

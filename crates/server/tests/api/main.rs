@@ -2,11 +2,14 @@
 
 mod access;
 mod auth;
+mod definitions;
+mod envelope;
 mod filters;
 mod jwks;
 mod metrics;
 mod openapi;
 mod records;
+mod redaction;
 mod support;
 
 #[path = "../support/fake_identity.rs"]

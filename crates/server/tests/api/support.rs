@@ -30,6 +30,15 @@ pub async fn spawn_with(
     settings: ServerSettings,
     provider: Option<Arc<dyn IdentityProvider>>,
 ) -> TestApp {
+    spawn_reserving(settings, provider, &[]).await
+}
+
+/// [`spawn_with`], telling the server these app names (reserved as collection names).
+pub async fn spawn_reserving(
+    settings: ServerSettings,
+    provider: Option<Arc<dyn IdentityProvider>>,
+    app_names: &[&str],
+) -> TestApp {
     let db = Arc::new(
         Database::open_url("memory://", DbOptions::default())
             .await
@@ -51,7 +60,8 @@ pub async fn spawn_with(
             .unwrap(),
         )
     });
-    let app = bucketbase_server::app(AppState::new(db.clone(), provider, settings, None));
+    let state = AppState::new(db.clone(), provider, settings, None).with_app_names(app_names);
+    let app = bucketbase_server::app(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
