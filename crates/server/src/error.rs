@@ -75,6 +75,7 @@ impl From<EngineError> for ApiError {
             "version_conflict" => StatusCode::PRECONDITION_FAILED,
             "not_found" => StatusCode::NOT_FOUND,
             "bad_request" => StatusCode::BAD_REQUEST,
+            "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             "unavailable" | "outcome_unknown" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
