@@ -138,6 +138,12 @@ fn import_error(e: ImportError) -> ApiError {
                 .with_details(json!({"issues": e.issues}))
         }
         ImportError::Engine(e) => ApiError::from(e),
+        ImportError::TooLarge {
+            rows,
+            rows_fit,
+            limit,
+        } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            .with_details(json!({"rows": rows, "rows_fit": rows_fit, "max_entry_bytes": limit})),
         ImportError::Internal(message) => {
             tracing::error!(%message, "booking import failed");
             ApiError::new(
