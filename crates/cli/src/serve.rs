@@ -42,9 +42,17 @@ pub async fn open_db(
         AppKind::Aristay => bucketbase_aristay::hooks(),
         AppKind::Docsai | AppKind::None => Vec::new(),
     };
+    anyhow::ensure!(
+        settings.max_record_bytes > 0 && settings.max_entry_bytes > settings.max_record_bytes,
+        "max_entry_bytes ({}) must be larger than max_record_bytes ({})",
+        settings.max_entry_bytes,
+        settings.max_record_bytes
+    );
     let opts = DbOptions {
         secret_key: secrets.clone(),
         hooks,
+        max_record_bytes: settings.max_record_bytes,
+        max_entry_bytes: settings.max_entry_bytes,
         ..DbOptions::default()
     };
     let db = Database::open_url(&settings.store, opts)

@@ -41,6 +41,10 @@ pub struct Settings {
     pub log: String,
     /// Origins allowed by CORS (none by default).
     pub cors_origins: Vec<String>,
+    /// Largest record (its own fields; each nested item separately), bytes.
+    pub max_record_bytes: usize,
+    /// Largest log entry, bytes.
+    pub max_entry_bytes: usize,
     pub auth: AuthSettings,
 }
 
@@ -92,6 +96,8 @@ impl Default for Settings {
             log_format: "text".into(),
             log: "info".into(),
             cors_origins: Vec::new(),
+            max_record_bytes: bucketbase_engine::DEFAULT_MAX_RECORD_BYTES,
+            max_entry_bytes: bucketbase_engine::DEFAULT_MAX_ENTRY_BYTES,
             auth: AuthSettings::default(),
         }
     }
@@ -126,6 +132,8 @@ impl std::fmt::Debug for Settings {
             .field("require_role", &self.require_role)
             .field("secret_key", &redact(&self.secret_key))
             .field("body_limit", &self.body_limit)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("max_entry_bytes", &self.max_entry_bytes)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
@@ -154,7 +162,7 @@ pub struct Overrides {
 }
 
 /// Top-level keys the environment may set (`BUCKETBASE_LOG` is the logger's own).
-const SETTING_KEYS: [&str; 10] = [
+const SETTING_KEYS: [&str; 12] = [
     "listen",
     "store",
     "app",
@@ -164,6 +172,8 @@ const SETTING_KEYS: [&str; 10] = [
     "body_limit",
     "log_format",
     "cors_origins",
+    "max_record_bytes",
+    "max_entry_bytes",
     "auth",
 ];
 
@@ -214,6 +224,7 @@ mod tests {
             )?;
             jail.set_env("BUCKETBASE_STORE", "/from/env");
             jail.set_env("BUCKETBASE_AUTH__COOKIE_SECURE", "false");
+            jail.set_env("BUCKETBASE_MAX_RECORD_BYTES", "65536");
             jail.set_env("BUCKETBASE_TEST_S3_BUCKET", "not a setting");
             jail.set_env("BUCKETBASE_PASSWORD", "not a setting either");
             let s = Settings::load(
@@ -229,6 +240,8 @@ mod tests {
             assert_eq!(s.app, AppKind::Docsai, "flag over all");
             assert_eq!(s.auth.access_ttl_secs, 60);
             assert!(!s.auth.cookie_secure);
+            assert_eq!(s.max_record_bytes, 65536);
+            assert_eq!(s.max_entry_bytes, 64 << 20, "default");
             let flags = Overrides {
                 store: Some("/from/flag".into()),
                 ..Default::default()
