@@ -1114,4 +1114,55 @@ mod tests {
         assert_eq!(row.fields["check_out"], "2024-05-01");
         assert_eq!(row.fields["external_id"], "true");
     }
+
+    #[test]
+    fn long_cells_are_refused_and_quotes_are_cut() {
+        let long = "é".repeat(3000);
+        let s = sheet(
+            &HEADERS,
+            vec![
+                vec![t("A"), t(&long), t("2024-05-03"), t("1")],
+                vec![
+                    t("A"),
+                    Cell::LongText {
+                        start: "x".repeat(4096) + "…",
+                        bytes: 50_000,
+                    },
+                    t("2024-05-03"),
+                    t("2"),
+                ],
+            ],
+        );
+        let parsed = parse_rows(&s, &minimal()).unwrap();
+        assert_eq!(
+            errors_of(&parsed),
+            [
+                (2, "invalid_date", Some("check_in")),
+                (3, "text_too_long", Some("check_in"))
+            ]
+        );
+        for e in &parsed.errors {
+            assert!(
+                e.message.chars().count() <= MAX_MESSAGE_CHARS + 1,
+                "{}",
+                e.message
+            );
+        }
+        assert!(
+            parsed.errors[0]
+                .message
+                .contains(&format!("{}…\"", "é".repeat(200)))
+        );
+        assert!(parsed.errors[1].message.contains("50000 bytes"));
+        let wide = RowError {
+            row: 1,
+            column: Some("h".repeat(1000)),
+            field: None,
+            message: "m".repeat(1000),
+            code: "x".into(),
+        }
+        .bounded();
+        assert_eq!(wide.column.unwrap().chars().count(), MAX_QUOTED_CHARS + 1);
+        assert_eq!(wide.message.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
 }
