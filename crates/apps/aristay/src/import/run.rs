@@ -267,7 +267,8 @@ pub async fn import_bookings(
                 progress(good.len(), good.len());
                 return Ok(report);
             }
-            Err(CommitError::Engine(Error::Violation(_))) => {}
+            // A row broke a rule (or made a record too large): name it, trying row by row.
+            Err(CommitError::Engine(Error::Violation(_) | Error::TooLarge { .. })) => {}
             Err(e) => return Err(e.refusal(good.len())),
         }
     }

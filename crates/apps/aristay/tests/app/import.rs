@@ -372,6 +372,32 @@ async fn a_record_over_the_record_limit_is_413() {
         json!({"name": "Small", "notes": "n".repeat(3000)}),
     )
     .await;
+
+    // In an import, a row whose booking would be too large is a row error like any other.
+    app.property(&workbook::property_name(1)).await;
+    let mut rows = workbook::rows(3, 1);
+    rows[1].guest = "g".repeat(4000);
+    // The Guest column goes to `notes` (up to 10,000 characters; `guest_name` has 200).
+    let mut mapping = workbook::mapping();
+    mapping["columns"]["notes"] = mapping["columns"]["guest_name"].take();
+    mapping["columns"]
+        .as_object_mut()
+        .unwrap()
+        .remove("guest_name");
+    let form = form(
+        workbook::xlsx(&rows),
+        "b.xlsx",
+        &[("mapping", mapping.to_string())],
+    );
+    let (s, body) = app.upload(IMPORT, &app.manager, form).await;
+    assert_eq!(s, 422, "{body}");
+    let details = &body["error"]["details"];
+    assert_eq!(
+        error_rows(details),
+        [(3, "too_large".to_string())],
+        "{details}"
+    );
+    assert!(app.list("bookings", "").await.is_empty());
 }
 
 /// An all-or-nothing import that would not fit in one log entry is refused up front,
