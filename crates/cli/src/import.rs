@@ -140,6 +140,13 @@ fn print_report(report: &Report) {
         report.duration_ms,
         report.log_id
     );
+    if report.errors_truncated > 0 {
+        println!(
+            "  (the first {} errors; {} more not shown)",
+            report.errors.len(),
+            report.errors_truncated
+        );
+    }
     for e in &report.errors {
         println!(
             "  row {}{}: {} ({})",

@@ -56,6 +56,12 @@ pub async fn open_db(
         AppKind::Aristay => bucketbase_aristay::hooks(),
         AppKind::Docsai | AppKind::None => Vec::new(),
     };
+    anyhow::ensure!(
+        settings.max_record_bytes > 0 && settings.max_entry_bytes > settings.max_record_bytes,
+        "max_entry_bytes ({}) must be larger than max_record_bytes ({})",
+        settings.max_entry_bytes,
+        settings.max_record_bytes
+    );
     let opts = DbOptions {
         secret_key: secrets.clone(),
         hooks,
@@ -63,6 +69,8 @@ pub async fn open_db(
             .tail_interval_ms
             .map(std::time::Duration::from_millis),
         digest: digest_options(settings)?,
+        max_record_bytes: settings.max_record_bytes,
+        max_entry_bytes: settings.max_entry_bytes,
         ..DbOptions::default()
     };
     let db = Database::open_url(&settings.store, opts)

@@ -55,6 +55,10 @@ pub struct Settings {
     pub digest_every_secs: u64,
     /// How long one list query may spend evaluating records, in milliseconds.
     pub query_budget_ms: u64,
+    /// Largest record (its own fields; each nested item separately), bytes.
+    pub max_record_bytes: usize,
+    /// Largest log entry, bytes.
+    pub max_entry_bytes: usize,
     pub auth: AuthSettings,
 }
 
@@ -112,6 +116,8 @@ impl Default for Settings {
             digest_every_entries: 1000,
             digest_every_secs: 60,
             query_budget_ms: 1000,
+            max_record_bytes: bucketbase_engine::DEFAULT_MAX_RECORD_BYTES,
+            max_entry_bytes: bucketbase_engine::DEFAULT_MAX_ENTRY_BYTES,
             auth: AuthSettings::default(),
         }
     }
@@ -150,6 +156,8 @@ impl std::fmt::Debug for Settings {
             .field("min_seq_wait_ms", &self.min_seq_wait_ms)
             .field("digest_signing_key", &redact(&self.digest_signing_key))
             .field("query_budget_ms", &self.query_budget_ms)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("max_entry_bytes", &self.max_entry_bytes)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
@@ -235,6 +243,7 @@ mod tests {
             jail.set_env("BUCKETBASE_STORE", "/from/env");
             jail.set_env("BUCKETBASE_AUTH__COOKIE_SECURE", "false");
             jail.set_env("BUCKETBASE_QUERY_BUDGET_MS", "250");
+            jail.set_env("BUCKETBASE_MAX_RECORD_BYTES", "65536");
             jail.set_env("BUCKETBASE_TEST_S3_BUCKET", "not a setting");
             jail.set_env("BUCKETBASE_PASSWORD", "not a setting either");
             let s = Settings::load(
@@ -251,6 +260,8 @@ mod tests {
             assert_eq!(s.auth.access_ttl_secs, 60);
             assert!(!s.auth.cookie_secure);
             assert_eq!(s.query_budget_ms, 250);
+            assert_eq!(s.max_record_bytes, 65536);
+            assert_eq!(s.max_entry_bytes, 64 << 20, "default");
             let flags = Overrides {
                 store: Some("/from/flag".into()),
                 ..Default::default()

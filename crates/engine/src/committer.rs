@@ -13,6 +13,13 @@
 //! retries) is settled by reading the slot back and comparing transaction ids, and by
 //! re-sending the identical bytes to the same slot until one of the two answers: a
 //! transaction is never reported failed while it might still land.
+//!
+//! No entry is larger than `max_entry_bytes`. As a batch is validated, each accepted
+//! transaction's exact encoded size (as resolved for the log) is added to the entry's;
+//! the first one that would take the entry past the limit, and every one after it, wait
+//! for the next entry of the same batch (so the batch's order is kept), which is
+//! validated afresh at its own slot like any other. A transaction that alone passes the
+//! limit can never be written: it fails with `too_large` and the others go on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +32,9 @@ use uuid::Uuid;
 use crate::collection::integrity::Mode;
 use crate::db::Shared;
 use crate::error::{Error, Result};
-use crate::log::{EntryBody, LogEntry, SlotWrite, TxnRecord, create_slot, read_entry};
+use crate::log::{
+    ENTRY_OVERHEAD, EntryBody, LogEntry, SlotWrite, TxnRecord, create_slot, read_entry,
+};
 use crate::names::Seq;
 use crate::state::State;
 
@@ -63,8 +72,15 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
     loop {
         let state = shared.snapshot();
         let seq = state.seq().next();
-        let (accepted, resolved, working) = validate(&state, batch, seq);
+        let Validated {
+            accepted,
+            resolved,
+            working,
+            later,
+        } = validate(&state, batch, seq, shared.opts.max_entry_bytes);
         if accepted.is_empty() {
+            // `later` is only ever non-empty behind an accepted transaction.
+            debug_assert!(later.is_empty());
             return;
         }
         let ids: Vec<Uuid> = resolved.iter().map(|t| t.id).collect();
@@ -79,6 +95,7 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
             txns: resolved,
         };
         let (entry, bytes) = LogEntry::seal(body);
+        debug_assert!(bytes.len() <= shared.opts.max_entry_bytes);
         let settled = write_settled(shared, seq, Bytes::from(bytes), &ids).await;
         match settled {
             Ok(Settled::Written) => {
@@ -91,7 +108,10 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
                     };
                     let _ = reply.send(answer);
                 }
-                return;
+                if later.is_empty() {
+                    return;
+                }
+                batch = later;
             }
             Ok(Settled::Lost(winner)) => {
                 shared.metrics.lost_slot();
@@ -101,13 +121,20 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
                 };
                 if let Err(e) = caught_up {
                     fail_all(accepted, &e);
+                    fail_all(later, &e);
                     return;
                 }
                 // Re-validate the original (unresolved) transactions at the new head.
                 batch = accepted;
+                batch.extend(later);
             }
             Err(e) => {
+                // The ones waiting for a later entry were definitely not written.
+                let not_written = Error::Unavailable {
+                    reason: format!("an earlier entry of its batch failed: {e}"),
+                };
                 fail_all(accepted, &e);
+                fail_all(later, &not_written);
                 return;
             }
         }
@@ -169,19 +196,29 @@ fn per_txn_error(e: &Error, txn: Uuid) -> Error {
     }
 }
 
+/// What one entry of a batch will hold.
+struct Validated {
+    /// The transactions going into the entry, and as they are written (appends resolved).
+    accepted: Vec<Submission>,
+    resolved: Vec<TxnRecord>,
+    /// The state they produce at the entry's position.
+    working: State,
+    /// Not looked at yet: they would take the entry past `max_entry_bytes`.
+    later: Vec<Submission>,
+}
+
 /// Keeps the transactions whose reads are current and whose writes pass every
 /// integrity check, each against the head plus the earlier accepted transactions of the
-/// batch; answers `Stale` or the violation to the others. Returns the accepted ones and
-/// the state they produce at `seq`.
-fn validate(
-    state: &State,
-    batch: Vec<Submission>,
-    seq: Seq,
-) -> (Vec<Submission>, Vec<TxnRecord>, State) {
+/// batch; answers `Stale` or the violation to the others. Stops at the first one that
+/// would not fit in the entry (see the module docs); a transaction that alone passes
+/// `max_entry_bytes` is answered `too_large`.
+fn validate(state: &State, batch: Vec<Submission>, seq: Seq, max_entry_bytes: usize) -> Validated {
     let mut working = state.clone();
     let mut accepted = Vec::with_capacity(batch.len());
     let mut resolved = Vec::with_capacity(batch.len());
-    for sub in batch {
+    let mut entry_len = ENTRY_OVERHEAD;
+    let mut batch = batch.into_iter();
+    while let Some(sub) = batch.next() {
         let fresh = sub.txn.reads.iter().all(|r| match &r.id {
             Some(id) => working.version_of(&r.collection, id) == r.version,
             None => working.collection_version(&r.collection) == r.version,
@@ -190,18 +227,43 @@ fn validate(
             let _ = sub.reply.send(Ok(Outcome::Stale));
             continue;
         }
-        // A persistent-map clone is O(1): a violator leaves `working` untouched.
-        let mut next = working.clone();
-        let applied = if sub.deferred.is_empty() {
-            next.apply_txn(&sub.txn, seq, Mode::Validate)
-                .map(|()| sub.txn.clone())
+        let txn = if sub.deferred.is_empty() {
+            Ok(sub.txn.clone())
         } else {
             crate::collection::records::resolve_appends(&working, &sub.txn, &sub.deferred)
-                .and_then(|txn| next.apply_txn(&txn, seq, Mode::Validate).map(|()| txn))
         };
-        match applied {
-            Ok(txn) => {
+        let txn = match txn {
+            Ok(txn) => txn,
+            Err(e) => {
+                let _ = sub.reply.send(Err(e));
+                continue;
+            }
+        };
+        let len = txn.encoded_len() + 1;
+        if ENTRY_OVERHEAD + len > max_entry_bytes {
+            let _ = sub.reply.send(Err(Error::TooLarge {
+                what: "a transaction in one log entry".into(),
+                size: ENTRY_OVERHEAD + len,
+                limit: max_entry_bytes,
+            }));
+            continue;
+        }
+        if entry_len + len > max_entry_bytes {
+            let mut later = vec![sub];
+            later.extend(batch);
+            return Validated {
+                accepted,
+                resolved,
+                working,
+                later,
+            };
+        }
+        // A persistent-map clone is O(1): a violator leaves `working` untouched.
+        let mut next = working.clone();
+        match next.apply_txn(&txn, seq, Mode::Validate) {
+            Ok(()) => {
                 working = next;
+                entry_len += len;
                 resolved.push(txn);
                 accepted.push(sub);
             }
@@ -210,7 +272,12 @@ fn validate(
             }
         }
     }
-    (accepted, resolved, working)
+    Validated {
+        accepted,
+        resolved,
+        working,
+        later: Vec::new(),
+    }
 }
 
 /// Writes `bytes` at `seq` and settles the outcome: ours is there, or someone else's.
@@ -259,5 +326,93 @@ async fn write_settled(shared: &Shared, seq: Seq, bytes: Bytes, ours: &[Uuid]) -
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use object_store::ObjectStoreExt;
+    use serde_json::json;
+
+    use crate::error::Error;
+    use crate::names::{CollectionName, RecordId, Seq};
+    use crate::store::fault::{FaultRule, FaultStore, OpKind};
+    use crate::store::{DynStore, log_path};
+    use crate::{Database, DbOptions, TxnMeta};
+
+    const LIMIT: usize = 64 * 1024;
+
+    /// A database whose log writes are slow, so transactions sent meanwhile queue up and
+    /// reach the committer as one batch.
+    async fn slow_log_db() -> Arc<Database> {
+        let inner: DynStore = Arc::new(object_store::memory::InMemory::new());
+        let slow =
+            FaultRule::delay(OpKind::PutCreate, Duration::from_millis(50)).with_prefix("_log/");
+        let store: DynStore = Arc::new(FaultStore::new(inner, 7).with_rule(slow));
+        let opts = DbOptions {
+            max_entry_bytes: LIMIT,
+            materialize: false,
+            ..DbOptions::default()
+        };
+        Arc::new(Database::open(store, opts).await.unwrap())
+    }
+
+    async fn put(db: &Database, i: usize, bytes: usize) -> crate::Result<Seq> {
+        let blobs = CollectionName::parse("blobs").unwrap();
+        let id = RecordId::parse(&format!("b{i}")).unwrap();
+        let doc = json!({"data": "x".repeat(bytes)});
+        db.transact(&TxnMeta::new("test", "test"), |tx| {
+            tx.put(&blobs, &id, &doc)
+        })
+        .await
+        .map(|c| c.seq)
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_the_entry_limit_is_split_and_a_lone_giant_fails() {
+        let db = slow_log_db().await;
+        // Twelve transactions of ~20 KB: at most three fit in one 64 KiB entry.
+        let writers: Vec<_> = (0..12)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { put(&db, i, 20_000).await })
+            })
+            .collect();
+        let giant = put(&db, 99, LIMIT).await;
+        assert!(
+            matches!(&giant, Err(Error::TooLarge { size, limit: LIMIT, .. }) if *size > LIMIT),
+            "{giant:?}"
+        );
+        assert_eq!(giant.unwrap_err().code(), "too_large");
+        for w in writers {
+            w.await
+                .unwrap()
+                .expect("every transaction that fits is committed");
+        }
+
+        let head = db.snapshot().seq();
+        let mut txns = 0;
+        let mut largest_batch = 0;
+        for seq in 1..=head.get() {
+            let bytes = db.store().get(&log_path(Seq(seq))).await.unwrap();
+            let bytes = bytes.bytes().await.unwrap();
+            assert!(bytes.len() <= LIMIT, "entry {seq} is {} bytes", bytes.len());
+            let entry = crate::log::LogEntry::decode("entry", &bytes).unwrap();
+            txns += entry.body.txns.len();
+            largest_batch = largest_batch.max(entry.body.txns.len());
+        }
+        assert_eq!(txns, 12, "the giant is not in the log, all the others are");
+        assert!(
+            largest_batch >= 2,
+            "queued transactions share entries, up to the limit"
+        );
+        assert!(
+            head.get() >= 4,
+            "twelve transactions of 20 KB need at least four entries"
+        );
+        assert_eq!(db.snapshot().len(), 12);
     }
 }

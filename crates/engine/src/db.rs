@@ -60,7 +60,18 @@ pub struct DbOptions {
     pub tail_interval: Option<Duration>,
     /// Write signed audit digests with this key (see `digest`); none by default.
     pub digest: Option<crate::digest::DigestOptions>,
+    /// Largest record, in bytes of canonical JSON: its own fields (nested arrays left
+    /// out), and separately each nested item. A write over it fails with `too_large`.
+    pub max_record_bytes: usize,
+    /// Largest log entry file, in bytes. The committer splits a batch that would pass
+    /// it over several entries; one transaction that alone passes it fails `too_large`.
+    pub max_entry_bytes: usize,
 }
+
+/// Default of [`DbOptions::max_record_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+/// Default of [`DbOptions::max_entry_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 64 << 20;
 
 impl Default for DbOptions {
     fn default() -> Self {
@@ -78,6 +89,8 @@ impl Default for DbOptions {
             hooks: Vec::new(),
             tail_interval: None,
             digest: None,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
         }
     }
 }
@@ -268,6 +281,9 @@ impl Database {
             clock: opts.clock.clone(),
             ids: opts.ids.clone(),
             secrets: opts.secret_key.clone(),
+            max_record_bytes: opts.max_record_bytes,
+            max_entry_bytes: opts.max_entry_bytes,
+            hooks: opts.hooks.clone(),
         });
         let shared = Arc::new(Shared {
             store,

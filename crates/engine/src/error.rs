@@ -118,6 +118,17 @@ pub enum Error {
         /// none").
         indexed: String,
     },
+
+    /// A record's own fields, one nested item, or one transaction's share of a log entry
+    /// is over its size limit (`DbOptions::max_record_bytes` / `max_entry_bytes`).
+    #[error("{what} is {size} bytes; the limit is {limit} bytes")]
+    TooLarge {
+        /// What is too large, naming its collection: "a record of notes (its own
+        /// fields)", "an item of workflows.executions", "a transaction in one log entry".
+        what: String,
+        size: usize,
+        limit: usize,
+    },
 }
 
 /// A broken integrity rule: a stable code, the constraint, the fields and the record
@@ -189,6 +200,7 @@ impl Error {
             Error::OutcomeUnknown { .. } => "outcome_unknown",
             Error::InvalidFilter { .. } => "invalid_filter",
             Error::QueryTooCostly { .. } => "query_too_costly",
+            Error::TooLarge { .. } => "too_large",
             Error::UnsafeStore { .. }
             | Error::Store(_)
             | Error::Corrupt { .. }

@@ -9,6 +9,11 @@
 //! struct fields are declared in key order), so the bytes written are canonical by
 //! construction; `verify` re-derives the hash from the parsed value, so a file that was
 //! edited in any way that changes its meaning is detected.
+//!
+//! An entry file is never larger than `DbOptions::max_entry_bytes`. Its size is known
+//! before it is sealed: a transaction's share is [`TxnRecord::encoded_len`] (counted
+//! exactly, without building the text) plus a comma, and the rest of the file is at most
+//! [`ENTRY_OVERHEAD`] bytes. The committer adds these up as it accepts transactions.
 
 use std::sync::Arc;
 
@@ -21,6 +26,28 @@ use crate::canonical::{sha256_hex, to_canonical_string};
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::store::{DynStore, log_path};
+
+/// Upper bound on the bytes of an entry file besides its transactions:
+/// `{"entry":{"at":"<24>","prev_hash":"<64>","seq":<20>,"txns":[]},"hash":"<64>"}` is 233.
+pub const ENTRY_OVERHEAD: usize = 256;
+
+/// The bytes `value` serializes to (compact JSON, as written to the log), counted
+/// without building the text. Raw documents are counted as they are, not re-parsed.
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value).expect("log values always serialize");
+    counter.0
+}
 
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -67,6 +94,14 @@ pub struct TxnRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     pub source: String,
+}
+
+impl TxnRecord {
+    /// The exact bytes of this transaction in an entry file (without the comma that
+    /// separates it from the next). Cheap: documents and audit events are already JSON.
+    pub fn encoded_len(&self) -> usize {
+        json_len(self)
+    }
 }
 
 impl EntryBody {
@@ -294,6 +329,22 @@ mod tests {
         let back = LogEntry::decode("x", &bytes).unwrap();
         assert_eq!(back.hash, entry.hash);
         assert_eq!(back.body.txns[0].ops[0].id.as_str(), "t1");
+    }
+
+    #[test]
+    fn an_entry_is_no_larger_than_its_counted_size() {
+        let mut body = sample(u64::MAX);
+        body.txns.push(body.txns[0].clone());
+        let counted: usize = body.txns.iter().map(|t| t.encoded_len() + 1).sum();
+        let (_, bytes) = LogEntry::seal(body.clone());
+        assert!(
+            bytes.len() <= ENTRY_OVERHEAD + counted,
+            "{} > {}",
+            bytes.len(),
+            ENTRY_OVERHEAD + counted
+        );
+        let exact = serde_json::to_vec(&body.txns[0]).unwrap().len();
+        assert_eq!(body.txns[0].encoded_len(), exact);
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! committer accepts the writes only if those versions are still current at the exact
 //! log position the entry is written at. If not, the closure is run again on a newer
 //! snapshot: optimistic concurrency with serializable outcome and no lost updates.
+//!
+//! A transaction knows, cheaply and at any point, how many bytes it would take in a log
+//! entry ([`Txn::log_len`]): each staged write, audit event and read adds its exact
+//! encoded size as it is staged. So a caller building a large transaction (an import)
+//! can stop and refuse it before it passes `max_entry_bytes`, instead of building it in
+//! full and having the committer refuse it. Every staged document is also checked
+//! against `max_record_bytes` here, the one place all writes pass through.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +23,7 @@ use uuid::Uuid;
 use crate::canonical::to_canonical_raw;
 use crate::collection::keys::SortKey;
 use crate::error::{Error, Result};
-use crate::log::{Op, OpKind, Read, TxnRecord};
+use crate::log::{ENTRY_OVERHEAD, Op, OpKind, Read, TxnRecord, json_len};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{Doc, State};
 
@@ -74,6 +81,11 @@ pub struct Txn {
     /// built for a collection at its first `find`, then kept up by `put` (entries may be
     /// stale: `find` re-checks each candidate).
     staged_index: BTreeMap<CollectionName, StagedIndex>,
+    /// Encoded bytes of the staged ops, audit events and reads (each with its comma),
+    /// plus an upper estimate for deferred appends: see [`Txn::log_len`].
+    staged_bytes: usize,
+    /// How many of `changes` the hooks have seen (see `records::run_hooks`).
+    pub(crate) hooked: usize,
 }
 
 /// `(field, value)` → staged records of one collection.
@@ -97,6 +109,12 @@ pub struct TxnContext {
     pub clock: Arc<dyn crate::clock::Clock>,
     pub ids: Arc<dyn crate::clock::IdSource>,
     pub secrets: Option<Arc<crate::collection::secret::SecretBox>>,
+    /// `DbOptions::max_record_bytes`.
+    pub max_record_bytes: usize,
+    /// `DbOptions::max_entry_bytes`.
+    pub max_entry_bytes: usize,
+    /// The handle's hooks, for [`Txn::run_hooks`].
+    pub hooks: Vec<Arc<dyn crate::collection::records::Hook>>,
 }
 
 impl Txn {
@@ -112,7 +130,89 @@ impl Txn {
             changes: Vec::new(),
             deferred: Vec::new(),
             staged_index: BTreeMap::new(),
+            staged_bytes: 0,
+            hooked: 0,
         }
+    }
+
+    /// Records a read (the first version seen of a key is the one checked at commit).
+    fn note_read(&mut self, collection: &CollectionName, id: Option<&RecordId>, version: Seq) {
+        use std::collections::btree_map::Entry;
+        if let Entry::Vacant(slot) = self.reads.entry((collection.clone(), id.cloned())) {
+            slot.insert(version);
+            let read = Read {
+                collection: collection.clone(),
+                id: id.cloned(),
+                version,
+            };
+            self.staged_bytes += json_len(&read) + 1;
+        }
+    }
+
+    /// Bytes this transaction would take in a log entry, as staged so far: exact for
+    /// its writes, audit events and reads, an upper estimate for nested appends (they
+    /// are resolved at commit). Constant time. What hooks will add is not included until
+    /// they have run ([`Txn::run_hooks`]).
+    pub fn log_len(&self) -> usize {
+        let meta = TxnRecord {
+            actor: self.meta.actor.clone(),
+            audit: Vec::new(),
+            id: Uuid::nil(),
+            ops: Vec::new(),
+            reads: Vec::new(),
+            request_id: self.meta.request_id.clone(),
+            source: self.meta.source.clone(),
+        };
+        // `"audit":[],` appears once there is an event.
+        json_len(&meta) + 12 + self.staged_bytes
+    }
+
+    /// The most bytes one log entry may hold (`DbOptions::max_entry_bytes`).
+    pub fn max_entry_bytes(&self) -> usize {
+        self.ctx.max_entry_bytes
+    }
+
+    /// Whether this transaction, as staged so far plus `reserve` more bytes, would fit
+    /// in one log entry on its own.
+    pub fn fits_in_entry(&self, reserve: usize) -> bool {
+        ENTRY_OVERHEAD + self.log_len() + 1 + reserve <= self.ctx.max_entry_bytes
+    }
+
+    /// Runs the handle's hooks on the changes they have not seen yet, now rather than at
+    /// commit (they run at commit anyway, on whatever is left). A caller measuring its
+    /// transaction as it grows ([`Txn::log_len`]) calls this to count what the hooks add.
+    pub fn run_hooks(&mut self) -> Result<()> {
+        let hooks = self.ctx.hooks.clone();
+        crate::collection::records::run_hooks(self, &hooks)
+    }
+
+    /// Adds the estimated log bytes of a deferred append (see [`Txn::log_len`]).
+    pub(crate) fn note_deferred_bytes(&mut self, bytes: usize) {
+        self.staged_bytes += bytes;
+    }
+
+    /// The encoded bytes of one op, with its comma.
+    fn op_len(collection: &CollectionName, id: &RecordId, doc: Option<&Arc<RawValue>>) -> usize {
+        let op = Op {
+            collection: collection.clone(),
+            doc: doc.cloned(),
+            id: id.clone(),
+            op: if doc.is_some() {
+                OpKind::Put
+            } else {
+                OpKind::Delete
+            },
+        };
+        json_len(&op) + 1
+    }
+
+    /// Stages `doc` (or a deletion) for `collection/id`, keeping `staged_bytes` exact.
+    fn stage(&mut self, collection: &CollectionName, id: &RecordId, doc: Option<Arc<RawValue>>) {
+        let added = Self::op_len(collection, id, doc.as_ref());
+        if let Some(old) = self.writes.insert((collection.clone(), id.clone()), doc) {
+            self.staged_bytes -= Self::op_len(collection, id, old.as_ref());
+        }
+        self.staged_bytes += added;
     }
 
     /// Who runs this transaction, from where.
@@ -130,9 +230,7 @@ impl Txn {
     /// before commit makes this attempt re-run.
     pub fn read_collection(&mut self, collection: &CollectionName) {
         let version = self.snapshot.collection_version(collection);
-        self.reads
-            .entry((collection.clone(), None))
-            .or_insert(version);
+        self.note_read(collection, None, version);
     }
 
     /// The log position of the snapshot this attempt reads.
@@ -162,10 +260,9 @@ impl Txn {
         }
         let doc = self.snapshot.get(collection, id);
         let version = doc.map_or(Seq::ZERO, |d| d.version);
-        self.reads
-            .entry((collection.clone(), Some(id.clone())))
-            .or_insert(version);
-        doc.map(|d| d.body.clone())
+        let body = doc.map(|d| d.body.clone());
+        self.note_read(collection, Some(id), version);
+        body
     }
 
     /// Reads a record as a parsed value.
@@ -177,9 +274,11 @@ impl Txn {
     /// Reads a record with its version, as of the snapshot (ignores staged writes).
     pub fn get_doc(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Doc> {
         let doc = self.snapshot.get(collection, id).cloned();
-        self.reads
-            .entry((collection.clone(), Some(id.clone())))
-            .or_insert(doc.as_ref().map_or(Seq::ZERO, |d| d.version));
+        self.note_read(
+            collection,
+            Some(id),
+            doc.as_ref().map_or(Seq::ZERO, |d| d.version),
+        );
         doc
     }
 
@@ -290,26 +389,32 @@ impl Txn {
         out.into_iter().collect()
     }
 
-    /// Stages a full new document. It must be a JSON object.
+    /// Stages a full new document. It must be a JSON object, and its own fields (and
+    /// each of its nested items) must be within `max_record_bytes`.
     pub fn put(&mut self, collection: &CollectionName, id: &RecordId, doc: &Value) -> Result<()> {
         if !doc.is_object() {
             return Err(Error::invalid("document", "must be a JSON object"));
         }
+        let raw: Arc<RawValue> = Arc::from(to_canonical_raw(doc));
+        crate::collection::records::check_record_size(
+            self.snapshot.definition(collection).map(|d| d.as_ref()),
+            collection,
+            doc,
+            raw.get().len(),
+            self.ctx.max_record_bytes,
+        )?;
         if let Some(index) = self.staged_index.get_mut(collection)
             && let Some(def) = self.snapshot.definition(collection)
         {
             stage_keys(index, &def.def.index, id, doc);
         }
-        self.writes.insert(
-            (collection.clone(), id.clone()),
-            Some(Arc::from(to_canonical_raw(doc))),
-        );
+        self.stage(collection, id, Some(raw));
         Ok(())
     }
 
     /// Stages a deletion (no record logic: see `Txn::delete` for records).
     pub fn delete_raw(&mut self, collection: &CollectionName, id: &RecordId) {
-        self.writes.insert((collection.clone(), id.clone()), None);
+        self.stage(collection, id, None);
     }
 
     /// Adds an audit event (any JSON object) to the transaction's log record.
@@ -317,7 +422,9 @@ impl Txn {
         if !event.is_object() {
             return Err(Error::invalid("audit event", "must be a JSON object"));
         }
-        self.audit.push(Arc::from(to_canonical_raw(event)));
+        let raw: Arc<RawValue> = Arc::from(to_canonical_raw(event));
+        self.staged_bytes += raw.get().len() + 1;
+        self.audit.push(raw);
         Ok(())
     }
 
@@ -382,4 +489,111 @@ pub struct Committed<T> {
     pub seq: Seq,
     /// The id of the attempt that committed (`None` when read-only).
     pub txn_id: Option<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::collection::Definition;
+    use crate::error::Error;
+    use crate::names::{CollectionName, RecordId};
+    use crate::{Database, DbOptions, TxnMeta};
+
+    const LIMIT: usize = 4096;
+
+    async fn db() -> Database {
+        let store = crate::StoreUrl::Memory.build().unwrap();
+        let opts = DbOptions {
+            max_record_bytes: LIMIT,
+            materialize: false,
+            ..DbOptions::default()
+        };
+        let db = Database::open(store, opts).await.unwrap();
+        let def = Definition::from_toml(
+            "name = \"notes\"\n[nested.comments]\nschema = { type = \"object\" }\n",
+        )
+        .unwrap();
+        db.define_all(&TxnMeta::new("t", "t"), &[def])
+            .await
+            .unwrap();
+        db
+    }
+
+    #[tokio::test]
+    async fn records_and_nested_items_are_limited_separately() {
+        let db = db().await;
+        let notes = CollectionName::parse("notes").unwrap();
+        let meta = TxnMeta::new("t", "t");
+        let comment = |n: usize| json!({"text": "c".repeat(n)});
+        // Many items, each small: the record's own fields are what count.
+        let comments: Vec<_> = (0..10).map(|_| comment(1000)).collect();
+        let ok = db
+            .transact(&meta, |tx| {
+                tx.create(&notes, json!({"title": "t", "comments": comments}))
+            })
+            .await;
+        assert!(ok.is_ok(), "{ok:?}");
+
+        let big = db
+            .transact(&meta, |tx| {
+                tx.create(&notes, json!({"title": "t".repeat(LIMIT)}))
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&big, Error::TooLarge { what, size, limit: LIMIT } if what.contains("notes") && *size > LIMIT),
+            "{big}"
+        );
+        assert_eq!(big.code(), "too_large");
+
+        let id = RecordId::parse(ok.unwrap().value["id"].as_str().unwrap()).unwrap();
+        let item = db
+            .transact(&meta, |tx| {
+                tx.nested_append(&notes, &id, "comments", comment(LIMIT))
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&item, Error::TooLarge { what, .. } if what.contains("notes.comments")),
+            "{item}"
+        );
+        let in_create = db
+            .transact(&meta, |tx| {
+                tx.create(&notes, json!({"comments": [comment(LIMIT)]}))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(in_create.code(), "too_large", "{in_create}");
+    }
+
+    #[tokio::test]
+    async fn log_len_counts_what_the_log_will_hold() {
+        let db = db().await;
+        let notes = CollectionName::parse("notes").unwrap();
+        let committed = db
+            .transact(&TxnMeta::new("t", "t").with_request_id("r1"), |tx| {
+                let before = tx.log_len();
+                for i in 0..3 {
+                    tx.create(&notes, json!({"title": format!("note {i}")}))?;
+                }
+                assert!(tx.log_len() > before);
+                assert!(tx.fits_in_entry(0));
+                assert!(!tx.fits_in_entry(tx.max_entry_bytes()));
+                Ok::<_, Error>(tx.log_len())
+            })
+            .await
+            .unwrap();
+        let entry = crate::log::read_entry(db.store(), committed.seq)
+            .await
+            .unwrap()
+            .unwrap();
+        let exact = entry.body.txns[0].encoded_len();
+        assert!(committed.value >= exact, "{} < {exact}", committed.value);
+        assert!(
+            committed.value <= exact + 64,
+            "{} vs {exact}",
+            committed.value
+        );
+    }
 }

@@ -123,6 +123,7 @@ impl From<EngineError> for ApiError {
             "version_conflict" => StatusCode::PRECONDITION_FAILED,
             "not_found" => StatusCode::NOT_FOUND,
             "bad_request" | "invalid_filter" | "query_too_costly" => StatusCode::BAD_REQUEST,
+            "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             "unavailable" | "outcome_unknown" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -138,6 +138,12 @@ fn import_error(e: ImportError) -> ApiError {
                 .with_details(json!({"issues": e.issues}))
         }
         ImportError::Engine(e) => ApiError::from(e),
+        ImportError::TooLarge {
+            rows,
+            rows_fit,
+            limit,
+        } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            .with_details(json!({"rows": rows, "rows_fit": rows_fit, "max_entry_bytes": limit})),
         ImportError::Internal(message) => {
             tracing::error!(%message, "booking import failed");
             ApiError::new(
@@ -441,7 +447,7 @@ pub fn openapi_paths() -> Value {
         "/api/v1/aristay/bookings/import": {"post": {
             "tags": ["aristay"],
             "summary": "Import bookings from an .xlsx workbook",
-            "description": "Upsert by (source, external_id); every row checked against every booking rule; a dry run, all_or_nothing or partial. Answers the report (counts, per-row errors and outcomes); an import-log record keeps it. See docs/aristay.md.",
+            "description": "Upsert by (source, external_id); every row checked against every booking rule; a dry run, all_or_nothing or partial. Answers the report (counts, the first row errors with errors_truncated, per-row outcomes with results_truncated); an import-log record keeps it. See docs/aristay.md.",
             "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
                 "properties": {
@@ -458,7 +464,7 @@ pub fn openapi_paths() -> Value {
                 "400": error("Bad form or unreadable workbook"),
                 "403": error("Not allowed to create bookings"),
                 "404": error("Unknown template"),
-                "413": error("File too large or a zip bomb"),
+                "413": error("File too large, a zip bomb, too much cell text (too_much_text), or rows that do not fit in one log entry (too_large; error.details.rows_fit)"),
                 "415": error("Not an .xlsx workbook"),
                 "422": error("Unusable mapping, or rows refused in all_or_nothing mode (the report is in error.details)")
             }}},

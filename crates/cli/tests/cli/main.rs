@@ -286,6 +286,24 @@ async fn import_bookings_from_the_command_line() {
         "{out}"
     );
     assert!(out.contains("row 9, column \"Arrival\""), "{out}");
+    // The size limits come from the settings: 39 rows do not fit in a 16 KiB entry.
+    let small = bucketbase()
+        .args(["import", "bookings", file.to_str().unwrap()])
+        .args([
+            "--template",
+            "Airbnb export",
+            "--mode",
+            "partial",
+            "--store",
+            &root,
+        ])
+        .env("BUCKETBASE_MAX_RECORD_BYTES", "4096")
+        .env("BUCKETBASE_MAX_ENTRY_BYTES", "16384")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&small.stderr);
+    assert_eq!(small.status.code(), Some(2), "{err}");
+    assert!(err.contains("rows fit") && err.contains("16384"), "{err}");
     let (code, out, err) = import(&["--mode", "partial", "--json"]);
     assert_eq!(code, Some(1), "{out}{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -60,9 +60,11 @@ pub(crate) fn run_hooks(tx: &mut Txn, hooks: &[Arc<dyn Hook>]) -> Result<()> {
     if hooks.is_empty() {
         return Ok(());
     }
-    let mut seen = 0;
+    // Changes the hooks saw in an earlier call (`Txn::run_hooks`) are not shown again.
+    let mut seen = tx.hooked;
     for _ in 0..8 {
         if seen == tx.changes.len() {
+            tx.hooked = seen;
             return Ok(());
         }
         // Moved out while the hooks run (they append their own changes), then put back
@@ -447,6 +449,11 @@ impl Txn {
             });
         }
         let item = self.fresh_items(&def, field, json!([item]))?[0].clone();
+        let item_len = crate::log::json_len(&item);
+        check_item_size(c, field, item_len, self.ctx.max_record_bytes)?;
+        // Resolved at commit into the whole record plus an event carrying the item.
+        let record_len = self.snapshot.get(c, id).map_or(0, |d| d.body.get().len());
+        self.note_deferred_bytes(record_len + 2 * item_len + 1024);
         self.deferred.push(DeferredAppend {
             collection: c.clone(),
             id: id.clone(),
@@ -731,6 +738,46 @@ impl Txn {
         }
         self.audit(&event)
     }
+}
+
+/// Checks a document about to be staged against `max_record_bytes`: its own fields
+/// (the canonical document, `len` bytes, less its nested arrays) and, separately, each
+/// item of its nested arrays. A record with many items is fine; one huge field is not.
+pub(crate) fn check_record_size(
+    def: Option<&Compiled>,
+    c: &CollectionName,
+    doc: &Value,
+    len: usize,
+    limit: usize,
+) -> Result<()> {
+    let mut own = len;
+    if let (Some(def), Some(map)) = (def, doc.as_object()) {
+        for (field, items) in map.iter().filter(|(f, _)| def.is_nested(f)) {
+            own = own.saturating_sub(crate::log::json_len(items));
+            for item in items.as_array().into_iter().flatten() {
+                check_item_size(c, field, crate::log::json_len(item), limit)?;
+            }
+        }
+    }
+    if own > limit {
+        return Err(Error::TooLarge {
+            what: format!("a record of {c} (its own fields)"),
+            size: own,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+fn check_item_size(c: &CollectionName, field: &str, size: usize, limit: usize) -> Result<()> {
+    if size > limit {
+        return Err(Error::TooLarge {
+            what: format!("an item of {c}.{field}"),
+            size,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// A nested append waiting for the commit position (see [`Txn::nested_append`]).

@@ -6,6 +6,10 @@
 //! ([`MappingError`] lists every problem at once, so a person can fix the template in one go);
 //! then each row either becomes a [`BookingRow`] or yields [`RowError`]s, never both.
 //!
+//! Error messages quote cells, never more than [`MAX_QUOTED_CHARS`] of one, and a
+//! [`RowError`] is bounded as a whole ([`RowError::bounded`]): a file's text must not be
+//! copied into every row error of a report and of the import log.
+//!
 //! Only what a single cell can tell is checked here (a date that is no date, an empty
 //! required cell). Rules that relate fields or records, such as `check_out > check_in` or
 //! overlapping stays, belong to the database's constraints, so they hold however a booking
@@ -19,6 +23,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::xlsx::{Cell, Row, Sheet, excel_serial_date, format_number};
+
+/// Most characters of a cell quoted in an error message.
+pub const MAX_QUOTED_CHARS: usize = 200;
+/// Most characters of a row error's message (engine messages quote values too).
+pub const MAX_MESSAGE_CHARS: usize = 500;
+
+/// `text` cut to `max` characters, with `…` where it was cut.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// A cell's text in quotes, for a message, cut to [`MAX_QUOTED_CHARS`].
+fn quote(text: &str) -> String {
+    format!("\"{}\"", cut(text, MAX_QUOTED_CHARS))
+}
 
 /// A booking field a mapping can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -268,6 +290,22 @@ pub struct RowError {
     pub code: String,
 }
 
+impl RowError {
+    /// The error with its message and column cut to a size fit for a report (see the
+    /// module docs); what it says is unchanged otherwise.
+    pub fn bounded(mut self) -> Self {
+        if self.message.len() > MAX_MESSAGE_CHARS {
+            self.message = cut(&self.message, MAX_MESSAGE_CHARS);
+        }
+        if let Some(column) = &self.column
+            && column.len() > MAX_QUOTED_CHARS
+        {
+            self.column = Some(cut(column, MAX_QUOTED_CHARS));
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Parsed {
     pub rows: Vec<BookingRow>,
@@ -493,6 +531,15 @@ impl Resolved {
         if let Cell::Error(error) = cell {
             return Err(("cell_error", format!("the cell holds {error}")));
         }
+        if let Cell::LongText { start, bytes } = cell {
+            return Err((
+                "text_too_long",
+                format!(
+                    "the cell holds {bytes} bytes of text, more than a cell may; it starts {}",
+                    quote(start)
+                ),
+            ));
+        }
         match field.kind() {
             Kind::Text => text(cell).map(Value::String),
             Kind::Date => self.date(cell).map(|d| Value::String(d.to_string())),
@@ -522,8 +569,9 @@ impl Resolved {
             None => Err((
                 "invalid_date",
                 format!(
-                    "\"{shown}\" is not a date in any of the formats {}",
-                    self.date_formats.join(", ")
+                    "{} is not a date in any of the formats {}",
+                    quote(&shown),
+                    cut(&self.date_formats.join(", "), MAX_QUOTED_CHARS)
                 ),
             )),
         }
@@ -556,7 +604,10 @@ impl Resolved {
         };
         self.statuses.get(&word).copied().or(builtin).ok_or((
             "invalid_status",
-            format!("\"{word}\" is not a known status (confirmed or cancelled)"),
+            format!(
+                "{} is not a known status (confirmed or cancelled)",
+                quote(&word)
+            ),
         ))
     }
 }
@@ -564,6 +615,7 @@ impl Resolved {
 fn text(cell: &Cell) -> Result<String, Failure> {
     let text = match cell {
         Cell::Text(text) => text.trim().to_owned(),
+        Cell::LongText { start, .. } => start.trim().to_owned(),
         Cell::Number(n) => format_number(*n),
         Cell::Bool(b) => b.to_string(),
         Cell::Date(dt) if dt.time() == chrono::NaiveTime::MIN => dt.date().to_string(),
@@ -594,8 +646,12 @@ fn number(cell: &Cell) -> Result<f64, Failure> {
         _ => None,
     };
     let shown = text(cell).unwrap_or_default();
-    n.filter(|n| n.is_finite())
-        .ok_or(("invalid_number", format!("\"{shown}\" is not a number")))
+    n.filter(|n| n.is_finite()).ok_or_else(|| {
+        (
+            "invalid_number",
+            format!("{} is not a number", quote(&shown)),
+        )
+    })
 }
 
 /// A number typed as text: surrounding currency signs or codes and spaces are dropped, and
@@ -638,6 +694,7 @@ fn row_error(
         message,
         code: code.to_owned(),
     }
+    .bounded()
 }
 
 #[cfg(test)]
@@ -1056,5 +1113,56 @@ mod tests {
         assert_eq!(row.fields["check_in"], "2024-05-01");
         assert_eq!(row.fields["check_out"], "2024-05-01");
         assert_eq!(row.fields["external_id"], "true");
+    }
+
+    #[test]
+    fn long_cells_are_refused_and_quotes_are_cut() {
+        let long = "é".repeat(3000);
+        let s = sheet(
+            &HEADERS,
+            vec![
+                vec![t("A"), t(&long), t("2024-05-03"), t("1")],
+                vec![
+                    t("A"),
+                    Cell::LongText {
+                        start: "x".repeat(4096) + "…",
+                        bytes: 50_000,
+                    },
+                    t("2024-05-03"),
+                    t("2"),
+                ],
+            ],
+        );
+        let parsed = parse_rows(&s, &minimal()).unwrap();
+        assert_eq!(
+            errors_of(&parsed),
+            [
+                (2, "invalid_date", Some("check_in")),
+                (3, "text_too_long", Some("check_in"))
+            ]
+        );
+        for e in &parsed.errors {
+            assert!(
+                e.message.chars().count() <= MAX_MESSAGE_CHARS + 1,
+                "{}",
+                e.message
+            );
+        }
+        assert!(
+            parsed.errors[0]
+                .message
+                .contains(&format!("{}…\"", "é".repeat(200)))
+        );
+        assert!(parsed.errors[1].message.contains("50000 bytes"));
+        let wide = RowError {
+            row: 1,
+            column: Some("h".repeat(1000)),
+            field: None,
+            message: "m".repeat(1000),
+            code: "x".into(),
+        }
+        .bounded();
+        assert_eq!(wide.column.unwrap().chars().count(), MAX_QUOTED_CHARS + 1);
+        assert_eq!(wide.message.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 }

@@ -9,6 +9,15 @@
 //! Rows are upserted by `(source, external_id)`; one that matches its booking exactly is
 //! `unchanged`. Every audit event carries the source `import:<log id>` (automatic tasks:
 //! `automation`), and the import-log record lands in the same transaction as the rows.
+//!
+//! What one import may cost is bounded. The rows and the log go in one transaction, so
+//! in one log entry: while the rows are staged (hooks included) the transaction's size is
+//! measured ([`Txn::log_len`]), and an import that would pass the engine's
+//! `max_entry_bytes` is refused (413 `too_large`, nothing written) saying how many rows
+//! fit, before more memory is spent. Partial imports are refused the same way rather than
+//! split. The report and the log keep at most [`MAX_ERRORS`] row errors and
+//! [`MAX_ERROR_BYTES`] of them, and the report at most [`MAX_RESULTS`] row results; the
+//! rest are counted (`errors_truncated`, `results_truncated`), never dropped silently.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,6 +33,13 @@ use super::mapping::{BookingRow, Mapping, MappingError, RowError, parse_rows};
 use super::xlsx::{FileError, Limits, read_workbook};
 use crate::automation::NO_AUTOMATION;
 use crate::coll;
+
+/// Most row errors kept in a report and in the import log.
+pub const MAX_ERRORS: usize = 1000;
+/// Most bytes of row errors (as JSON) kept in a report and in the import log.
+pub const MAX_ERROR_BYTES: usize = 96 * 1024;
+/// Most per-row results in a report.
+pub const MAX_RESULTS: usize = 10_000;
 
 /// How much of a file with bad rows is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -102,9 +118,33 @@ pub struct Report {
     pub mode: Mode,
     pub rows: usize,
     pub counts: Counts,
+    /// The first row errors, in row order (see [`MAX_ERRORS`], [`MAX_ERROR_BYTES`]).
     pub errors: Vec<RowError>,
+    /// Row errors left out of `errors`.
+    pub errors_truncated: usize,
+    /// The first rows' results, in row order (see [`MAX_RESULTS`]).
     pub results: Vec<RowResult>,
+    /// Row results left out of `results`.
+    pub results_truncated: usize,
     pub duration_ms: f64,
+}
+
+/// The first errors that fit [`MAX_ERRORS`] and [`MAX_ERROR_BYTES`], each
+/// [bounded](RowError::bounded), and how many were left out.
+fn cap_errors(errors: Vec<RowError>) -> (Vec<RowError>, usize) {
+    let total = errors.len();
+    let mut bytes = 0;
+    let kept: Vec<RowError> = errors
+        .into_iter()
+        .take(MAX_ERRORS)
+        .map(RowError::bounded)
+        .take_while(|e| {
+            bytes += bucketbase_engine::log::json_len(e) + 1;
+            bytes <= MAX_ERROR_BYTES
+        })
+        .collect();
+    let left_out = total - kept.len();
+    (kept, left_out)
 }
 
 /// Why an import could not run at all (row problems are in the [`Report`]).
@@ -116,8 +156,50 @@ pub enum ImportError {
     Mapping(#[from] MappingError),
     #[error(transparent)]
     Engine(#[from] Error),
+    /// The rows to write would not fit in one log entry (`DbOptions::max_entry_bytes`).
+    #[error(
+        "the {rows} rows to write do not fit in one transaction (a log entry holds at most \
+         {limit} bytes); the first {rows_fit} rows fit: split the file and import the parts \
+         one after another"
+    )]
+    TooLarge {
+        rows: usize,
+        rows_fit: usize,
+        limit: usize,
+    },
     #[error("the import stopped unexpectedly: {0}")]
     Internal(String),
+}
+
+/// Why a commit attempt did not land.
+#[derive(Debug)]
+enum CommitError {
+    Engine(Error),
+    /// Only `rows_fit` of the rows fit in one log entry of `limit` bytes.
+    TooLarge {
+        rows_fit: usize,
+        limit: usize,
+    },
+}
+
+impl CommitError {
+    /// The import error for a commit that did not land; `rows` were to be written.
+    fn refusal(self, rows: usize) -> ImportError {
+        match self {
+            CommitError::Engine(e) => e.into(),
+            CommitError::TooLarge { rows_fit, limit } => ImportError::TooLarge {
+                rows,
+                rows_fit,
+                limit,
+            },
+        }
+    }
+}
+
+impl From<Error> for CommitError {
+    fn from(e: Error) -> Self {
+        CommitError::Engine(e)
+    }
 }
 
 /// Progress of a long import: `(rows tried, rows in all)`.
@@ -185,8 +267,9 @@ pub async fn import_bookings(
                 progress(good.len(), good.len());
                 return Ok(report);
             }
-            Err(Error::Violation(_)) => {}
-            Err(e) => return Err(e.into()),
+            // A row broke a rule (or made a record too large): name it, trying row by row.
+            Err(CommitError::Engine(Error::Violation(_) | Error::TooLarge { .. })) => {}
+            Err(e) => return Err(e.refusal(good.len())),
         }
     }
 
@@ -221,8 +304,8 @@ pub async fn import_bookings(
             .commit(tried.results, tried.errors, &good, write_rows)
             .await
         {
-            Err(Error::Violation(_)) if attempt < 3 => continue,
-            outcome => return outcome.map_err(ImportError::from),
+            Err(CommitError::Engine(Error::Violation(_))) if attempt < 3 => continue,
+            outcome => return outcome.map_err(|e| e.refusal(good.len())),
         }
     }
 }
@@ -333,13 +416,16 @@ fn resolve(
             .or_insert_with(|| by_name(&row.property))
             .clone();
         let Some(property_id) = property else {
-            errors.push(RowError {
-                row: row.row,
-                column: header("property"),
-                field: Some("property".into()),
-                message: format!("no property named {:?}", row.property),
-                code: "unknown_property".into(),
-            });
+            errors.push(
+                RowError {
+                    row: row.row,
+                    column: header("property"),
+                    field: Some("property".into()),
+                    message: format!("no property named {:?}", row.property),
+                    code: "unknown_property".into(),
+                }
+                .bounded(),
+            );
             continue;
         };
         let mut fields = row.fields;
@@ -355,16 +441,19 @@ fn resolve(
         if !key.1.is_empty()
             && let Some(first) = seen.get(&key)
         {
-            errors.push(RowError {
-                row: row.row,
-                column: header("external_id"),
-                field: Some("external_id".into()),
-                message: format!(
-                    "row {first} already has source {:?} and external_id {:?}",
-                    key.0, key.1
-                ),
-                code: "duplicate_row".into(),
-            });
+            errors.push(
+                RowError {
+                    row: row.row,
+                    column: header("external_id"),
+                    field: Some("external_id".into()),
+                    message: format!(
+                        "row {first} already has source {:?} and external_id {:?}",
+                        key.0, key.1
+                    ),
+                    code: "duplicate_row".into(),
+                }
+                .bounded(),
+            );
             continue;
         }
         seen.insert(key, row.row);
@@ -449,6 +538,7 @@ fn row_error(row: u32, e: &Error, mapping: &Mapping) -> RowError {
         message: e.to_string(),
         code: e.code().to_string(),
     }
+    .bounded()
 }
 
 fn count(results: &[RowResult]) -> Counts {
@@ -485,7 +575,7 @@ impl Run<'_> {
         errors: Vec<RowError>,
         good: &[&Candidate],
         write_rows: bool,
-    ) -> bucketbase_engine::Result<Report> {
+    ) -> Result<Report, CommitError> {
         let request = self.request;
         let status = match (request.dry_run, errors.is_empty(), write_rows) {
             (true, _, _) => "dry_run",
@@ -510,6 +600,7 @@ impl Run<'_> {
             .collect();
         results.sort_by_key(|r| r.row);
         results.dedup_by_key(|r| r.row);
+        let (errors, errors_truncated) = cap_errors(errors);
         let mut report = Report {
             log_id: self.log_id.to_string(),
             status,
@@ -518,16 +609,28 @@ impl Run<'_> {
             rows: self.prepared.rows,
             counts: count(&results),
             errors,
+            errors_truncated,
             results,
+            results_truncated: 0,
             duration_ms: 0.0,
         };
+        // Room for the log record and its audit event (which repeats its fields).
+        let reserve = 2 * bucketbase_engine::log::json_len(&report.errors) + 4096;
         let bookings = coll("bookings");
         let logs = coll("booking_import_logs");
         let transaction = self.db.transact(&self.meta, |tx| {
             if write_rows {
                 let mut done = HashMap::with_capacity(good.len());
-                for c in good {
+                for (i, c) in good.iter().enumerate() {
                     done.insert(c.row, upsert(tx, &bookings, c)?);
+                    // Count what the automation adds too, and stop at the entry limit.
+                    tx.run_hooks()?;
+                    if !tx.fits_in_entry(reserve) {
+                        return Err(CommitError::TooLarge {
+                            rows_fit: i,
+                            limit: tx.max_entry_bytes(),
+                        });
+                    }
                 }
                 for r in report.results.iter_mut() {
                     if let Some((outcome, id)) = done.get(&r.row) {
@@ -550,13 +653,14 @@ impl Run<'_> {
                 "rows": report.rows,
                 "counts": report.counts,
                 "errors": report.errors,
+                "errors_truncated": report.errors_truncated,
                 "duration_ms": report.duration_ms,
             });
             if let Some(t) = &request.template_id {
                 log["template_id"] = json!(t);
             }
             tx.create(&logs, log)?;
-            Ok::<_, Error>(())
+            Ok::<_, CommitError>(())
         });
         // The transaction's closure runs thousands of record operations in one go: on a
         // multi-threaded runtime, tell it so, and it moves other requests off this worker.
@@ -572,6 +676,10 @@ impl Run<'_> {
             status = report.status,
             "import: committed"
         );
+        if report.results.len() > MAX_RESULTS {
+            report.results_truncated = report.results.len() - MAX_RESULTS;
+            report.results.truncate(MAX_RESULTS);
+        }
         Ok(report)
     }
 }

@@ -8,6 +8,15 @@
 //! `worksheet_range`: a range is dense, so a sheet with one cell in A1 and one in XFD1048576
 //! would ask for billions of cells. Rows and cells are counted while streaming.
 //!
+//! Text is bounded twice while streaming, before the memory is spent. A workbook stores a
+//! repeated text once (the shared-string table) and cells refer to it, so a 66 KB file can
+//! hold one 10,000-character string used by 20,000 cells: the zip's size limits do not see
+//! that expansion. So every cell's text is counted against [`Limits::max_text_bytes`] as
+//! it is read (the workbook is refused past it), and a cell longer than
+//! [`Limits::max_cell_bytes`] is kept only as its first bytes and its length
+//! ([`Cell::LongText`]), which the mapping refuses with a short quote: no booking is made
+//! from a cut value, and no error message carries the whole text.
+//!
 //! The result keeps enough of each cell to tell a date cell from text and numbers; what a
 //! column *means* is [`super::mapping`]'s business.
 
@@ -33,6 +42,10 @@ pub struct Limits {
     pub max_rows: usize,
     /// Cells kept in memory, counting the empty ones between filled cells of a row.
     pub max_cells: usize,
+    /// Text of one cell kept in full; longer text becomes [`Cell::LongText`].
+    pub max_cell_bytes: usize,
+    /// Text of all cells together, shared strings counted once per cell that uses them.
+    pub max_text_bytes: u64,
 }
 
 impl Default for Limits {
@@ -43,6 +56,8 @@ impl Default for Limits {
             max_uncompressed_bytes: 100 * 1024 * 1024,
             max_rows: 50_000,
             max_cells: 4_000_000,
+            max_cell_bytes: 4096,
+            max_text_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -53,6 +68,12 @@ pub enum Cell {
     Empty,
     /// Text as written in the cell (not trimmed).
     Text(String),
+    /// Text over [`Limits::max_cell_bytes`]: its start (cut on a character boundary,
+    /// ending with `…`) and its full length in bytes. Never imported as a value.
+    LongText {
+        start: String,
+        bytes: usize,
+    },
     Number(f64),
     Bool(bool),
     /// A cell Excel formats as a date or date-time.
@@ -131,6 +152,11 @@ pub enum FileError {
     TooManyRows { max: usize },
     #[error("the sheet has more than {max} cells")]
     TooManyCells { max: usize },
+    #[error(
+        "the cells of the sheet hold more than {max} bytes of text (a text repeated in many \
+         cells counts once per cell)"
+    )]
+    TooMuchText { max: u64 },
     #[error("the first worksheet is empty: a header row is needed")]
     EmptySheet,
 }
@@ -149,6 +175,7 @@ impl FileError {
             FileError::Invalid(_) => "invalid_xlsx",
             FileError::TooManyRows { .. } => "too_many_rows",
             FileError::TooManyCells { .. } => "too_many_cells",
+            FileError::TooMuchText { .. } => "too_much_text",
             FileError::EmptySheet => "empty_sheet",
         }
     }
@@ -161,7 +188,8 @@ impl FileError {
             FileError::TooLarge { .. }
             | FileError::ZipBomb(_)
             | FileError::TooManyRows { .. }
-            | FileError::TooManyCells { .. } => 413,
+            | FileError::TooManyCells { .. }
+            | FileError::TooMuchText { .. } => 413,
             FileError::NotXlsx { .. } => 415,
             FileError::Invalid(_) => 400,
             FileError::EmptySheet => 422,
@@ -234,8 +262,15 @@ fn read_first_sheet(bytes: &[u8], limits: &Limits) -> Result<Sheet, FileError> {
     // Sparse while streaming (row → (column, cell)), so memory follows the filled cells.
     let mut filled: BTreeMap<u32, Vec<(u32, Cell)>> = BTreeMap::new();
     let mut filled_cells = 0usize;
+    let mut text_bytes = 0u64;
     while let Some(cell) = reader.next_cell().map_err(invalid)? {
-        let value = to_cell(cell.get_value().clone());
+        text_bytes += text_len(cell.get_value()) as u64;
+        if text_bytes > limits.max_text_bytes {
+            return Err(FileError::TooMuchText {
+                max: limits.max_text_bytes,
+            });
+        }
+        let value = to_cell(cell.get_value(), limits.max_cell_bytes);
         if value.is_blank() {
             continue;
         }
@@ -308,14 +343,40 @@ fn first_worksheet<R: Read + io::Seek>(workbook: &Xlsx<R>) -> Option<String> {
         .map(|s| s.name.clone())
 }
 
-fn to_cell(value: DataRef<'_>) -> Cell {
+/// Bytes of text a cell holds (a shared string counts in full for every cell using it).
+fn text_len(value: &DataRef<'_>) -> usize {
+    match value {
+        DataRef::String(text) | DataRef::DurationIso(text) | DataRef::DateTimeIso(text) => {
+            text.len()
+        }
+        DataRef::SharedString(text) => text.len(),
+        _ => 0,
+    }
+}
+
+/// A cell's text, or its start when it is longer than `max` bytes (copied only that far).
+fn text_cell(text: &str, max: usize) -> Cell {
+    if text.len() <= max {
+        return Cell::Text(text.to_owned());
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cell::LongText {
+        start: format!("{}…", &text[..end]),
+        bytes: text.len(),
+    }
+}
+
+fn to_cell(value: &DataRef<'_>, max_cell_bytes: usize) -> Cell {
     match value {
         DataRef::Empty => Cell::Empty,
-        DataRef::String(text) | DataRef::DurationIso(text) => Cell::Text(text),
-        DataRef::SharedString(text) => Cell::Text(text.to_owned()),
-        DataRef::Int(n) => Cell::Number(n as f64),
-        DataRef::Float(n) => Cell::Number(n),
-        DataRef::Bool(b) => Cell::Bool(b),
+        DataRef::String(text) | DataRef::DurationIso(text) => text_cell(text, max_cell_bytes),
+        DataRef::SharedString(text) => text_cell(text, max_cell_bytes),
+        DataRef::Int(n) => Cell::Number(*n as f64),
+        DataRef::Float(n) => Cell::Number(*n),
+        DataRef::Bool(b) => Cell::Bool(*b),
         DataRef::DateTime(dt) if dt.is_datetime() => {
             let (y, mo, d, h, mi, s, ms) = dt.to_ymd_hms_milli();
             NaiveDate::from_ymd_opt(y.into(), mo.into(), d.into())
@@ -330,7 +391,9 @@ fn to_cell(value: DataRef<'_>) -> Cell {
                 })
         }
         DataRef::DateTime(duration) => Cell::Number(duration.as_f64()),
-        DataRef::DateTimeIso(text) => parse_iso(&text).map_or(Cell::Text(text), Cell::Date),
+        DataRef::DateTimeIso(text) => {
+            parse_iso(text).map_or_else(|| text_cell(text, max_cell_bytes), Cell::Date)
+        }
         DataRef::Error(error) => Cell::Error(error.to_string()),
     }
 }
@@ -349,6 +412,7 @@ fn header_text(cell: &Cell) -> String {
     match cell {
         Cell::Empty => String::new(),
         Cell::Text(text) => text.trim().to_owned(),
+        Cell::LongText { start, .. } => start.trim().to_owned(),
         Cell::Number(n) => format_number(*n),
         Cell::Bool(b) => b.to_string(),
         Cell::Date(dt) => dt.date().to_string(),
@@ -670,6 +734,33 @@ mod tests {
         let sheet = read_workbook(&bytes, &Limits::default()).unwrap();
         assert_eq!(sheet.headers, ["A"]);
         assert!(sheet.rows.is_empty());
+    }
+
+    #[test]
+    fn long_shared_text_is_cut_per_cell_and_bounded_in_total() {
+        let long = format!("{}é", "x".repeat(4999));
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "A").unwrap();
+        for r in 1..=100 {
+            sheet.write_string(r, 0, &long).unwrap();
+        }
+        let bytes = book.save_to_buffer().unwrap();
+        let sheet = read_workbook(&bytes, &Limits::default()).unwrap();
+        let Cell::LongText { start, bytes: len } = sheet.rows[99].cell(0) else {
+            panic!("{:?}", sheet.rows[99].cell(0))
+        };
+        assert_eq!(*len, long.len());
+        assert!(start.ends_with('…') && start.len() <= 4096 + '…'.len_utf8());
+
+        // 100 cells x 5,001 bytes, from one shared string of 5,001.
+        let limits = Limits {
+            max_text_bytes: 400_000,
+            ..Limits::default()
+        };
+        let err = read_workbook(&bytes, &limits).unwrap_err();
+        assert_eq!(err, FileError::TooMuchText { max: 400_000 });
+        assert_eq!((err.code(), err.http_status()), ("too_much_text", 413));
     }
 
     #[test]

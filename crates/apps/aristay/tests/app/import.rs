@@ -296,3 +296,137 @@ async fn files_that_are_not_workbooks_and_bad_requests_are_refused() {
     // Nothing but JSON envelopes, and no booking written.
     assert!(app.list("bookings", "").await.is_empty());
 }
+
+/// The newest log entry file, in bytes.
+async fn newest_entry_len(app: &TestApp) -> usize {
+    use object_store::ObjectStoreExt;
+    let seq = app.db.snapshot().seq();
+    let path = bucketbase_engine::store::log_path(seq);
+    let got = app.db.store().get(&path).await.unwrap();
+    got.bytes().await.unwrap().len()
+}
+
+/// Issue 9, scaled down: a 5,000-character shared string in 5,000 cells. The dry run's
+/// report, import log and log entry stay small; errors past the cap are counted.
+#[tokio::test]
+async fn a_hostile_workbook_leaves_a_small_log() {
+    let app = spawn().await;
+    app.property(&workbook::property_name(1)).await;
+    let bytes = workbook::hostile(5000, 5000);
+    assert!(bytes.len() < 200_000, "the file itself is small");
+    let (s, body) = import_inline(&app, bytes, &[("dry_run", "true")]).await;
+    assert_eq!(
+        s,
+        200,
+        "{}",
+        &body.to_string()[..2000.min(body.to_string().len())]
+    );
+    // What the issue measured first: the stored import log and the log entry.
+    let log = app.list("booking_import_logs", "").await;
+    assert_eq!(log.len(), 1);
+    let stored = serde_json::to_string(&log[0]).unwrap().len();
+    assert!(stored < 256 * 1024, "the import log is {stored} bytes");
+    let entry = newest_entry_len(&app).await;
+    assert!(entry < 256 * 1024, "the log entry is {entry} bytes");
+
+    let report = &body["data"];
+    assert_eq!(report["counts"]["failed"], 5000);
+    let errors = report["errors"].as_array().unwrap();
+    let truncated = report["errors_truncated"].as_u64().unwrap() as usize;
+    assert!(!errors.is_empty() && truncated > 0, "{truncated}");
+    assert_eq!(
+        errors.len() + truncated,
+        5000,
+        "every error is shown or counted"
+    );
+    assert_eq!(log[0]["errors_truncated"].as_u64(), Some(truncated as u64));
+    assert_eq!(errors[0]["code"], "text_too_long", "{}", errors[0]);
+    for e in errors {
+        assert!(e["message"].as_str().unwrap().chars().count() <= 600, "{e}");
+    }
+}
+
+/// A record whose own fields pass `max_record_bytes` is refused through the API.
+#[tokio::test]
+async fn a_record_over_the_record_limit_is_413() {
+    let app = spawn_with(|o| o.max_record_bytes = 4096).await;
+    let (s, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/properties",
+            &app.manager,
+            Some(json!({"name": "Big", "notes": "n".repeat(5000)})),
+        )
+        .await;
+    assert_eq!(s, 413, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"]["code"], "too_large");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("properties") && message.contains("4096"),
+        "{message}"
+    );
+    assert!(app.list("properties", "").await.is_empty());
+    app.create(
+        "properties",
+        json!({"name": "Small", "notes": "n".repeat(3000)}),
+    )
+    .await;
+
+    // In an import, a row whose booking would be too large is a row error like any other.
+    app.property(&workbook::property_name(1)).await;
+    let mut rows = workbook::rows(3, 1);
+    rows[1].guest = "g".repeat(4000);
+    // The Guest column goes to `notes` (up to 10,000 characters; `guest_name` has 200).
+    let mut mapping = workbook::mapping();
+    mapping["columns"]["notes"] = mapping["columns"]["guest_name"].take();
+    mapping["columns"]
+        .as_object_mut()
+        .unwrap()
+        .remove("guest_name");
+    let form = form(
+        workbook::xlsx(&rows),
+        "b.xlsx",
+        &[("mapping", mapping.to_string())],
+    );
+    let (s, body) = app.upload(IMPORT, &app.manager, form).await;
+    assert_eq!(s, 422, "{body}");
+    let details = &body["error"]["details"];
+    assert_eq!(
+        error_rows(details),
+        [(3, "too_large".to_string())],
+        "{details}"
+    );
+    assert!(app.list("bookings", "").await.is_empty());
+}
+
+/// An all-or-nothing import that would not fit in one log entry is refused up front,
+/// saying how many rows fit; that many rows then import.
+#[tokio::test]
+async fn an_import_over_the_entry_limit_is_413_with_the_rows_that_fit() {
+    let app = spawn_with(|o| o.max_entry_bytes = 256 * 1024).await;
+    templates(&app).await;
+    for p in 1..=10 {
+        app.property(&workbook::property_name(p)).await;
+    }
+    let rows = workbook::rows(400, 10);
+    let (s, body) = import_inline(&app, workbook::xlsx(&rows), &[]).await;
+    assert_eq!(s, 413, "{body}");
+    assert_eq!(body["error"]["code"], "too_large");
+    let details = &body["error"]["details"];
+    assert_eq!(details["rows"], 400, "{details}");
+    let fit = details["rows_fit"].as_u64().unwrap() as usize;
+    assert!((1..400).contains(&fit), "{details}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("first {fit} rows fit")),
+        "{message}"
+    );
+    assert!(app.list("bookings", "").await.is_empty(), "nothing written");
+    assert!(app.list("booking_import_logs", "").await.is_empty());
+
+    let (s, body) = import_inline(&app, workbook::xlsx(&rows[..fit]), &[]).await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["data"]["counts"]["created"], fit as u64);
+    assert!(newest_entry_len(&app).await <= 256 * 1024);
+}

@@ -23,11 +23,17 @@ pub struct TestApp {
 }
 
 pub async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// [`spawn`], with the database options changed by `tune` (e.g. small size limits).
+pub async fn spawn_with(tune: impl FnOnce(&mut DbOptions)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let opts = DbOptions {
+    let mut opts = DbOptions {
         hooks: bucketbase_aristay::hooks(),
         ..DbOptions::default()
     };
+    tune(&mut opts);
     let db = Arc::new(
         Database::open_url(dir.path().to_str().unwrap(), opts)
             .await

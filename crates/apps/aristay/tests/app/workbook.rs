@@ -137,3 +137,24 @@ pub fn zip_bomb(mib: usize) -> Vec<u8> {
     }
     zip.finish().unwrap().into_inner()
 }
+
+/// The hostile workbook of issue 9, scaled: `rows` bookings whose Arrival cell is one
+/// shared string of `chars` characters, so the file stays small while every row quotes it.
+pub fn hostile(rows: usize, chars: usize) -> Vec<u8> {
+    let long = "A".repeat(chars);
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in HEADERS.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for i in 0..rows {
+        let row = i as u32 + 1;
+        sheet.write_string(row, 0, property_name(1)).unwrap();
+        sheet.write_string(row, 1, &long).unwrap();
+        sheet.write_string(row, 2, "20/01/2026").unwrap();
+        sheet.write_string(row, 3, format!("Guest {i}")).unwrap();
+        sheet.write_string(row, 4, format!("HM{i:05}")).unwrap();
+        sheet.write_string(row, 5, "airbnb").unwrap();
+    }
+    book.save_to_buffer().unwrap()
+}
