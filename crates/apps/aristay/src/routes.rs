@@ -120,7 +120,7 @@ fn saved_mapping(st: &AppState, caller: &Caller, id: &str) -> Result<Mapping> {
         .ok_or_else(|| ApiError::not_found(format!("booking_import_templates/{id} not found")))?;
     serde_json::from_value(template.get("mapping").cloned().unwrap_or(Value::Null)).map_err(|e| {
         ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::BAD_REQUEST,
             "invalid_mapping",
             format!("the template's mapping is not usable: {e}"),
         )
@@ -133,10 +133,8 @@ fn import_error(e: ImportError) -> ApiError {
             let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
             ApiError::new(status, e.code(), e.to_string())
         }
-        ImportError::Mapping(e) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
-                .with_details(json!({"issues": e.issues}))
-        }
+        ImportError::Mapping(e) => ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+            .with_details(json!({"issues": e.issues})),
         ImportError::Engine(e) => ApiError::from(e),
         ImportError::TooLarge {
             rows,
@@ -183,7 +181,7 @@ async fn import(
                 let text = field_text(&mut field, &name).await?;
                 mapping = Some(serde_json::from_str::<Mapping>(&text).map_err(|e| {
                     ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
+                        StatusCode::BAD_REQUEST,
                         "invalid_mapping",
                         format!("mapping: {e}"),
                     )
@@ -247,10 +245,12 @@ async fn import(
             "{} of {} rows cannot be imported; nothing was written (mode all_or_nothing)",
             report.counts.failed, report.rows
         );
-        return Err(
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "import_rejected", message)
-                .with_details(serde_json::to_value(&report).unwrap_or_default()),
-        );
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
+        .with_details(serde_json::to_value(&report).unwrap_or_default()));
     }
     let envelope = if report.dry_run {
         Envelope::ok(&req, &report)
@@ -466,7 +466,8 @@ pub fn openapi_paths() -> Value {
                 "404": error("Unknown template"),
                 "413": error("File too large, a zip bomb, too much cell text (too_much_text), or rows that do not fit in one log entry (too_large; error.details.rows_fit)"),
                 "415": error("Not an .xlsx workbook"),
-                "422": error("Unusable mapping, or rows refused in all_or_nothing mode (the report is in error.details)")
+                "400": error("A malformed form, or a mapping that does not fit the workbook (invalid_mapping), or a workbook with nothing to import (empty_sheet)"),
+                "422": error("Rows refused in all_or_nothing mode: validation_failed, with the report in error.details")
             }}},
         "/api/v1/aristay/tasks/{id}/images": {"post": {
             "tags": ["aristay"],

@@ -262,9 +262,9 @@ impl MappingError {
         "invalid_mapping"
     }
 
-    /// A well-formed request whose mapping does not fit: 422.
+    /// A mapping that does not fit the workbook is a bad request parameter: 400.
     pub fn http_status(&self) -> u16 {
-        422
+        400
     }
 }
 
@@ -1023,7 +1023,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!((err.code(), err.http_status()), ("invalid_mapping", 422));
+        assert_eq!((err.code(), err.http_status()), ("invalid_mapping", 400));
         let message = err.to_string();
         assert!(
             message.contains("\"nights\" is not a booking field"),

@@ -182,7 +182,8 @@ impl FileError {
 
     /// The HTTP status this error should be answered with: 413 for anything too big
     /// (including what only becomes too big once decompressed), 415 for the wrong type,
-    /// 400 for a broken file, 422 for a readable workbook with nothing to import.
+    /// 400 for a broken file or a readable workbook with nothing to import (422 is kept for
+    /// records that fail their collection's rules).
     pub fn http_status(&self) -> u16 {
         match self {
             FileError::TooLarge { .. }
@@ -191,8 +192,7 @@ impl FileError {
             | FileError::TooManyCells { .. }
             | FileError::TooMuchText { .. } => 413,
             FileError::NotXlsx { .. } => 415,
-            FileError::Invalid(_) => 400,
-            FileError::EmptySheet => 422,
+            FileError::Invalid(_) | FileError::EmptySheet => 400,
         }
     }
 }
@@ -768,7 +768,7 @@ mod tests {
         let bytes = workbook(&[]);
         let err = read_workbook(&bytes, &Limits::default()).unwrap_err();
         assert_eq!(err, FileError::EmptySheet);
-        assert_eq!(err.http_status(), 422);
+        assert_eq!(err.http_status(), 400);
     }
 
     #[test]

@@ -125,7 +125,7 @@ async fn a_thousand_rows_with_three_bad_ones() {
     // All or nothing: refused, nothing written.
     let (s, body) = import_inline(&app, bytes.clone(), &[]).await;
     assert_eq!(s, 422, "{body}");
-    assert_eq!(body["error"]["code"], "import_rejected");
+    assert_eq!(body["error"]["code"], "validation_failed");
     let details = &body["error"]["details"];
     assert_eq!(error_rows(details), expected_errors());
     assert_eq!(details["counts"]["skipped"], 997);
@@ -273,10 +273,10 @@ async fn files_that_are_not_workbooks_and_bad_requests_are_refused() {
         (form(b"PK\x03\x04 truncated".to_vec(), "b.xlsx", &inline(&[])), 400, "invalid_xlsx"),
         (
             form(workbook::xlsx(&workbook::rows(2, 1)), "b.xlsx", &[("mapping", json!({"columns": {"property": "Nope", "check_in": "Arrival", "check_out": "Departure", "external_id": "Confirmation code"}}).to_string())]),
-            422,
+            400,
             "invalid_mapping",
         ),
-        (form(workbook::xlsx(&workbook::rows(2, 1)), "b.xlsx", &[("mapping", "{not json".into())]), 422, "invalid_mapping"),
+        (form(workbook::xlsx(&workbook::rows(2, 1)), "b.xlsx", &[("mapping", "{not json".into())]), 400, "invalid_mapping"),
         (form(workbook::xlsx(&workbook::rows(2, 1)), "b.xlsx", &[]), 400, "bad_request"),
         (
             form(workbook::xlsx(&workbook::rows(2, 1)), "b.xlsx", &[("template_id", "0190a0a0-0000-7000-8000-000000000000".into())]),
