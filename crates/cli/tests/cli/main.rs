@@ -283,7 +283,7 @@ async fn import_bookings_from_the_command_line() {
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(
         out.starts_with("dry_run: 40 rows: 39 created, 0 updated, 0 unchanged, 1 failed"),
-        "{out}"
+        "{out}{err}"
     );
     assert!(out.contains("row 9, column \"Arrival\""), "{out}");
     // The size limits come from the settings: 39 rows do not fit in a 16 KiB entry.
