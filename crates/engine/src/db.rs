@@ -208,6 +208,8 @@ pub struct Database {
     /// Dropping it ends the tailer and the digest writer.
     stop: Option<tokio::sync::watch::Sender<()>>,
     tail: Option<Arc<TailHealth>>,
+    /// The newest signed digest, when this handle signs them.
+    digests: Option<crate::digest::Newest>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -316,18 +318,22 @@ impl Database {
             }
             _ => None,
         };
-        if let Some(digest) = shared.opts.digest.clone() {
+        let digests = shared.opts.digest.clone().map(|opts| {
+            let known = crate::digest::Newest::default();
             tasks.push(tokio::spawn(crate::digest::run(
                 shared.clone(),
-                digest,
+                opts,
+                known.clone(),
                 stopped,
             )));
-        }
+            known
+        });
         Ok(Database {
             shared,
             submit: Some(tx),
             stop: Some(stop),
             tail,
+            digests,
             tasks: Mutex::new(tasks),
         })
     }
@@ -374,6 +380,18 @@ impl Database {
 
     pub(crate) fn hooks(&self) -> &[Arc<dyn crate::collection::records::Hook>] {
         &self.shared.opts.hooks
+    }
+
+    /// When this handle signs audit digests: the public key (base64), its id, and the
+    /// newest digest known.
+    pub fn digest_status(&self) -> Option<(String, String, Option<crate::digest::Digest>)> {
+        let key = self.shared.opts.digest.as_ref()?.key.verifying_key();
+        let newest = self.digests.as_ref().and_then(|n| n.lock().clone());
+        Some((
+            crate::digest::public_key_base64(&key),
+            crate::digest::key_id(&key),
+            newest,
+        ))
     }
 
     /// How the background log tailer is doing (`None` when this handle has none).

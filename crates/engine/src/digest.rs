@@ -107,6 +107,11 @@ pub fn public_key_from_base64(text: &str) -> Result<VerifyingKey> {
     VerifyingKey::from_bytes(&bytes).map_err(|e| Error::invalid("public key", e.to_string()))
 }
 
+/// A public key as `audit verify --public-key` takes it (base64).
+pub fn public_key_base64(key: &VerifyingKey) -> String {
+    STANDARD.encode(key.to_bytes())
+}
+
 /// A key's id: the first 16 hex digits of the SHA-256 of the public key.
 pub fn key_id(key: &VerifyingKey) -> String {
     sha256_hex(key.as_bytes())[..16].to_string()
@@ -283,8 +288,16 @@ async fn sign_next(
     Ok((digest, hash))
 }
 
+/// The newest digest this process knows of (written by it or found in the store).
+pub type Newest = Arc<parking_lot::Mutex<Option<Digest>>>;
+
 /// The digest writer: checks once a second whether a digest is due.
-pub(crate) async fn run(shared: Arc<Shared>, opts: DigestOptions, mut stop: watch::Receiver<()>) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    opts: DigestOptions,
+    known: Newest,
+    mut stop: watch::Receiver<()>,
+) {
     let mut last: Option<(Digest, String)> = None;
     let mut loaded = false;
     let mut since = Instant::now();
@@ -298,6 +311,7 @@ pub(crate) async fn run(shared: Arc<Shared>, opts: DigestOptions, mut stop: watc
         let result = async {
             if !loaded {
                 last = newest(&shared.store).await?;
+                *known.lock() = last.as_ref().map(|(d, _)| d.clone());
                 loaded = true;
             }
             let state = shared.snapshot();
@@ -321,6 +335,7 @@ pub(crate) async fn run(shared: Arc<Shared>, opts: DigestOptions, mut stop: watc
             )
             .await?;
             tracing::debug!(last_seq = %next.0.last_seq, "audit digest written");
+            *known.lock() = Some(next.0.clone());
             last = Some(next);
             since = Instant::now();
             Ok(())

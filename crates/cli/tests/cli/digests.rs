@@ -81,27 +81,19 @@ async fn signed_digests_catch_a_rehashed_or_shortened_log() {
         ],
     );
     let token = server.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/api/v1/collections", server.url))
-        .bearer_auth(&token)
-        .json(&json!({"name": "notes", "schema": {"type": "object"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    server.define_notes(&token).await;
     // Two rounds of writes, each signed before the next: the second digest chains on.
     let mut head = 0;
     for round in 0..2 {
         for i in 0..6 {
-            let r = client
-                .post(format!("{}/api/v1/notes", server.url))
-                .bearer_auth(&token)
-                .json(&json!({"id": format!("n{round}-{i}"), "n": i}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
+            let (status, _, _) = server
+                .post(
+                    "/api/v1/notes",
+                    &token,
+                    json!({"id": format!("n{round}-{i}"), "n": i}),
+                )
+                .await;
+            assert_eq!(status, 201);
         }
         // The server signs what it has within a second or so; wait for the head.
         head = std::fs::read_dir(dir.path().join("_log")).unwrap().count() as u64;
@@ -114,6 +106,18 @@ async fn signed_digests_catch_a_rehashed_or_shortened_log() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // The public key and the newest digest are served to anyone who wants a copy.
+    let served: serde_json::Value = reqwest::get(format!("{}/api/v1/audit/digest", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served["data"]["public_key"], public.as_str());
+    assert_eq!(
+        served["data"]["digest"]["last_seq"],
+        newest_digest(dir.path())
+    );
     drop(server);
     let signed = newest_digest(dir.path());
     assert!(

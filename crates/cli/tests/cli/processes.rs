@@ -72,6 +72,31 @@ impl Server {
         (status, body)
     }
 
+    /// A POST of a JSON body: status, `X-Bucketbase-Seq`, body.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Option<u64>, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), seq_of(&r), r.json().await.unwrap())
+    }
+
+    /// Defines the schemaless collection `notes` (as SuperAdmin); its log position.
+    pub async fn define_notes(&self, token: &str) -> u64 {
+        let (status, seq, body) = self
+            .post(
+                "/api/v1/collections",
+                token,
+                json!({"name": "notes", "schema": {"type": "object"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        seq.unwrap()
+    }
+
     /// A GET with extra headers: status, `X-Bucketbase-Seq`, body.
     async fn get_with(
         &self,
@@ -175,27 +200,19 @@ async fn a_second_server_sees_definitions_of_the_first() {
     let a = Server::start(root);
     let b = Server::start(root);
     let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/api/v1/collections", a.url))
-        .bearer_auth(&token)
-        .json(&json!({"name": "notes", "schema": {"type": "object"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    a.define_notes(&token).await;
     eventually("B serves the collection A defined", async || {
         (b.get("/api/v1/notes", &token).await.0 == 200).then_some(())
     })
     .await;
-    let r = client
-        .post(format!("{}/api/v1/notes", b.url))
-        .bearer_auth(&token)
-        .json(&json!({"id": "from-b", "text": "hello"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let (status, _, _) = b
+        .post(
+            "/api/v1/notes",
+            &token,
+            json!({"id": "from-b", "text": "hello"}),
+        )
+        .await;
+    assert_eq!(status, 201);
     eventually("A reads the record written through B", async || {
         (a.get("/api/v1/notes/from-b", &token).await.0 == 200).then_some(())
     })
@@ -260,23 +277,16 @@ async fn read_your_writes_across_processes() {
     );
     let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
     let client = reqwest::Client::new();
-    let define = client
-        .post(format!("{}/api/v1/collections", a.url))
-        .bearer_auth(&token)
-        .json(&json!({"name": "notes", "schema": {"type": "object"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(define.status(), 200);
-    let created = client
-        .post(format!("{}/api/v1/notes", a.url))
-        .bearer_auth(&token)
-        .json(&json!({"id": "n1", "text": "written through A"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let written = seq_of(&created).expect("a write answers with its log position");
+    a.define_notes(&token).await;
+    let (status, written_at, _) = a
+        .post(
+            "/api/v1/notes",
+            &token,
+            json!({"id": "n1", "text": "written through A"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let written = written_at.expect("a write answers with its log position");
 
     // Without a position, B answers from what it has: not the note yet.
     let (status, seq, _) = b.get_with("/api/v1/notes/n1", &token, &[]).await;
@@ -302,14 +312,8 @@ async fn read_your_writes_across_processes() {
     assert!(seq.unwrap() >= written);
 
     // `latest` catches up too (a second note, so B has not seen it).
-    let created = client
-        .post(format!("{}/api/v1/notes", a.url))
-        .bearer_auth(&token)
-        .json(&json!({"id": "n2"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    let (status, _, _) = a.post("/api/v1/notes", &token, json!({"id": "n2"})).await;
+    assert_eq!(status, 201);
     let (status, _, _) = b
         .get_with(
             "/api/v1/notes/n2",
@@ -355,14 +359,7 @@ async fn staleness_is_bounded_and_reported() {
     let a = Server::start(root);
     let b = Server::start(root);
     let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
-    let define = reqwest::Client::new()
-        .post(format!("{}/api/v1/collections", a.url))
-        .bearer_auth(&token)
-        .json(&json!({"name": "notes", "schema": {"type": "object"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(define.status(), 200);
+    a.define_notes(&token).await;
     let written = Instant::now();
     let bound = Duration::from_millis(200);
     loop {

@@ -330,6 +330,19 @@ pub(super) fn paths() -> Paths {
         .build(),
     );
     add(
+        "/api/v1/audit/digest",
+        HttpMethod::Get,
+        public(
+            operation(
+                "audit.digest",
+                "audit",
+                "The public key and the newest signed audit digest (404 when this server signs none)",
+                &["NotFound"],
+            )
+            .response("200", ok("public_key, key_id, digest", any().into())),
+        ),
+    );
+    add(
         "/healthz",
         HttpMethod::Get,
         public(
@@ -344,7 +357,7 @@ pub(super) fn paths() -> Paths {
             operation(
                 "system.readyz",
                 "system",
-                "Readiness (the store answers)",
+                "Readiness: the store answers and the log tailer keeps up (its lag is reported)",
                 &["Unavailable"],
             )
             .response("200", ok("ready, with the log head", any().into())),

@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/audit", get(audit_query))
         .route("/api/v1/audit/verify", get(audit_verify))
+        .route("/api/v1/audit/digest", get(audit_digest))
 }
 
 /// Unknown routes answer in the envelope.
@@ -259,5 +260,18 @@ async fn audit_verify(
     Ok(Envelope::ok(
         &req,
         json!({"intact": report.is_intact(), "verified": report.verified, "head_hash": report.head_hash, "first_break": first_break}),
+    ))
+}
+
+/// The public key and the newest signed digest (public: anyone may keep a copy to check
+/// the log against later; see docs/security.md). 404 when this server signs no digests.
+async fn audit_digest(State(st): State<AppState>, req: RequestId) -> Result<Envelope> {
+    let (public_key, key_id, newest) = st
+        .db
+        .digest_status()
+        .ok_or_else(|| ApiError::not_found("this server signs no audit digests"))?;
+    Ok(Envelope::ok(
+        &req,
+        json!({"public_key": public_key, "key_id": key_id, "digest": newest}),
     ))
 }
