@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::bucketbase;
-use super::processes::{ADMIN, ADMIN_PASSWORD, JWT_SECRET, Server, seq_of};
+use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, JWT_SECRET, seq_of};
+
+use super::processes::Server;
 
 /// The S3 servers of this run: (name, endpoint, bucket). Under `CI=true` both must be there.
 fn s3_servers() -> Vec<(&'static str, String, String)> {

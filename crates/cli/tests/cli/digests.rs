@@ -9,7 +9,9 @@ use bucketbase_engine::log::{EntryBody, LogEntry};
 use serde_json::json;
 
 use super::bucketbase;
-use super::processes::{ADMIN, ADMIN_PASSWORD, JWT_SECRET, Server};
+use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, JWT_SECRET};
+
+use super::processes::Server;
 
 fn keygen() -> (String, String) {
     let out = bucketbase().args(["audit", "keygen"]).output().unwrap();

@@ -1,131 +1,28 @@
 //! Several processes on one root: what the CLI writes while a server runs, two servers on
 //! one store, and a log whose newest entries were removed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, JWT_SECRET};
 use serde_json::{Value, json};
 
 use super::{bucketbase, seed};
 
-pub const ADMIN: &str = "admin@localhost";
-pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
-pub const JWT_SECRET: &str = "a shared token key for the two test server processes";
-
-/// A `bucketbase serve` process on a root, stopped when dropped.
-pub struct Server {
-    child: Child,
-    pub url: String,
-}
+/// A `bucketbase serve` child process of this build (see `bucketbase_testkit::process`).
+pub struct Server;
 
 impl Server {
-    /// A server with the token key shared by the test's servers.
-    fn start(root: &str) -> Server {
-        Server::start_with(root, &[("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET)])
+    pub fn start(root: &str) -> bucketbase_testkit::process::Server {
+        bucketbase_testkit::process::Server::start(bin(), root)
     }
 
-    pub fn start_with(root: &str, env: &[(&str, &str)]) -> Server {
-        let mut child = bucketbase()
-            .args([
-                "serve",
-                "--store",
-                root,
-                "--listen",
-                "127.0.0.1:0",
-                "--app",
-                "none",
-            ])
-            .env("BUCKETBASE_AUTH__COOKIE_SECURE", "false")
-            .env("BUCKETBASE_ADMIN_EMAIL", ADMIN)
-            .env("BUCKETBASE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = lines
-            .map_while(|l| l.ok())
-            .find_map(|l| {
-                l.split_once(" on http://")
-                    .map(|(_, u)| format!("http://{u}"))
-            })
-            .expect("the server prints its address");
-        Server { child, url }
-    }
-
-    pub async fn login(&self, email: &str, password: &str) -> Option<String> {
-        let r: Value = reqwest::Client::new()
-            .post(format!("{}/api/auth/login", self.url))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r["data"]["access_token"].as_str().map(str::to_string)
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let (status, _, body) = self.get_with(path, token, &[]).await;
-        (status, body)
-    }
-
-    /// A POST of a JSON body: status, `X-Bucketbase-Seq`, body.
-    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Option<u64>, Value) {
-        let r = reqwest::Client::new()
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), seq_of(&r), r.json().await.unwrap())
-    }
-
-    /// Defines the schemaless collection `notes` (as SuperAdmin); its log position.
-    pub async fn define_notes(&self, token: &str) -> u64 {
-        let (status, seq, body) = self
-            .post(
-                "/api/v1/collections",
-                token,
-                json!({"name": "notes", "schema": {"type": "object"}}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        seq.unwrap()
-    }
-
-    /// A GET with extra headers: status, `X-Bucketbase-Seq`, body.
-    async fn get_with(
-        &self,
-        path: &str,
-        token: &str,
-        headers: &[(&str, &str)],
-    ) -> (u16, Option<u64>, Value) {
-        let mut request = reqwest::Client::new()
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(token);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let r = request.send().await.unwrap();
-        (r.status().as_u16(), seq_of(&r), r.json().await.unwrap())
+    pub fn start_with(root: &str, env: &[(&str, &str)]) -> bucketbase_testkit::process::Server {
+        bucketbase_testkit::process::Server::start_with(bin(), root, env)
     }
 }
 
-pub fn seq_of(r: &reqwest::Response) -> Option<u64> {
-    r.headers()
-        .get("x-bucketbase-seq")
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn bin() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_bucketbase"))
 }
 
 /// Polls `probe` until it yields a value. The deadline only bounds a failing test; the
