@@ -27,6 +27,16 @@ impl Server {
     /// A server with `env` added to its environment (the admin's e-mail and password
     /// are set; the token key only if `env` sets it).
     pub fn start_with(bin: &Path, root: &str, env: &[(&str, &str)]) -> Server {
+        Server::spawn(bin, root, env, Stdio::inherit())
+    }
+
+    /// [`Server::start_with`], its log (stderr) written to `log`.
+    pub fn start_logging_to(bin: &Path, root: &str, env: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("a log file");
+        Server::spawn(bin, root, env, Stdio::from(file))
+    }
+
+    fn spawn(bin: &Path, root: &str, env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut child = Command::new(bin)
             .args([
                 "serve",
@@ -42,6 +52,7 @@ impl Server {
             .env("BUCKETBASE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();

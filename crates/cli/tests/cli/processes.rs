@@ -331,3 +331,29 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// A process that cannot verify a token another process issued says why in its log.
+#[tokio::test]
+async fn a_token_signed_with_another_key_is_explained_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let a = Server::start(root);
+    let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
+    let log = dir.path().join("b.log");
+    let b = bucketbase_testkit::process::Server::start_logging_to(
+        bin(),
+        root,
+        &[(
+            "BUCKETBASE_AUTH__JWT_SECRET",
+            "another key, not the one process A signs with",
+        )],
+        &log,
+    );
+    assert_eq!(b.get("/api/auth/me", &token).await.0, 401);
+    drop(b);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("does not match this process's token key"),
+        "{text}"
+    );
+}

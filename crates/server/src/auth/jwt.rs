@@ -147,7 +147,12 @@ impl JwtIssuer {
             return Err(invalid("token too long"));
         }
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map_err(|e| token_error(&e))?;
+            .map_err(|e| {
+                if matches!(e.kind(), ErrorKind::InvalidSignature) {
+                    explain_foreign_signature();
+                }
+                token_error(&e)
+            })?;
         let claims = data.claims;
         if claims.typ != ACCESS_TYP {
             return Err(invalid("not an access token"));
@@ -160,6 +165,21 @@ impl JwtIssuer {
             LEEWAY_SECS,
         )?;
         Ok(claims)
+    }
+}
+
+/// Says in the log, at most once a minute, why a well-formed token may fail here: the
+/// usual cause is another process on the same store signing with a different key.
+fn explain_foreign_signature() {
+    static LAST: parking_lot::Mutex<Option<std::time::Instant>> = parking_lot::Mutex::new(None);
+    let mut last = LAST.lock();
+    if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60)) {
+        *last = Some(std::time::Instant::now());
+        tracing::warn!(
+            "an access token's signature does not match this process's token key; if another \
+             process on this store issued it, give every process the same auth.jwt_secret (on \
+             S3) or let them share <root>/_keys/token.key (on a local root)"
+        );
     }
 }
 
