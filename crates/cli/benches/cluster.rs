@@ -27,6 +27,7 @@
 //! | `BENCH_RUNS` | 3 | runs per figure |
 //! | `BENCH_CONNS` | 16 | clients |
 //! | `BENCH_PROCS` | 1,2,3 | process counts |
+//! | `BENCH_STALE_SAMPLES` | 50 | staleness samples per run |
 
 use std::path::Path;
 use std::sync::Arc;
@@ -163,6 +164,7 @@ async fn main() {
     let secs: f64 = var("BENCH_SECS", "3").parse().unwrap();
     let runs: usize = var("BENCH_RUNS", "3").parse().unwrap();
     let conns: usize = var("BENCH_CONNS", "16").parse().unwrap();
+    let samples: usize = var("BENCH_STALE_SAMPLES", "50").parse().unwrap();
     let procs: Vec<usize> = var("BENCH_PROCS", "1,2,3")
         .split(',')
         .map(|p| p.trim().parse().unwrap())
@@ -220,7 +222,7 @@ async fn main() {
                 reads.push(rps);
                 read_p99.push(p99);
                 if p >= 2 {
-                    let (p50, p99) = staleness(&c, 100).await;
+                    let (p50, p99) = staleness(&c, samples).await;
                     stale50.push(p50);
                     stale99.push(p99);
                 }
