@@ -172,9 +172,9 @@ async fn the_store_goes_away_and_comes_back() {
         assert_eq!(s, 200, "{path}");
     }
 
-    // What needs the store answers 503, never 500: the history (read from the log), a
-    // read that must catch up first, readiness (with its reason), a login (it writes a
-    // session).
+    // What needs the store answers 503, never 500: the history and the audit (read from
+    // the log), a read that must catch up first, readiness (with its reason), a login (it
+    // writes a session).
     let (s, body, h) = app
         .call(
             Method::GET,
@@ -184,6 +184,10 @@ async fn the_store_goes_away_and_comes_back() {
         )
         .await;
     assert_unavailable(s, &body, &h, "unavailable");
+    for path in ["/api/v1/audit?collection=items", "/api/v1/audit/verify"] {
+        let (s, body, h) = app.call(Method::GET, path, Some(&admin), None).await;
+        assert_unavailable(s, &body, &h, "unavailable");
+    }
     let r = app
         .client
         .get(app.at(&format!("/api/v1/items/{id}")))
