@@ -471,3 +471,103 @@ mod tests {
         assert_eq!(db.snapshot().len(), 12);
     }
 }
+
+#[cfg(test)]
+mod refusals {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use crate::error::Error;
+    use crate::names::{CollectionName, RecordId};
+    use crate::store::DynStore;
+    use crate::store::fault::{FaultRule, FaultStore, OpKind};
+    use crate::{Database, DbOptions, TxnMeta};
+
+    /// Log writes that time out after landing or are refused, in a seeded mix, and reads
+    /// of the log that fail, so nothing can be settled by reading back. Failing fast on
+    /// refusals must never answer `Unavailable` ("nothing was written") for a write that
+    /// landed: those are `OutcomeUnknown`. (A request that times out and lands *after* a
+    /// read-back found the slot empty, which the `ambiguous` guard is for, cannot be
+    /// staged with the fault store.)
+    #[tokio::test]
+    async fn unavailable_means_not_written_under_mixed_faults() {
+        let things = CollectionName::parse("things").unwrap();
+        let (mut unknown, mut unavailable) = (0, 0);
+        for seed in 0..12 {
+            let inner: DynStore = Arc::new(object_store::memory::InMemory::new());
+            let faults = Arc::new(
+                FaultStore::new(inner, seed)
+                    .with_rule(
+                        FaultRule::ambiguous_success(OpKind::PutCreate)
+                            .with_prefix("_log/")
+                            .with_probability(0.5),
+                    )
+                    .with_rule(FaultRule::fail(OpKind::PutCreate).with_prefix("_log/"))
+                    .with_rule(FaultRule::fail(OpKind::Get).with_prefix("_log/")),
+            );
+            faults.set_enabled(false);
+            let store: DynStore = faults.clone();
+            let opts = DbOptions {
+                settle_timeout: Duration::from_millis(100),
+                materialize: false,
+                ..DbOptions::default()
+            };
+            let db = Database::open(store, opts).await.unwrap();
+            faults.set_enabled(true);
+            let id = RecordId::parse("x").unwrap();
+            let answer = db
+                .transact(&TxnMeta::new("test", "test"), |tx| {
+                    tx.put(&things, &id, &json!({}))
+                })
+                .await;
+            faults.set_enabled(false);
+            db.catch_up().await.unwrap();
+            let landed = db.snapshot().get(&things, &id).is_some();
+            match answer {
+                Err(Error::Unavailable { .. }) => {
+                    unavailable += 1;
+                    assert!(!landed, "seed {seed}: reported not written, but it landed");
+                }
+                Err(Error::OutcomeUnknown { .. }) => unknown += 1,
+                other => panic!("seed {seed}: {other:?}"),
+            }
+        }
+        assert!(unknown > 0 && unavailable > 0, "{unknown} / {unavailable}");
+    }
+
+    #[test]
+    fn only_refusals_are_definitely_not_applied() {
+        use object_store::client::{HttpError, HttpErrorKind};
+
+        use super::definitely_not_applied;
+        use crate::store::fault::{Fault, InjectedFault};
+
+        let generic =
+            |source: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
+                store: "S3",
+                source,
+            };
+        let http = |kind| generic(Box::new(HttpError::new(kind, std::io::Error::other("x"))));
+        let injected = |fault| {
+            generic(Box::new(InjectedFault {
+                fault,
+                op: OpKind::PutCreate,
+                path: "_log/1".into(),
+            }))
+        };
+        assert!(definitely_not_applied(&http(HttpErrorKind::Connect)));
+        assert!(definitely_not_applied(&injected(Fault::Fail)));
+        assert!(definitely_not_applied(
+            &object_store::Error::PermissionDenied {
+                path: "_log/1".into(),
+                source: "403".into(),
+            }
+        ));
+        assert!(!definitely_not_applied(&http(HttpErrorKind::Timeout)));
+        assert!(!definitely_not_applied(&http(HttpErrorKind::Unknown)));
+        assert!(!definitely_not_applied(&injected(Fault::AmbiguousFailure)));
+        assert!(!definitely_not_applied(&generic("503 Slow Down".into())));
+    }
+}
