@@ -62,7 +62,12 @@ pub async fn open_db(
         settings.max_entry_bytes,
         settings.max_record_bytes
     );
+    anyhow::ensure!(
+        settings.settle_timeout_ms > 0,
+        "settle_timeout_ms must be at least 1 (milliseconds)"
+    );
     let opts = DbOptions {
+        settle_timeout: std::time::Duration::from_millis(settings.settle_timeout_ms),
         secret_key: secrets.clone(),
         hooks,
         tail_interval: settings

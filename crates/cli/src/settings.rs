@@ -47,6 +47,10 @@ pub struct Settings {
     /// How long, in milliseconds, a request with `X-Bucketbase-Min-Seq` waits for this
     /// process to reach that log position before it is answered 503.
     pub min_seq_wait_ms: u64,
+    /// How long, in milliseconds, a log write whose outcome the store left unknown (a
+    /// timeout, a 5xx) is settled by reading back and re-sending, before the write is
+    /// answered 503 `outcome_unknown`. A write the store refused outright fails at once.
+    pub settle_timeout_ms: u64,
     /// Ed25519 secret key (base64 seed) for signed audit digests; unset: no digests.
     /// `bucketbase audit keygen` makes one.
     pub digest_signing_key: Option<String>,
@@ -112,6 +116,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             tail_interval_ms: None,
             min_seq_wait_ms: 5000,
+            settle_timeout_ms: 10_000,
             digest_signing_key: None,
             digest_every_entries: 1000,
             digest_every_secs: 60,
@@ -154,6 +159,7 @@ impl std::fmt::Debug for Settings {
             .field("body_limit", &self.body_limit)
             .field("tail_interval_ms", &self.tail_interval_ms)
             .field("min_seq_wait_ms", &self.min_seq_wait_ms)
+            .field("settle_timeout_ms", &self.settle_timeout_ms)
             .field("digest_signing_key", &redact(&self.digest_signing_key))
             .field("query_budget_ms", &self.query_budget_ms)
             .field("max_record_bytes", &self.max_record_bytes)
@@ -244,6 +250,7 @@ mod tests {
             jail.set_env("BUCKETBASE_AUTH__COOKIE_SECURE", "false");
             jail.set_env("BUCKETBASE_QUERY_BUDGET_MS", "250");
             jail.set_env("BUCKETBASE_MAX_RECORD_BYTES", "65536");
+            jail.set_env("BUCKETBASE_SETTLE_TIMEOUT_MS", "2500");
             jail.set_env("BUCKETBASE_TEST_S3_BUCKET", "not a setting");
             jail.set_env("BUCKETBASE_PASSWORD", "not a setting either");
             let s = Settings::load(
@@ -261,6 +268,7 @@ mod tests {
             assert!(!s.auth.cookie_secure);
             assert_eq!(s.query_budget_ms, 250);
             assert_eq!(s.max_record_bytes, 65536);
+            assert_eq!(s.settle_timeout_ms, 2500);
             assert_eq!(s.max_entry_bytes, 64 << 20, "default");
             let flags = Overrides {
                 store: Some("/from/flag".into()),

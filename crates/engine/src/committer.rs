@@ -14,6 +14,15 @@
 //! re-sending the identical bytes to the same slot until one of the two answers: a
 //! transaction is never reported failed while it might still land.
 //!
+//! An error that proves the write was not performed (the store refused the connection or
+//! the credentials; see [`definitely_not_applied`]) is not ambiguous: there is nothing to
+//! read back. While every attempt for the slot so far failed that way, the write is
+//! re-sent for at most [`REFUSAL_WINDOW`] (a blip passes), and then the batch fails with
+//! `Unavailable` instead of being settled for the whole `settle_timeout`: a store outage
+//! answers writers quickly, and truthfully (none of those attempts can land). Once one
+//! attempt was ambiguous, later refusals prove nothing about it, and settling goes on as
+//! above.
+//!
 //! No entry is larger than `max_entry_bytes`. As a batch is validated, each accepted
 //! transaction's exact encoded size (as resolved for the log) is added to the entry's;
 //! the first one that would take the entry past the limit, and every one after it, wait
@@ -37,6 +46,7 @@ use crate::log::{
 };
 use crate::names::Seq;
 use crate::state::State;
+use crate::store::fault::InjectedFault;
 
 /// What the committer answers a transaction.
 #[derive(Debug)]
@@ -280,12 +290,19 @@ fn validate(state: &State, batch: Vec<Submission>, seq: Seq, max_entry_bytes: us
     }
 }
 
+/// How long a log write the store refuses outright is re-sent before the batch fails
+/// `Unavailable` (or `settle_timeout`, if shorter).
+pub(crate) const REFUSAL_WINDOW: Duration = Duration::from_secs(1);
+
 /// Writes `bytes` at `seq` and settles the outcome: ours is there, or someone else's.
 async fn write_settled(shared: &Shared, seq: Seq, bytes: Bytes, ours: &[Uuid]) -> Result<Settled> {
     let deadline = Instant::now() + shared.opts.settle_timeout;
+    let refusal_deadline = Instant::now() + REFUSAL_WINDOW.min(shared.opts.settle_timeout);
     let mut backoff = Duration::from_millis(2);
     let mut attempts = 0u32;
     let mut last_error = String::new();
+    // Whether an earlier attempt may have landed (see the module docs).
+    let mut ambiguous = false;
     loop {
         attempts += 1;
         match create_slot(&shared.store, seq, bytes.clone()).await {
@@ -293,7 +310,21 @@ async fn write_settled(shared: &Shared, seq: Seq, bytes: Bytes, ours: &[Uuid]) -
             // Taken: normally another writer; possibly an earlier attempt of ours that
             // reported an error but landed. Reading the slot tells which.
             Ok(SlotWrite::Taken) => {}
+            Err(e) if !ambiguous && definitely_not_applied(&e) => {
+                if Instant::now() >= refusal_deadline {
+                    tracing::warn!(%seq, error = %e, "log write refused; nothing was written");
+                    return Err(Error::Unavailable {
+                        reason: e.to_string(),
+                    });
+                }
+                // Nothing of ours can be in the slot: no read-back, just send it again.
+                tracing::debug!(%seq, error = %e, "log write refused; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                continue;
+            }
             Err(e) => {
+                ambiguous = true;
                 shared.metrics.ambiguous_write();
                 tracing::warn!(%seq, error = %e, "log write failed; settling its outcome");
                 last_error = e.to_string();
@@ -327,6 +358,30 @@ async fn write_settled(shared: &Shared, seq: Seq, bytes: Bytes, ours: &[Uuid]) -
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(500));
     }
+}
+
+/// Whether a store error proves the request was never performed: the store refused the
+/// connection or the caller, or the fault store injected a refusal. Timeouts, 5xx answers
+/// and anything unrecognised may have been performed, and are settled instead.
+fn definitely_not_applied(e: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    if matches!(
+        e,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(http) = cause.downcast_ref::<HttpError>() {
+            return http.kind() == HttpErrorKind::Connect;
+        }
+        if let Some(injected) = cause.downcast_ref::<InjectedFault>() {
+            return injected.is_definite();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -414,5 +469,105 @@ mod tests {
             "twelve transactions of 20 KB need at least four entries"
         );
         assert_eq!(db.snapshot().len(), 12);
+    }
+}
+
+#[cfg(test)]
+mod refusals {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use crate::error::Error;
+    use crate::names::{CollectionName, RecordId};
+    use crate::store::DynStore;
+    use crate::store::fault::{FaultRule, FaultStore, OpKind};
+    use crate::{Database, DbOptions, TxnMeta};
+
+    /// Log writes that time out after landing or are refused, in a seeded mix, and reads
+    /// of the log that fail, so nothing can be settled by reading back. Failing fast on
+    /// refusals must never answer `Unavailable` ("nothing was written") for a write that
+    /// landed: those are `OutcomeUnknown`. (A request that times out and lands *after* a
+    /// read-back found the slot empty, which the `ambiguous` guard is for, cannot be
+    /// staged with the fault store.)
+    #[tokio::test]
+    async fn unavailable_means_not_written_under_mixed_faults() {
+        let things = CollectionName::parse("things").unwrap();
+        let (mut unknown, mut unavailable) = (0, 0);
+        for seed in 0..12 {
+            let inner: DynStore = Arc::new(object_store::memory::InMemory::new());
+            let faults = Arc::new(
+                FaultStore::new(inner, seed)
+                    .with_rule(
+                        FaultRule::ambiguous_success(OpKind::PutCreate)
+                            .with_prefix("_log/")
+                            .with_probability(0.5),
+                    )
+                    .with_rule(FaultRule::fail(OpKind::PutCreate).with_prefix("_log/"))
+                    .with_rule(FaultRule::fail(OpKind::Get).with_prefix("_log/")),
+            );
+            faults.set_enabled(false);
+            let store: DynStore = faults.clone();
+            let opts = DbOptions {
+                settle_timeout: Duration::from_millis(100),
+                materialize: false,
+                ..DbOptions::default()
+            };
+            let db = Database::open(store, opts).await.unwrap();
+            faults.set_enabled(true);
+            let id = RecordId::parse("x").unwrap();
+            let answer = db
+                .transact(&TxnMeta::new("test", "test"), |tx| {
+                    tx.put(&things, &id, &json!({}))
+                })
+                .await;
+            faults.set_enabled(false);
+            db.catch_up().await.unwrap();
+            let landed = db.snapshot().get(&things, &id).is_some();
+            match answer {
+                Err(Error::Unavailable { .. }) => {
+                    unavailable += 1;
+                    assert!(!landed, "seed {seed}: reported not written, but it landed");
+                }
+                Err(Error::OutcomeUnknown { .. }) => unknown += 1,
+                other => panic!("seed {seed}: {other:?}"),
+            }
+        }
+        assert!(unknown > 0 && unavailable > 0, "{unknown} / {unavailable}");
+    }
+
+    #[test]
+    fn only_refusals_are_definitely_not_applied() {
+        use object_store::client::{HttpError, HttpErrorKind};
+
+        use super::definitely_not_applied;
+        use crate::store::fault::{Fault, InjectedFault};
+
+        let generic =
+            |source: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
+                store: "S3",
+                source,
+            };
+        let http = |kind| generic(Box::new(HttpError::new(kind, std::io::Error::other("x"))));
+        let injected = |fault| {
+            generic(Box::new(InjectedFault {
+                fault,
+                op: OpKind::PutCreate,
+                path: "_log/1".into(),
+            }))
+        };
+        assert!(definitely_not_applied(&http(HttpErrorKind::Connect)));
+        assert!(definitely_not_applied(&injected(Fault::Fail)));
+        assert!(definitely_not_applied(
+            &object_store::Error::PermissionDenied {
+                path: "_log/1".into(),
+                source: "403".into(),
+            }
+        ));
+        assert!(!definitely_not_applied(&http(HttpErrorKind::Timeout)));
+        assert!(!definitely_not_applied(&http(HttpErrorKind::Unknown)));
+        assert!(!definitely_not_applied(&injected(Fault::AmbiguousFailure)));
+        assert!(!definitely_not_applied(&generic("503 Slow Down".into())));
     }
 }

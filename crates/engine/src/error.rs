@@ -201,11 +201,19 @@ impl Error {
             Error::InvalidFilter { .. } => "invalid_filter",
             Error::QueryTooCostly { .. } => "query_too_costly",
             Error::TooLarge { .. } => "too_large",
+            // A store that fails a read or write is unavailable, and may come back; what
+            // it answers about the data (a missing or existing key) is not an outage.
+            Error::Store(e) if store_unavailable(e) => "unavailable",
             Error::UnsafeStore { .. }
             | Error::Store(_)
             | Error::Corrupt { .. }
             | Error::LogTruncated { .. } => "internal",
         }
+    }
+
+    /// Whether the store itself failed (an outage), not what it said about the data.
+    pub fn is_store_outage(&self) -> bool {
+        matches!(self, Error::Store(e) if store_unavailable(e))
     }
 
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
@@ -221,4 +229,19 @@ impl Error {
             reason: reason.to_string(),
         }
     }
+}
+
+fn store_unavailable(e: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    !matches!(
+        e,
+        E::NotFound { .. }
+            | E::AlreadyExists { .. }
+            | E::Precondition { .. }
+            | E::NotModified { .. }
+            | E::NotSupported { .. }
+            | E::NotImplemented { .. }
+            | E::InvalidPath { .. }
+            | E::UnknownConfigurationKey { .. }
+    )
 }

@@ -3,9 +3,14 @@
 //! Engine errors carry stable codes; here each code gets its status. Internal details
 //! (store errors, corruption) are logged once with the request id and answered with a
 //! generic message: a 5xx never leaks internals.
+//!
+//! Every 503 carries `Retry-After`: the store (or the identity service) is away and may
+//! come back, so a client should retry the same request later, not give up. It is added
+//! here, where errors become responses, so no route can forget it.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bucketbase_engine::Error as EngineError;
 use serde_json::{Value, json};
@@ -133,6 +138,8 @@ impl From<EngineError> for ApiError {
                 "outcome_unknown" => {
                     "the store did not confirm the write; it may or may not have been applied"
                 }
+                // A read (or a write's own reads) that needed the store.
+                "unavailable" if e.is_store_outage() => "the store is unavailable; try again later",
                 "unavailable" => "the store is unavailable; nothing was written",
                 _ => "internal error",
             };
@@ -198,9 +205,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = self.error_json();
         let mut response = self.status.into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, retry_after());
+        }
         response.extensions_mut().insert(ErrorBody(error));
         response
     }
+}
+
+/// Seconds a client should wait before retrying a 503: long enough not to hammer a store
+/// that is away, short enough that a client notices its return quickly.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+fn retry_after() -> HeaderValue {
+    HeaderValue::from(RETRY_AFTER_SECS)
 }
 
 /// The error envelope for `error`, with the request id in `meta`.

@@ -14,8 +14,12 @@
 //! - **Adapter.** Works around any store and can be switched off at runtime with
 //!   [`FaultStore::set_enabled`], e.g. for verification reads.
 //!
-//! Injected errors are always [`object_store::Error::Generic`] with store `"FaultStore"`; real
-//! outcomes such as `AlreadyExists` or `NotFound` are never injected. `copy`/`rename` match on
+//! Injected errors are always [`object_store::Error::Generic`] with store `"FaultStore"` and an
+//! [`InjectedFault`] source; real outcomes such as `AlreadyExists` or `NotFound` are never
+//! injected. An injected [`Fault::Fail`] models a request the store refused before doing
+//! anything (connection refused): [`InjectedFault::is_definite`] says so, and the engine
+//! may treat it as "definitely not applied". The two timeouts are ambiguous, like a real
+//! timeout or a 5xx after the bytes were sent. `copy`/`rename` match on
 //! the destination, lists on their prefix (`""` for none) and are faulted once at call time,
 //! multipart uploads are faulted at `complete`, and deletes per location (so `delete_stream`
 //! hands locations to the inner store one at a time).
@@ -211,15 +215,41 @@ impl Injector {
     }
 }
 
+/// The source of every injected error: which fault, on which operation and path.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("injected {} {op:?} {path}", describe(*fault))]
+pub struct InjectedFault {
+    pub fault: Fault,
+    pub op: OpKind,
+    pub path: String,
+}
+
+impl InjectedFault {
+    /// Whether the operation was definitely not performed and the caller knows it (a
+    /// refusal), as opposed to a timeout whose outcome the caller cannot know.
+    pub fn is_definite(&self) -> bool {
+        self.fault == Fault::Fail
+    }
+}
+
+fn describe(fault: Fault) -> &'static str {
+    match fault {
+        Fault::Fail => "failure of",
+        Fault::Delay(_) => "delay of",
+        Fault::AmbiguousFailure => "timeout before performing",
+        Fault::AmbiguousSuccess => "timeout after performing",
+    }
+}
+
 async fn apply<T>(
     fault: Option<Fault>,
     op: OpKind,
     path: String,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let err = |what: &str| object_store::Error::Generic {
+    let err = |fault: Fault| object_store::Error::Generic {
         store: "FaultStore",
-        source: format!("injected {what} {op:?} {path}").into(),
+        source: Box::new(InjectedFault { fault, op, path }),
     };
     match fault {
         None => fut.await,
@@ -227,11 +257,10 @@ async fn apply<T>(
             tokio::time::sleep(d).await;
             fut.await
         }
-        Some(Fault::Fail) => Err(err("failure of")),
-        Some(Fault::AmbiguousFailure) => Err(err("timeout before performing")),
-        Some(Fault::AmbiguousSuccess) => {
+        Some(fault @ (Fault::Fail | Fault::AmbiguousFailure)) => Err(err(fault)),
+        Some(fault @ Fault::AmbiguousSuccess) => {
             let _discarded = fut.await;
-            Err(err("timeout after performing"))
+            Err(err(fault))
         }
     }
 }

@@ -8,6 +8,7 @@ mod filters;
 mod jwks;
 mod metrics;
 mod openapi;
+mod outage;
 mod records;
 mod redaction;
 mod support;

@@ -1,8 +1,10 @@
 //! `spawn_app()`: a real server on 127.0.0.1:0 over a fresh in-memory database, with the
-//! local identity provider and a SuperAdmin, plus an HTTP client.
+//! local identity provider and a SuperAdmin, plus an HTTP client. `spawn_on_store()`: the
+//! same over a store the test provides.
 
 use std::sync::Arc;
 
+use bucketbase_engine::store::DynStore;
 use bucketbase_engine::{Clock, Database, DbOptions, SystemClock};
 use bucketbase_server::auth::IdentityProvider;
 use bucketbase_server::auth::local::{LocalConfig, LocalProvider};
@@ -39,11 +41,30 @@ pub async fn spawn_reserving(
     provider: Option<Arc<dyn IdentityProvider>>,
     app_names: &[&str],
 ) -> TestApp {
-    let db = Arc::new(
-        Database::open_url("memory://", DbOptions::default())
-            .await
-            .unwrap(),
-    );
+    let db = Database::open_url("memory://", DbOptions::default())
+        .await
+        .unwrap();
+    spawn_on(Arc::new(db), settings, provider, app_names).await
+}
+
+/// A server over a database opened on `store` (e.g. a `FaultStore` the test keeps a
+/// handle to, to make the store fail and come back while the server runs).
+#[allow(dead_code)]
+pub async fn spawn_on_store(store: DynStore, opts: DbOptions) -> TestApp {
+    let db = Database::open(store, opts).await.unwrap();
+    let settings = ServerSettings {
+        cookie_secure: false,
+        ..ServerSettings::default()
+    };
+    spawn_on(Arc::new(db), settings, None, &[]).await
+}
+
+async fn spawn_on(
+    db: Arc<Database>,
+    settings: ServerSettings,
+    provider: Option<Arc<dyn IdentityProvider>>,
+    app_names: &[&str],
+) -> TestApp {
     let users = DbUserStore::install(db.clone()).await.unwrap();
     users
         .create_user(ADMIN.0, ADMIN.1, "SuperAdmin", "test")
