@@ -118,7 +118,17 @@ impl StoreUrl {
 /// An S3 (or S3-compatible) store: credentials and region from the `AWS_*` variables,
 /// the endpoint given (plain http only to a loopback address).
 pub fn s3_store(bucket: &str, prefix: &str, endpoint: Option<&str>) -> Result<DynStore> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // object_store retries a failing request for up to 3 minutes by default; the commit
+    // protocol settles ambiguous writes itself (`settle_timeout`), so a store that is down
+    // should surface in seconds: a few quick retries, bounded at 10 s.
+    let retry = object_store::RetryConfig {
+        max_retries: 4,
+        retry_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
+    };
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(retry);
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
     {
         builder = builder.with_region("us-east-1");
