@@ -120,14 +120,15 @@ async fn drive(c: &Cluster, conns: usize, secs: f64, request: Request) -> (f64, 
     (all.len() as f64 / secs, p99)
 }
 
-async fn staleness(c: &Cluster, samples: usize) -> (f64, f64) {
+async fn staleness(c: &Cluster, samples: usize, pause_ms: u64) -> (f64, f64) {
     let client = reqwest::Client::new();
     let (a, b) = (&c.servers[0], &c.servers[1]);
     let mut waits = Vec::new();
     for i in 0..samples {
         // A random pause first: writing right after the previous sample was seen would
         // always land just after the reader's tailer tick.
-        tokio::time::sleep(Duration::from_millis(rand_u64() % 250)).await;
+        // A pause up to one and a quarter tailing intervals spreads writes over its phase.
+        tokio::time::sleep(Duration::from_millis(rand_u64() % pause_ms)).await;
         let id = format!("stale-{i}-{}", rand_u64());
         let (status, _, _) = a.post("/api/v1/notes", &c.token, json!({"id": id})).await;
         assert_eq!(status, 201);
@@ -222,7 +223,8 @@ async fn main() {
                 reads.push(rps);
                 read_p99.push(p99);
                 if p >= 2 {
-                    let (p50, p99) = staleness(&c, samples).await;
+                    let pause_ms = if root.is_some() { 1250 } else { 250 };
+                    let (p50, p99) = staleness(&c, samples, pause_ms).await;
                     stale50.push(p50);
                     stale99.push(p99);
                 }
