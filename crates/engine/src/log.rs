@@ -133,6 +133,20 @@ pub struct EntryBody {
     pub prev_hash: String,
     pub seq: Seq,
     pub txns: Vec<TxnRecord>,
+    /// Set only on a void entry (see [`VoidRecord`]); such an entry has no transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub void: Option<VoidRecord>,
+}
+
+/// What a void entry stands in for: the damaged bytes that were found in its slot and
+/// moved to `_quarantine/` (docs/decisions/0011-void-entries.md). A void entry changes
+/// nothing but the head, so the slot is never reused and the chain continues through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoidRecord {
+    /// Length of the damaged file.
+    pub bytes: u64,
+    /// SHA-256 (hex) of the damaged file, as quarantined.
+    pub sha256: String,
 }
 
 /// A log entry with its hash.
@@ -318,6 +332,7 @@ mod tests {
                 request_id: Some("req-1".into()),
                 source: "api".into(),
             }],
+            void: None,
         }
     }
 

@@ -7,6 +7,7 @@ use bucketbase_engine::{CollectionName, Database, DbOptions, RecordId, TxnMeta};
 mod cluster;
 mod digests;
 mod processes;
+mod torn;
 
 fn bucketbase() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bucketbase"))
