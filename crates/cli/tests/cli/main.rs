@@ -5,6 +5,7 @@ use std::process::Command;
 use bucketbase_engine::{CollectionName, Database, DbOptions, RecordId, TxnMeta};
 
 mod cluster;
+mod crash;
 mod digests;
 mod processes;
 mod torn;
