@@ -154,6 +154,20 @@ async fn a_torn_newest_entry_is_quarantined_and_voided() {
             .unwrap();
         assert_eq!(r.status(), 200, "{id}");
     }
+    let verified: Value = client
+        .get(format!("{}/api/v1/audit/verify", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["data"]["intact"], true, "{verified}");
+    assert_eq!(
+        verified["data"]["voided"],
+        json!([{"seq": slot, "sha256": sha, "bytes": torn.len()}])
+    );
     let r = client
         .post(format!("{}/api/v1/notes", server.url))
         .bearer_auth(&token)
