@@ -193,38 +193,30 @@ async fn client(
     (model, tally)
 }
 
+/// Sends a request that must be answered, and returns its JSON body.
+pub async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// Everything the server shows, deleted records included, with their notes.
 async fn read_all(url: &str, token: &str) -> BTreeMap<String, Seen> {
     let http = reqwest::Client::new();
     let mut seen = BTreeMap::new();
     for page in 1.. {
-        let r: Value = http
+        let list = http
             .get(format!(
                 "{url}/api/v1/stays?include_deleted=true&per_page=1000&page={page}"
             ))
-            .header("x-bucketbase-consistency", "latest")
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .header("x-bucketbase-consistency", "latest");
+        let r = json_of(list.bearer_auth(token)).await;
         let items = r["data"].as_array().unwrap_or_else(|| panic!("{r}"));
         for item in items {
             let id = item["id"].as_str().unwrap().to_string();
             let notes = match item.get("notes").and_then(Value::as_array) {
                 Some(notes) => notes.clone(),
                 None => {
-                    let r: Value = http
-                        .get(format!("{url}/api/v1/stays/{id}/notes"))
-                        .bearer_auth(token)
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
+                    let notes = http.get(format!("{url}/api/v1/stays/{id}/notes"));
+                    let r = json_of(notes.bearer_auth(token)).await;
                     r["data"].as_array().cloned().unwrap_or_default()
                 }
             };

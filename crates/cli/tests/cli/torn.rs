@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::bucketbase;
+use super::crash::json_of;
 use super::processes::{ADMIN, ADMIN_PASSWORD, Server};
 
 fn run(args: &[&str]) -> (bool, String, String) {
@@ -53,16 +54,12 @@ async fn notes(root: &str, n: usize) -> Vec<String> {
     assert_eq!(r.status(), 200);
     let mut ids = Vec::new();
     for i in 0..n {
-        let r: Value = client
-            .post(format!("{}/api/v1/notes", server.url))
-            .bearer_auth(&token)
-            .json(&json!({"text": format!("note {i}")}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let note = client.post(format!("{}/api/v1/notes", server.url));
+        let r = json_of(
+            note.bearer_auth(&token)
+                .json(&json!({"text": format!("note {i}")})),
+        )
+        .await;
         ids.push(r["data"]["id"].as_str().unwrap().to_string());
     }
     ids
@@ -154,15 +151,8 @@ async fn a_torn_newest_entry_is_quarantined_and_voided() {
             .unwrap();
         assert_eq!(r.status(), 200, "{id}");
     }
-    let verified: Value = client
-        .get(format!("{}/api/v1/audit/verify", server.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let verify = client.get(format!("{}/api/v1/audit/verify", server.url));
+    let verified = json_of(verify.bearer_auth(&token)).await;
     assert_eq!(verified["data"]["intact"], true, "{verified}");
     assert_eq!(
         verified["data"]["voided"],
