@@ -347,6 +347,25 @@ mod tests {
     }
 
     #[test]
+    fn void_entries_are_canonical_and_older_entries_hash_as_before() {
+        let mut body = sample(2);
+        body.txns.clear();
+        body.void = Some(VoidRecord {
+            bytes: 17,
+            sha256: "ab".repeat(32),
+        });
+        let (entry, bytes) = LogEntry::seal(body);
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(to_canonical_string(&value).as_bytes(), &bytes[..]);
+        let back = LogEntry::decode("x", &bytes).unwrap();
+        assert_eq!(back.hash, entry.hash);
+        assert_eq!(back.body.void.unwrap().bytes, 17);
+        // An entry without `void` has no such key: its bytes (and hash) are unchanged.
+        let (_, plain) = LogEntry::seal(sample(1));
+        assert!(!String::from_utf8(plain).unwrap().contains("void"));
+    }
+
+    #[test]
     fn an_entry_is_no_larger_than_its_counted_size() {
         let mut body = sample(u64::MAX);
         body.txns.push(body.txns[0].clone());
