@@ -62,6 +62,14 @@ pub enum Command {
         #[arg(long, global = true)]
         store: Option<String>,
     },
+    /// Recover from a damaged newest log entry (a torn write): move its bytes to
+    /// `_quarantine/` and write a void entry in its slot. Run it with every server on
+    /// the root stopped; it refuses any other damage and an intact log changes nothing.
+    Recover {
+        /// Database root: a path, file:///path, memory:// or s3://bucket/prefix.
+        #[arg(long, env = "BUCKETBASE_STORE", default_value = "./bucketbase-data")]
+        store: String,
+    },
     /// Audit trail commands.
     Audit {
         #[command(subcommand)]
@@ -184,6 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store,
         } => crate::import::run(&store_settings(config, store)?, command).await,
         Command::Rebuild { store } => rebuild(&store).await,
+        Command::Recover { store } => crate::recover::run(&store).await,
         Command::Audit {
             command: AuditCommand::Verify { store, public_keys },
         } => audit_verify(&store, &public_keys).await,
@@ -274,7 +283,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 /// Refuses to run on a root that does not exist yet, instead of creating an empty one.
-fn existing_root(url: &str) -> anyhow::Result<()> {
+pub(crate) fn existing_root(url: &str) -> anyhow::Result<()> {
     if let StoreUrl::Local(path) = StoreUrl::parse(url)?
         && !path.join("_log").exists()
     {
@@ -329,6 +338,14 @@ async fn audit_verify(url: &str, public_keys: &[String]) -> anyhow::Result<ExitC
     })
     .await?;
     bar.finish_and_clear();
+    for (seq, void) in &report.voided {
+        println!(
+            "position {seq} was voided: damaged bytes quarantined, sha256 {} ({} bytes, {})",
+            void.sha256,
+            void.bytes,
+            bucketbase_engine::recover::quarantine_path(*seq, &void.sha256)
+        );
+    }
     let mut intact = match report.first_break {
         None => {
             println!(

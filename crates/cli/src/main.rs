@@ -3,6 +3,7 @@
 
 mod commands;
 mod import;
+mod recover;
 mod serve;
 mod settings;
 

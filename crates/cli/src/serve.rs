@@ -80,7 +80,18 @@ pub async fn open_db(
     };
     let db = Database::open_url(&settings.store, opts)
         .await
-        .with_context(|| format!("opening the database at {}", settings.store))?;
+        .map_err(|e| {
+            let torn = matches!(e, bucketbase_engine::Error::TornHead { .. });
+            let e = anyhow::Error::new(e);
+            if torn {
+                e.context(format!(
+                    "opening the database at {0} (recover with: bucketbase recover --store {0})",
+                    settings.store
+                ))
+            } else {
+                e.context(format!("opening the database at {}", settings.store))
+            }
+        })?;
     Ok((Arc::new(db), secrets))
 }
 

@@ -103,6 +103,7 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
             prev_hash: state.head_hash().to_string(),
             seq,
             txns: resolved,
+            void: None,
         };
         let (entry, bytes) = LogEntry::seal(body);
         debug_assert!(bytes.len() <= shared.opts.max_entry_bytes);

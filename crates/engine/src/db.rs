@@ -275,7 +275,13 @@ impl Database {
         // another process committing meanwhile cannot make the check fail.
         let marks = DurableMarks::read(&store, &view_store.store).await?;
         let mut state = checkpoint::load_latest(&store).await?.unwrap_or_default();
-        for entry in crate::log::read_from(&store, state.seq().next()).await? {
+        // A newest entry that does not decode is most likely a torn write: say so, and
+        // name the recovery command (`recover`), instead of a bare "damaged".
+        let tail = match crate::log::read_from(&store, state.seq().next()).await {
+            Ok(tail) => tail,
+            Err(e) => return Err(crate::recover::classify(&store, e).await),
+        };
+        for entry in tail {
             state.apply(&entry)?;
         }
         marks.check(state.seq())?;

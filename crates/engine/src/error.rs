@@ -95,6 +95,22 @@ pub enum Error {
         by: &'static str,
     },
 
+    /// The newest log entry does not parse or fails its hash, and no later entry exists:
+    /// most likely a write torn by a crash (see `recover`). Start-up stops rather than
+    /// guess what it held.
+    #[error(
+        "the newest log entry {path} is damaged ({reason}); most likely a write torn by a \
+         crash. Refusing to open, because the log cannot continue past it. With every server \
+         on this root stopped, run `bucketbase recover --store <root>`: it moves the damaged \
+         bytes to _quarantine/ and writes a void entry in position {seq}, so the chain \
+         continues (README: \"Recovering from a damaged newest entry\")"
+    )]
+    TornHead {
+        path: String,
+        seq: Seq,
+        reason: String,
+    },
+
     /// The database handle was shut down.
     #[error("the database is shut down")]
     Closed,
@@ -207,7 +223,8 @@ impl Error {
             Error::UnsafeStore { .. }
             | Error::Store(_)
             | Error::Corrupt { .. }
-            | Error::LogTruncated { .. } => "internal",
+            | Error::LogTruncated { .. }
+            | Error::TornHead { .. } => "internal",
         }
     }
 

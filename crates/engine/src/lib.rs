@@ -22,6 +22,7 @@ pub mod marks;
 pub mod materialize;
 pub mod metrics;
 mod names;
+pub mod recover;
 pub mod state;
 pub mod store;
 pub mod tail;

@@ -133,6 +133,20 @@ pub struct EntryBody {
     pub prev_hash: String,
     pub seq: Seq,
     pub txns: Vec<TxnRecord>,
+    /// Set only on a void entry (see [`VoidRecord`]); such an entry has no transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub void: Option<VoidRecord>,
+}
+
+/// What a void entry stands in for: the damaged bytes that were found in its slot and
+/// moved to `_quarantine/` (docs/decisions/0011-void-entries.md). A void entry changes
+/// nothing but the head, so the slot is never reused and the chain continues through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoidRecord {
+    /// Length of the damaged file.
+    pub bytes: u64,
+    /// SHA-256 (hex) of the damaged file, as quarantined.
+    pub sha256: String,
 }
 
 /// A log entry with its hash.
@@ -318,6 +332,7 @@ mod tests {
                 request_id: Some("req-1".into()),
                 source: "api".into(),
             }],
+            void: None,
         }
     }
 
@@ -329,6 +344,25 @@ mod tests {
         let back = LogEntry::decode("x", &bytes).unwrap();
         assert_eq!(back.hash, entry.hash);
         assert_eq!(back.body.txns[0].ops[0].id.as_str(), "t1");
+    }
+
+    #[test]
+    fn void_entries_are_canonical_and_older_entries_hash_as_before() {
+        let mut body = sample(2);
+        body.txns.clear();
+        body.void = Some(VoidRecord {
+            bytes: 17,
+            sha256: "ab".repeat(32),
+        });
+        let (entry, bytes) = LogEntry::seal(body);
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(to_canonical_string(&value).as_bytes(), &bytes[..]);
+        let back = LogEntry::decode("x", &bytes).unwrap();
+        assert_eq!(back.hash, entry.hash);
+        assert_eq!(back.body.void.unwrap().bytes, 17);
+        // An entry without `void` has no such key: its bytes (and hash) are unchanged.
+        let (_, plain) = LogEntry::seal(sample(1));
+        assert!(!String::from_utf8(plain).unwrap().contains("void"));
     }
 
     #[test]

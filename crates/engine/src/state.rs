@@ -185,6 +185,13 @@ impl State {
                 "prev_hash does not match the previous entry's hash: the chain is broken",
             ));
         }
+        // A void entry (a quarantined torn write) changes nothing but the head.
+        if entry.body.void.is_some() && !entry.body.txns.is_empty() {
+            return Err(Error::corrupt(
+                log_path(seq),
+                "a void entry must not carry transactions",
+            ));
+        }
         for txn in &entry.body.txns {
             self.apply_txn(txn, seq, Mode::Trust)?;
         }

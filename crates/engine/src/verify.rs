@@ -12,7 +12,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
-use crate::log::{GENESIS_HASH, LogEntry, parse_log_path};
+use crate::log::{GENESIS_HASH, LogEntry, VoidRecord, parse_log_path};
 use crate::marks::DurableMarks;
 use crate::names::Seq;
 use crate::store::{DynStore, LOG_DIR, log_path};
@@ -44,6 +44,8 @@ pub struct VerifyReport {
     /// Hash of the last intact entry.
     pub head_hash: String,
     pub first_break: Option<ChainBreak>,
+    /// Void entries met on the way, in log order (see `recover`).
+    pub voided: Vec<(Seq, VoidRecord)>,
 }
 
 impl VerifyReport {
@@ -71,10 +73,15 @@ pub async fn verify_chain(
     let last = log_end.max(claimed.map_or(Seq::ZERO, |(seq, _)| seq));
 
     let mut prev_hash = GENESIS_HASH.to_string();
-    let report = |verified: u64, head_hash: String, brk: Option<ChainBreak>| VerifyReport {
+    let mut voided = Vec::new();
+    let report = |verified: u64,
+                  head_hash: String,
+                  brk: Option<ChainBreak>,
+                  voided: Vec<(Seq, VoidRecord)>| VerifyReport {
         verified,
         head_hash,
         first_break: brk,
+        voided,
     };
     let mut present = listed.into_iter().peekable();
     for n in 1..=last.get() {
@@ -95,6 +102,7 @@ pub async fn verify_chain(
                         _ => format!("{} is missing but later positions exist", log_path(seq)),
                     },
                 }),
+                voided,
             ));
         }
         present.next();
@@ -111,6 +119,7 @@ pub async fn verify_chain(
                         damage: Damage::Altered,
                         detail: reason,
                     }),
+                    voided,
                 ));
             }
             Err(e) => return Err(e),
@@ -124,6 +133,7 @@ pub async fn verify_chain(
                     damage: Damage::Reordered,
                     detail: format!("holds the entry of position {}", entry.seq()),
                 }),
+                voided,
             ));
         }
         if entry.body.prev_hash != prev_hash {
@@ -140,10 +150,14 @@ pub async fn verify_chain(
                         "entry {n} links to a different predecessor than the one stored at {at}"
                     ),
                 }),
+                voided,
             ));
+        }
+        if let Some(void) = entry.body.void {
+            voided.push((seq, void));
         }
         prev_hash = entry.hash;
         progress(seq);
     }
-    Ok(report(last.get(), prev_hash, None))
+    Ok(report(last.get(), prev_hash, None, voided))
 }

@@ -5,8 +5,10 @@ use std::process::Command;
 use bucketbase_engine::{CollectionName, Database, DbOptions, RecordId, TxnMeta};
 
 mod cluster;
+mod crash;
 mod digests;
 mod processes;
+mod torn;
 
 fn bucketbase() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bucketbase"))

@@ -325,7 +325,10 @@ pub(super) fn paths() -> Paths {
         )
         .response(
             "200",
-            ok("intact, verified, head_hash, first_break", any().into()),
+            ok(
+                "intact, verified, head_hash, first_break, voided",
+                any().into(),
+            ),
         )
         .build(),
     );

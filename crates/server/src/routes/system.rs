@@ -259,7 +259,8 @@ async fn audit_verify(
     });
     Ok(Envelope::ok(
         &req,
-        json!({"intact": report.is_intact(), "verified": report.verified, "head_hash": report.head_hash, "first_break": first_break}),
+        json!({"intact": report.is_intact(), "verified": report.verified, "head_hash": report.head_hash, "first_break": first_break,
+               "voided": report.voided.iter().map(|(seq, v)| json!({"seq": seq.get(), "sha256": v.sha256, "bytes": v.bytes})).collect::<Vec<_>>()}),
     ))
 }
 
