@@ -139,7 +139,7 @@ pub struct EntryBody {
 }
 
 /// What a void entry stands in for: the damaged bytes that were found in its slot and
-/// moved to `_quarantine/` (docs/decisions/0011-void-entries.md). A void entry changes
+/// moved to `_quarantine/` (docs/decisions/0012-void-entries.md). A void entry changes
 /// nothing but the head, so the slot is never reused and the chain continues through it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoidRecord {

@@ -6,7 +6,7 @@
 //! cannot replay it and must not guess, so it stops with [`Error::TornHead`]; this module
 //! is what the operator runs next (`bucketbase recover`).
 //!
-//! The procedure keeps every promise of the log (docs/decisions/0011-void-entries.md):
+//! The procedure keeps every promise of the log (docs/decisions/0012-void-entries.md):
 //!
 //! 1. Walk the whole chain. Act only when the first damage is an entry that does not
 //!    decode or fails its hash **and** is the newest file of the log. Damage anywhere else

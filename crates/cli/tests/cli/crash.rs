@@ -22,7 +22,9 @@ use checker::{Model, Outcome, Seen, Stay};
 use serde_json::{Value, json};
 
 use super::bucketbase;
-use super::processes::{ADMIN, ADMIN_PASSWORD, Server};
+use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD};
+
+use super::processes::Server;
 
 const CLIENTS: usize = 32;
 const ONE_PROCESS_ROUNDS: usize = 10;

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use super::bucketbase;
 use super::crash::json_of;
-use super::processes::{ADMIN, ADMIN_PASSWORD, Server};
+use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD};
+
+use super::processes::Server;
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = bucketbase().args(args).output().unwrap();
