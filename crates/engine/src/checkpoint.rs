@@ -16,7 +16,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use imbl::OrdMap;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -105,18 +105,7 @@ pub async fn write(store: &DynStore, state: &Arc<State>) -> Result<bool> {
         seq,
     };
     let bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
-    match store
-        .put_opts(
-            &manifest_path,
-            PutPayload::from(bytes),
-            PutOptions::from(PutMode::Create),
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    crate::store::create_if_absent(store, &manifest_path, bytes).await
 }
 
 fn render_parts(state: &State) -> Vec<(Vec<u8>, u64)> {

@@ -29,8 +29,8 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::SecondsFormat;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -216,18 +216,7 @@ async fn read(store: &DynStore, path: &Path) -> Result<Option<(Digest, String)>>
 }
 
 async fn create(store: &DynStore, path: &Path, bytes: Vec<u8>) -> Result<bool> {
-    match store
-        .put_opts(
-            path,
-            PutPayload::from(bytes),
-            PutOptions::from(PutMode::Create),
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    crate::store::create_if_absent(store, path, bytes).await
 }
 
 /// The newest digest: the newest file, then any claim made after it whose file a crash

@@ -181,6 +181,23 @@ fn is_loopback_http(endpoint: &str) -> bool {
         }
 }
 
+/// Writes `bytes` at `path` unless something is there already: `true` when this call
+/// created it, `false` when the key existed (left as it was).
+pub async fn create_if_absent(store: &DynStore, path: &Path, bytes: Vec<u8>) -> Result<bool> {
+    match store
+        .put_opts(
+            path,
+            PutPayload::from(bytes),
+            PutOptions::from(PutMode::Create),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Parses, builds and probes a database root.
 pub async fn open(url: &str, ids: &dyn IdSource) -> Result<DynStore> {
     let parsed = StoreUrl::parse(url)?;
