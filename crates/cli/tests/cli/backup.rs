@@ -278,6 +278,16 @@ async fn scenario(bak: &str, restore_root: Option<String>, env: &[(&str, &str)])
         let (seq, _) = restore(bak, &other, &[], env);
         assert_eq!(seq, Seq(400));
         assert_restored(&source, &other, Seq(400), &ids).await;
+        // And from there (a root on S3) back to a local backup and a local root.
+        let local = tempfile::tempdir().unwrap();
+        let (local_bak, local_root) = (local.path().join("bak"), local.path().join("root"));
+        let (local_bak, local_root) = (local_bak.to_str().unwrap(), local_root.to_str().unwrap());
+        let out = backup(&other, local_bak, env);
+        assert_eq!(count(&out, " new log entries"), 400, "{out}");
+        assert_eq!(count(&out, " files"), 3, "{out}");
+        let (seq, _) = restore(local_bak, local_root, &["--at-seq", "399"], env);
+        assert_eq!(seq, Seq(399));
+        assert_restored(&source, local_root, Seq(399), &ids).await;
     }
 
     // Refusals: a non-empty root, a position the backup does not hold, a bad time.
