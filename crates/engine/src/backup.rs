@@ -158,7 +158,7 @@ pub async fn backup(
     }
 
     // New entries, and the extras that may be at or below their end.
-    let source_log = contiguous_after(list_log(source, have).await?, have);
+    let source_log = without_gap(list_log(source, have).await?, have)?;
     let head = source_log.last().copied().unwrap_or(have);
     let checkpoints = missing(
         crate::checkpoint::list(source).await?,
@@ -238,7 +238,7 @@ pub async fn restore(
             ),
         ));
     }
-    let log = contiguous_after(list_log(source, Seq::ZERO).await?, Seq::ZERO);
+    let log = without_gap(list_log(source, Seq::ZERO).await?, Seq::ZERO)?;
     let head = log.last().copied().unwrap_or(Seq::ZERO);
     let (limit, until) = match point {
         RestorePoint::Head => (head, None),
@@ -381,6 +381,23 @@ fn contiguous_after(seqs: Vec<Seq>, after: Seq) -> Vec<Seq> {
         .take_while(|(i, s)| s.get() == after.get() + 1 + *i as u64)
         .count();
     seqs[..run].to_vec()
+}
+
+/// The whole listed log after `after`, which must have no gap: a writer only ever creates
+/// the slot after one that exists, so a missing position with later ones is damage (or
+/// archived entries), and copying around it would silently drop the rest.
+fn without_gap(seqs: Vec<Seq>, after: Seq) -> Result<Vec<Seq>> {
+    let listed = seqs.len();
+    let run = contiguous_after(seqs, after);
+    if run.len() < listed {
+        let gap = Seq(after.get() + 1 + run.len() as u64);
+        return Err(Error::corrupt(
+            log_path(gap),
+            "is missing but later positions exist: the log has a gap (run `bucketbase audit \
+             verify` on it)",
+        ));
+    }
+    Ok(run)
 }
 
 /// Positions in `listed` not in `present`, at or below `upto`, oldest first.
@@ -644,4 +661,48 @@ async fn copy_files(
         .await?;
     progress("files", total, total);
     Ok((total, sizes.iter().sum()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seqs(v: &[u64]) -> Vec<Seq> {
+        v.iter().copied().map(Seq).collect()
+    }
+
+    #[test]
+    fn only_the_run_right_after_the_start_is_usable() {
+        assert_eq!(
+            contiguous_after(seqs(&[1, 2, 3, 5]), Seq(0)),
+            seqs(&[1, 2, 3])
+        );
+        assert_eq!(
+            contiguous_after(seqs(&[8, 9, 10]), Seq(7)),
+            seqs(&[8, 9, 10])
+        );
+        assert_eq!(contiguous_after(seqs(&[9, 10]), Seq(7)), seqs(&[]));
+        let err = without_gap(seqs(&[1, 2, 4]), Seq(0)).unwrap_err();
+        assert!(
+            err.to_string().contains("00000000000000000003.json"),
+            "{err}"
+        );
+        assert_eq!(without_gap(seqs(&[4, 5]), Seq(3)).unwrap(), seqs(&[4, 5]));
+    }
+
+    #[test]
+    fn missing_keeps_what_the_target_lacks_up_to_the_head() {
+        let got = missing(seqs(&[300, 100, 200, 50]), seqs(&[50]), Seq(200));
+        assert_eq!(got, seqs(&[100, 200]));
+    }
+
+    #[test]
+    fn restore_times_are_rfc3339() {
+        assert!(matches!(
+            RestorePoint::at_time("2026-12-01T10:00:00+01:00"),
+            Ok(RestorePoint::Time(t)) if t.to_rfc3339() == "2026-12-01T09:00:00+00:00"
+        ));
+        let err = RestorePoint::at_time("yesterday").unwrap_err();
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
+    }
 }

@@ -394,6 +394,21 @@ async fn memory_and_same_root_are_refused() {
     let (code, _, err) = run(&["backup", "--store", src, "--to", src], &[]);
     assert_eq!(code, Some(1));
     assert!(err.contains("same root"), "{err}");
+    // A source whose log has a gap is not backed up up to the gap and called done.
+    let gapped = tempfile::tempdir().unwrap();
+    let gapped = gapped.path().to_str().unwrap();
+    churn(gapped, 1, 3, &mut BTreeSet::new()).await;
+    std::fs::remove_file(format!("{gapped}/_log/{:020}.json", 2)).unwrap();
+    let to = dir.path().join("gapped-backup");
+    let (code, _, err) = run(
+        &["backup", "--store", gapped, "--to", to.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("_log/00000000000000000002.json: is missing but later positions exist"),
+        "{err}"
+    );
     let missing = dir.path().join("nothing");
     let (code, _, err) = run(
         &["backup", "--store", missing.to_str().unwrap(), "--to", src],
