@@ -125,5 +125,12 @@ pub async fn run_restore(
         report.bytes,
         started.elapsed().as_secs_f64()
     );
+    if report.checkpoints_skipped > 0 {
+        println!(
+            "note: {} checkpoints of the backup were not used: damaged, or their records are \
+             not the log's (the state was replayed from the log instead)",
+            report.checkpoints_skipped
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

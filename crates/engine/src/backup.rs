@@ -22,9 +22,14 @@
 //! pays one GET and one PUT per new entry; checkpoints, digests and files cost a listing
 //! each plus a GET and PUT per new object. The source is only read.
 //!
-//! Restore copies positions `1..=N` (with the checkpoints and digests at or below `N`,
-//! so nothing claims the log reaches further, and every file) into an empty root, opens
-//! it, rebuilds the view from the state at `N` and verifies the chain of the result.
+//! Restore copies positions `1..=N` (with the digests at or below `N`, so nothing claims
+//! the log reaches further, and every file) into an empty root, replaying the state from
+//! the entries as it goes. A checkpoint's hashes prove only that it was not damaged, not
+//! that its records are the log's (whoever can write the bucket can recompute them), so
+//! only the newest checkpoint at or below `N` whose records equal the replayed state at
+//! its position is copied (start-up needs no other). Then the root is opened, its state
+//! must equal the replayed one, the view is rebuilt from it and the chain of the result
+//! is verified.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +44,7 @@ use crate::canonical::sha256_hex;
 use crate::error::{Error, Result};
 use crate::log::{GENESIS_HASH, LogEntry, parse_log_path, read_entry};
 use crate::names::Seq;
+use crate::state::State;
 use crate::store::{DynStore, FILES_DIR, LOG_DIR, checkpoint_manifest_path, log_path};
 
 /// The target's note of how far the log was copied (a hint: it is checked on every run).
@@ -180,6 +186,7 @@ pub async fn backup(
         None,
         &wanted,
         &mut hashes,
+        None,
         progress,
     )
     .await?;
@@ -265,6 +272,13 @@ pub async fn restore(
         .copied()
         .collect();
     let mut hashes = BTreeMap::new();
+    // The state is replayed from the log as it is copied, so the restored root's state,
+    // and the checkpoint it starts from, are checked against its log, not trusted.
+    let mut replay = Replay {
+        state: State::default(),
+        keep: listed_checkpoints.iter().copied().collect(),
+        kept: BTreeMap::new(),
+    };
     let copied = copy_log(
         source,
         target,
@@ -273,6 +287,7 @@ pub async fn restore(
         until,
         &wanted,
         &mut hashes,
+        Some(&mut replay),
         progress,
     )
     .await?;
@@ -287,19 +302,31 @@ pub async fn restore(
     report.at = copied.at;
     report.entries = copied.written;
     report.bytes = copied.bytes;
-    let checkpoints = missing(listed_checkpoints, Vec::new(), seq);
+    // Start-up needs only the newest checkpoint: the newest at or below `seq` whose
+    // records are exactly the replayed state at its position.
+    for c in missing(listed_checkpoints, Vec::new(), seq)
+        .into_iter()
+        .rev()
+    {
+        let matches = match crate::checkpoint::load(source, c).await {
+            Ok(loaded) => replay
+                .kept
+                .get(&c)
+                .is_some_and(|r| same_records(r, &loaded)),
+            Err(e) => {
+                tracing::warn!(seq = %c, error = %e, "not restoring a damaged checkpoint");
+                false
+            }
+        };
+        if matches && let Ok(bytes) = copy_checkpoint(source, target, c, &hashes[&c]).await {
+            report.checkpoints = 1;
+            report.bytes += bytes;
+            break;
+        }
+        report.checkpoints_skipped += 1;
+    }
     let digests = missing(listed_digests, Vec::new(), seq);
-    let extras = copy_extras(
-        source,
-        target,
-        &checkpoints,
-        &digests,
-        &mut hashes,
-        progress,
-    )
-    .await?;
-    report.checkpoints = extras.checkpoints;
-    report.checkpoints_skipped = extras.checkpoints_skipped;
+    let extras = copy_extras(source, target, &[], &digests, &mut hashes, progress).await?;
     report.digests = extras.digests;
     report.bytes += extras.bytes;
     let (files, bytes) = copy_files(source, target, progress).await?;
@@ -317,10 +344,14 @@ pub async fn restore(
     )
     .await?;
     let state = db.snapshot();
-    if state.seq() != seq {
+    if !same_records(&state, &replay.state) {
+        db.close().await;
         return Err(Error::corrupt(
             log_path(seq),
-            format!("the restored root opened at {}", state.seq()),
+            format!(
+                "the restored root opens at position {} with a state that is not its log's",
+                state.seq()
+            ),
         ));
     }
     report.records = state.len() as u64;
@@ -411,6 +442,31 @@ fn missing(listed: Vec<Seq>, present: Vec<Seq>, upto: Seq) -> Vec<Seq> {
     out
 }
 
+/// The state replayed from the entries copied, and its copies at `keep` positions.
+struct Replay {
+    state: State,
+    keep: BTreeSet<Seq>,
+    kept: BTreeMap<Seq, State>,
+}
+
+/// Whether two states hold the same records at the same position (cheap where they share
+/// structure: the maps are persistent).
+fn same_records(a: &State, b: &State) -> bool {
+    let docs_equal = |x: &crate::CollectionState, y: &crate::CollectionState| {
+        x.changed == y.changed
+            && x.docs.len() == y.docs.len()
+            && x.docs.iter().zip(y.docs.iter()).all(|((i, d), (j, e))| {
+                i == j && d.version == e.version && d.body.get() == e.body.get()
+            })
+    };
+    a.seq() == b.seq()
+        && a.head_hash() == b.head_hash()
+        && a.collections().count() == b.collections().count()
+        && a.collections()
+            .zip(b.collections())
+            .all(|((c, x), (d, y))| c == d && docs_equal(x, y))
+}
+
 struct LogCopy {
     written: u64,
     bytes: u64,
@@ -430,6 +486,7 @@ async fn copy_log(
     until: Option<DateTime<Utc>>,
     wanted: &BTreeSet<Seq>,
     hashes: &mut BTreeMap<Seq, String>,
+    mut replay: Option<&mut Replay>,
     progress: Progress<'_>,
 ) -> Result<LogCopy> {
     let mut out = LogCopy {
@@ -471,6 +528,12 @@ async fn copy_log(
             }
             if wanted.contains(&seq) {
                 hashes.insert(seq, entry.hash.clone());
+            }
+            if let Some(r) = replay.as_deref_mut() {
+                r.state.apply(&entry)?;
+                if r.keep.contains(&seq) {
+                    r.kept.insert(seq, r.state.clone());
+                }
             }
             out.last = (seq, entry.hash.clone());
             out.at = entry.body.at.clone();

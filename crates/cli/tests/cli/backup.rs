@@ -290,6 +290,22 @@ async fn scenario(bak: &str, restore_root: Option<String>, env: &[(&str, &str)])
         assert_restored(&source, local_root, Seq(399), &ids).await;
     }
 
+    // A forged checkpoint in the backup (its hashes recomputed, so only its records lie)
+    // is not restored from: the restored state is the log's.
+    let forged = forge_checkpoint(&bak_store, Seq(300)).await;
+    let dir2 = tempfile::tempdir().unwrap();
+    let root2 = dir2.path().join("restored");
+    let root2 = root2.to_str().unwrap();
+    restore(bak, root2, &["--at-seq", "300"], env);
+    assert_restored(&source, root2, Seq(300), &ids).await;
+    assert!(
+        !dir2
+            .path()
+            .join(format!("restored/_checkpoints/{:020}.json", forged.get()))
+            .exists(),
+        "the forged checkpoint was copied"
+    );
+
     // Refusals: a non-empty root, a position the backup does not hold, a bad time.
     let (code, _, err) = run(&["restore", "--from", bak, "--to", root], env);
     assert_eq!(code, Some(1));
@@ -342,6 +358,51 @@ async fn scenario(bak: &str, restore_root: Option<String>, env: &[(&str, &str)])
         err.contains("damaged _log/00000000000000000400.json: entry does not match its hash"),
         "{err}"
     );
+}
+
+/// Changes one record in the newest checkpoint at or below `at`, and fixes up the part's
+/// hash in the manifest as a forger would. Returns the checkpoint's position.
+async fn forge_checkpoint(store: &DynStore, at: Seq) -> Seq {
+    let seq = bucketbase_engine::checkpoint::list(store)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| *s <= at)
+        .expect("a checkpoint at or below the position");
+    let manifest_path = Path::from(format!("_checkpoints/{:020}.json", seq.get()));
+    let bytes = store
+        .get(&manifest_path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let key = manifest["parts"][0]["key"].as_str().unwrap().to_string();
+    let part = store
+        .get(&Path::from(key.as_str()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let text = String::from_utf8(part.to_vec()).unwrap();
+    let edited = text.replacen("\"n\":", "\"n\":1", 1);
+    assert_ne!(edited, text);
+    manifest["parts"][0]["sha256"] =
+        bucketbase_engine::canonical::sha256_hex(edited.as_bytes()).into();
+    store
+        .put(&Path::from(key.as_str()), edited.into_bytes().into())
+        .await
+        .unwrap();
+    store
+        .put(
+            &manifest_path,
+            serde_json::to_vec(&manifest).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    seq
 }
 
 /// Changes one value inside the entry at `seq` without fixing its hash.
