@@ -70,6 +70,33 @@ pub enum Command {
         #[arg(long, env = "BUCKETBASE_STORE", default_value = "./bucketbase-data")]
         store: String,
     },
+    /// Copy the log, checkpoints, files and signed digests the backup lacks (incremental;
+    /// run it as often as you like). Never copies `_keys/` or the view.
+    Backup {
+        /// The database to back up (only read).
+        #[arg(long, env = "BUCKETBASE_STORE", default_value = "./bucketbase-data")]
+        store: String,
+        /// The backup root: a path, file:///path or s3://bucket/prefix.
+        #[arg(long)]
+        to: String,
+    },
+    /// Build a new database root from a backup, at its head or at an earlier point;
+    /// the view is rebuilt and the chain verified.
+    Restore {
+        /// The backup (only read).
+        #[arg(long)]
+        from: String,
+        /// An empty root to create.
+        #[arg(long)]
+        to: String,
+        /// Restore the state after this log position.
+        #[arg(long, conflicts_with = "at_time")]
+        at_seq: Option<u64>,
+        /// Restore the state at this time (RFC 3339): the log up to the first entry
+        /// committed after it.
+        #[arg(long)]
+        at_time: Option<String>,
+    },
     /// Audit trail commands.
     Audit {
         #[command(subcommand)]
@@ -193,6 +220,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::import::run(&store_settings(config, store)?, command).await,
         Command::Rebuild { store } => rebuild(&store).await,
         Command::Recover { store } => crate::recover::run(&store).await,
+        Command::Backup { store, to } => crate::backup::run_backup(&store, &to).await,
+        Command::Restore {
+            from,
+            to,
+            at_seq,
+            at_time,
+        } => crate::backup::run_restore(&from, &to, at_seq, at_time.as_deref()).await,
         Command::Audit {
             command: AuditCommand::Verify { store, public_keys },
         } => audit_verify(&store, &public_keys).await,
@@ -271,7 +305,7 @@ async fn user(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")

@@ -1,6 +1,7 @@
 //! The `bucketbase` binary: parses the command line and starts the chosen command.
 //! Everything it does lives in the library crates (and `commands`), so tests can call it.
 
+mod backup;
 mod commands;
 mod import;
 mod recover;

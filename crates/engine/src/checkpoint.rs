@@ -135,6 +135,21 @@ fn render_parts(state: &State) -> Vec<(Vec<u8>, u64)> {
     parts
 }
 
+/// What a copy of a checkpoint must carry and check (see `backup`): from the manifest's
+/// bytes, the hash of the log entry it was taken at, and its parts as (key, SHA-256).
+pub(crate) fn manifest_parts(path: &Path, bytes: &[u8]) -> Result<(String, Vec<(String, String)>)> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(path, e))?;
+    if manifest.format != FORMAT {
+        return Err(Error::corrupt(path, "unknown checkpoint format"));
+    }
+    let parts = manifest
+        .parts
+        .into_iter()
+        .map(|p| (p.key, p.sha256))
+        .collect();
+    Ok((manifest.hash, parts))
+}
+
 /// Positions of the checkpoints present, newest first.
 pub async fn list(store: &DynStore) -> Result<Vec<Seq>> {
     let listed = store

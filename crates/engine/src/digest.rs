@@ -179,7 +179,7 @@ impl Digest {
     }
 }
 
-fn digest_path(last: Seq) -> Path {
+pub(crate) fn digest_path(last: Seq) -> Path {
     Path::from(format!("{DIGESTS_DIR}/{:020}.json", last.get()))
 }
 

@@ -7,6 +7,7 @@
 //! `index.json` are a derived view for people and tools reading the bucket. See
 //! DESIGN.md §2 and `docs/decisions/` for the why.
 
+pub mod backup;
 pub mod canonical;
 pub mod checkpoint;
 pub mod clock;

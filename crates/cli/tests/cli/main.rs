@@ -4,6 +4,7 @@ use std::process::Command;
 
 use bucketbase_engine::{CollectionName, Database, DbOptions, RecordId, TxnMeta};
 
+mod backup;
 mod cluster;
 mod crash;
 mod digests;

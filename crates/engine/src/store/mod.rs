@@ -183,13 +183,13 @@ fn is_loopback_http(endpoint: &str) -> bool {
 
 /// Writes `bytes` at `path` unless something is there already: `true` when this call
 /// created it, `false` when the key existed (left as it was).
-pub async fn create_if_absent(store: &DynStore, path: &Path, bytes: Vec<u8>) -> Result<bool> {
+pub async fn create_if_absent(
+    store: &DynStore,
+    path: &Path,
+    bytes: impl Into<PutPayload>,
+) -> Result<bool> {
     match store
-        .put_opts(
-            path,
-            PutPayload::from(bytes),
-            PutOptions::from(PutMode::Create),
-        )
+        .put_opts(path, bytes.into(), PutOptions::from(PutMode::Create))
         .await
     {
         Ok(_) => Ok(true),
