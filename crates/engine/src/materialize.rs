@@ -595,9 +595,12 @@ async fn put_view(
             .await
         {
             Ok(_) => return Ok(()),
-            // Someone else replaced it meanwhile: look again.
+            // Someone else replaced (or removed) it meanwhile: look again. A conditional
+            // update of a key that is gone answers 412 on some S3 servers (SeaweedFS) and
+            // 404 on others (moto, AWS): both mean the same here.
             Err(object_store::Error::Precondition { .. })
-            | Err(object_store::Error::AlreadyExists { .. }) => continue,
+            | Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
     }
