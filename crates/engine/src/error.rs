@@ -201,30 +201,105 @@ impl std::fmt::Display for ViolationCode {
     }
 }
 
+/// The stable code of every engine error: the API's contract (docs/decisions/0004), and
+/// the seam the server maps to HTTP statuses with one exhaustive `match`. Deliberately not
+/// `#[non_exhaustive]`: a new code that nobody maps must fail to compile, not answer 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    UniqueViolation,
+    CheckViolation,
+    ExclusionViolation,
+    ReferenceViolation,
+    ValidationFailed,
+    VersionConflict,
+    NotFound,
+    BadRequest,
+    InvalidDefinition,
+    InvalidFilter,
+    QueryTooCostly,
+    TooLarge,
+    /// A transaction's reads kept changing under it.
+    Contention,
+    /// The store failed; nothing was written.
+    Unavailable,
+    /// The store did not confirm a write that may have landed.
+    OutcomeUnknown,
+    /// A fault of the database itself (damage, an unsafe store).
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UniqueViolation => "unique_violation",
+            ErrorCode::CheckViolation => "check_violation",
+            ErrorCode::ExclusionViolation => "exclusion_violation",
+            ErrorCode::ReferenceViolation => "reference_violation",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::VersionConflict => "version_conflict",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidDefinition => "invalid_definition",
+            ErrorCode::InvalidFilter => "invalid_filter",
+            ErrorCode::QueryTooCostly => "query_too_costly",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Contention => "contention",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Codes compare with their text (`assert_eq!(e.code(), "too_large")`).
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<ViolationCode> for ErrorCode {
+    fn from(code: ViolationCode) -> Self {
+        match code {
+            ViolationCode::UniqueViolation => ErrorCode::UniqueViolation,
+            ViolationCode::CheckViolation => ErrorCode::CheckViolation,
+            ViolationCode::ExclusionViolation => ErrorCode::ExclusionViolation,
+            ViolationCode::ReferenceViolation => ErrorCode::ReferenceViolation,
+            ViolationCode::ValidationFailed => ErrorCode::ValidationFailed,
+        }
+    }
+}
+
 impl Error {
     /// The stable code of the error, as the API reports it.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Violation(v) => v.code.as_str(),
-            Error::VersionConflict { .. } => "version_conflict",
-            Error::NotFound { .. } | Error::UnknownCollection { .. } => "not_found",
-            Error::Invalid { .. } => "bad_request",
-            Error::InvalidDefinition { .. } => "invalid_definition",
-            Error::FutureSeq { .. } => "bad_request",
-            Error::TooManyRetries { .. } => "contention",
-            Error::Unavailable { .. } | Error::Closed => "unavailable",
-            Error::OutcomeUnknown { .. } => "outcome_unknown",
-            Error::InvalidFilter { .. } => "invalid_filter",
-            Error::QueryTooCostly { .. } => "query_too_costly",
-            Error::TooLarge { .. } => "too_large",
+            Error::Violation(v) => v.code.into(),
+            Error::VersionConflict { .. } => ErrorCode::VersionConflict,
+            Error::NotFound { .. } | Error::UnknownCollection { .. } => ErrorCode::NotFound,
+            Error::Invalid { .. } | Error::FutureSeq { .. } => ErrorCode::BadRequest,
+            Error::InvalidDefinition { .. } => ErrorCode::InvalidDefinition,
+            Error::TooManyRetries { .. } => ErrorCode::Contention,
+            Error::Unavailable { .. } | Error::Closed => ErrorCode::Unavailable,
+            Error::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
+            Error::InvalidFilter { .. } => ErrorCode::InvalidFilter,
+            Error::QueryTooCostly { .. } => ErrorCode::QueryTooCostly,
+            Error::TooLarge { .. } => ErrorCode::TooLarge,
             // A store that fails a read or write is unavailable, and may come back; what
             // it answers about the data (a missing or existing key) is not an outage.
-            Error::Store(e) if store_unavailable(e) => "unavailable",
+            Error::Store(e) if store_unavailable(e) => ErrorCode::Unavailable,
             Error::UnsafeStore { .. }
             | Error::Store(_)
             | Error::Corrupt { .. }
             | Error::LogTruncated { .. }
-            | Error::TornHead { .. } => "internal",
+            | Error::TornHead { .. } => ErrorCode::Internal,
         }
     }
 

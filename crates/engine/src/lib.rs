@@ -33,7 +33,7 @@ pub mod verify;
 
 pub use clock::{Clock, IdSource, ManualClock, SequentialIds, SystemClock, UuidV7Ids};
 pub use db::{Consistency, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_RECORD_BYTES, Database, DbOptions};
-pub use error::{Error, Result, Violation, ViolationCode};
+pub use error::{Error, ErrorCode, Result, Violation, ViolationCode};
 pub use metrics::{EngineMetrics, MetricsSnapshot};
 pub use names::{CollectionName, RecordId, Seq};
 pub use state::{CollectionState, Doc, State};

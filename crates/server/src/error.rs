@@ -12,7 +12,7 @@ use axum::Json;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bucketbase_engine::Error as EngineError;
+use bucketbase_engine::{Error as EngineError, ErrorCode};
 use serde_json::{Value, json};
 
 use crate::auth::AuthError;
@@ -115,35 +115,47 @@ impl ApiError {
     }
 }
 
+/// The HTTP status of each engine error code: one exhaustive match, so a new code that
+/// nobody maps fails to compile instead of answering 500.
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::ValidationFailed | ErrorCode::InvalidDefinition => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ErrorCode::UniqueViolation
+        | ErrorCode::CheckViolation
+        | ErrorCode::ExclusionViolation
+        | ErrorCode::ReferenceViolation
+        | ErrorCode::Contention => StatusCode::CONFLICT,
+        ErrorCode::VersionConflict => StatusCode::PRECONDITION_FAILED,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::BadRequest | ErrorCode::InvalidFilter | ErrorCode::QueryTooCostly => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Unavailable | ErrorCode::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let code = e.code();
-        let status = match code {
-            "validation_failed" | "invalid_definition" => StatusCode::UNPROCESSABLE_ENTITY,
-            "unique_violation"
-            | "check_violation"
-            | "exclusion_violation"
-            | "reference_violation"
-            | "contention" => StatusCode::CONFLICT,
-            "version_conflict" => StatusCode::PRECONDITION_FAILED,
-            "not_found" => StatusCode::NOT_FOUND,
-            "bad_request" | "invalid_filter" | "query_too_costly" => StatusCode::BAD_REQUEST,
-            "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-            "unavailable" | "outcome_unknown" => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status_of(code);
         if status.is_server_error() {
-            tracing::error!(error = %e, code, "request failed");
+            tracing::error!(error = %e, code = code.as_str(), "request failed");
             let message = match code {
-                "outcome_unknown" => {
+                ErrorCode::OutcomeUnknown => {
                     "the store did not confirm the write; it may or may not have been applied"
                 }
                 // A read (or a write's own reads) that needed the store.
-                "unavailable" if e.is_store_outage() => "the store is unavailable; try again later",
-                "unavailable" => "the store is unavailable; nothing was written",
+                ErrorCode::Unavailable if e.is_store_outage() => {
+                    "the store is unavailable; try again later"
+                }
+                ErrorCode::Unavailable => "the store is unavailable; nothing was written",
                 _ => "internal error",
             };
-            return ApiError::new(status, code, message);
+            return ApiError::new(status, code.as_str(), message);
         }
         let details = match &e {
             EngineError::Violation(v) => serde_json::to_value(v.as_ref()).ok(),
@@ -152,7 +164,7 @@ impl From<EngineError> for ApiError {
         };
         ApiError {
             status,
-            code,
+            code: code.as_str(),
             message: e.to_string(),
             details,
         }

@@ -20,7 +20,7 @@ fn id_of(v: &Value) -> RecordId {
 }
 
 fn code(e: &Error) -> &'static str {
-    e.code()
+    e.code().as_str()
 }
 
 async fn property(db: &Database, name: &str) -> RecordId {

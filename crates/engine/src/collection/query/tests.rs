@@ -454,7 +454,7 @@ fn filter_errors_after_access() {
         };
         list(&state, &c, &q, &[], visible, None)
             .map(|page| page.total)
-            .map_err(|e| e.code())
+            .map_err(|e| e.code().as_str())
     };
     let all = |_: &Value| true;
     let none = |_: &Value| false;
