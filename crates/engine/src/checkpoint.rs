@@ -166,7 +166,12 @@ pub async fn list(store: &DynStore) -> Result<Vec<Seq>> {
 
 /// Loads the newest checkpoint that is intact; `None` when there is none.
 pub async fn load_latest(store: &DynStore) -> Result<Option<State>> {
-    for seq in list(store).await? {
+    load_newest_of(store, &list(store).await?).await
+}
+
+/// [`load_latest`] over a listing already made (`seqs`, newest first).
+pub async fn load_newest_of(store: &DynStore, seqs: &[Seq]) -> Result<Option<State>> {
+    for &seq in seqs {
         match load(store, seq).await {
             Ok(state) => return Ok(Some(state)),
             Err(e) => tracing::warn!(%seq, error = %e, "skipping damaged checkpoint"),

@@ -273,8 +273,11 @@ impl Database {
         };
         // The marks are read before the log: whatever they claim was in the log then, so
         // another process committing meanwhile cannot make the check fail.
-        let marks = DurableMarks::read(&store, &view_store.store).await?;
-        let mut state = checkpoint::load_latest(&store).await?.unwrap_or_default();
+        let checkpoints = checkpoint::list(&store).await?;
+        let marks = DurableMarks::read_with(&store, &view_store.store, &checkpoints).await?;
+        let mut state = checkpoint::load_newest_of(&store, &checkpoints)
+            .await?
+            .unwrap_or_default();
         // A newest entry that does not decode is most likely a torn write: say so, and
         // name the recovery command (`recover`), instead of a bare "damaged".
         let tail = match crate::log::read_from(&store, state.seq().next()).await {

@@ -35,7 +35,17 @@ impl DurableMarks {
     /// Reads the marks: one listing of `_checkpoints/` and one GET of the watermark. A
     /// watermark that does not parse is ignored (it is derived; start-up rewrites it).
     pub async fn read(store: &DynStore, view_store: &DynStore) -> Result<DurableMarks> {
-        let checkpoint = crate::checkpoint::list(store).await?.first().copied();
+        let checkpoints = crate::checkpoint::list(store).await?;
+        DurableMarks::read_with(store, view_store, &checkpoints).await
+    }
+
+    /// [`DurableMarks::read`] with the checkpoint listing (newest first) already made.
+    pub async fn read_with(
+        store: &DynStore,
+        view_store: &DynStore,
+        checkpoints: &[Seq],
+    ) -> Result<DurableMarks> {
+        let checkpoint = checkpoints.first().copied();
         let view = match view_store.get(&view_watermark_path()).await {
             Ok(got) => crate::materialize::parse_seq(&got.bytes().await?),
             Err(object_store::Error::NotFound { .. }) => None,

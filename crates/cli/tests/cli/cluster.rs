@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::bucketbase;
 use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, JWT_SECRET, seq_of};
 
-use super::processes::Server;
+use super::processes::serve_with;
 
 /// The S3 servers of this run: (name, endpoint, bucket). Under `CI=true` both must be there.
 fn s3_servers() -> Vec<(&'static str, String, String)> {
@@ -50,10 +50,10 @@ async fn three_servers_over_one_bucket() {
             ("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET),
         ];
         // Started one after the other: the first creates the admin the others find.
-        let a = Server::start_with(&root, &env);
+        let a = serve_with(&root, &env);
         let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
-        let b = Server::start_with(&root, &env);
-        let c = Server::start_with(&root, &env);
+        let b = serve_with(&root, &env);
+        let c = serve_with(&root, &env);
         let servers = [&a, &b, &c];
         let client = reqwest::Client::new();
         let r = client

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::bucketbase;
 use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD};
 
-use super::processes::Server;
+use super::processes::serve_with;
 
 const CLIENTS: usize = 32;
 const ONE_PROCESS_ROUNDS: usize = 10;
@@ -272,7 +272,7 @@ async fn crash_rounds_keep_every_acknowledged_write() {
     println!("crash test seed: CRASH_SEED={seed}");
     let mut rng = Rng(seed);
 
-    let mut servers = vec![Server::start_with(root, &[])];
+    let mut servers = vec![serve_with(root, &[])];
     let token = servers[0].login(ADMIN, ADMIN_PASSWORD).await.unwrap();
     let defined = reqwest::Client::new()
         .post(format!("{}/api/v1/collections", servers[0].url))
@@ -288,7 +288,7 @@ async fn crash_rounds_keep_every_acknowledged_write() {
     for round in 0..ONE_PROCESS_ROUNDS + TWO_PROCESS_ROUNDS {
         let processes = if round < ONE_PROCESS_ROUNDS { 1 } else { 2 };
         while servers.len() < processes {
-            servers.push(Server::start_with(root, &[]));
+            servers.push(serve_with(root, &[]));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
@@ -320,7 +320,7 @@ async fn crash_rounds_keep_every_acknowledged_write() {
             total.unexpected.extend(tally.unexpected);
         }
         while servers.len() < processes {
-            servers.push(Server::start_with(root, &[]));
+            servers.push(serve_with(root, &[]));
         }
         assert!(
             total.unexpected.is_empty(),

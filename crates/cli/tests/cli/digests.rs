@@ -11,7 +11,7 @@ use serde_json::json;
 use super::bucketbase;
 use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, JWT_SECRET};
 
-use super::processes::Server;
+use super::processes::serve_with;
 
 fn keygen() -> (String, String) {
     let out = bucketbase().args(["audit", "keygen"]).output().unwrap();
@@ -73,7 +73,7 @@ async fn signed_digests_catch_a_rehashed_or_shortened_log() {
     let (_, other_public) = keygen();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let server = Server::start_with(
+    let server = serve_with(
         root,
         &[
             ("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET),

@@ -3,26 +3,44 @@
 
 use std::time::{Duration, Instant};
 
-use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, JWT_SECRET};
+use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, JWT_SECRET, Server};
 use serde_json::{Value, json};
 
 use super::{bucketbase, seed};
 
-/// A `bucketbase serve` child process of this build (see `bucketbase_testkit::process`).
-pub struct Server;
-
-impl Server {
-    pub fn start(root: &str) -> bucketbase_testkit::process::Server {
-        bucketbase_testkit::process::Server::start(bin(), root)
-    }
-
-    pub fn start_with(root: &str, env: &[(&str, &str)]) -> bucketbase_testkit::process::Server {
-        bucketbase_testkit::process::Server::start_with(bin(), root, env)
-    }
+/// A `bucketbase serve` child process of this build, with the token key the test's
+/// servers share (see `bucketbase_testkit::process`).
+pub fn serve(root: &str) -> Server {
+    Server::start(bin(), root)
 }
 
-fn bin() -> &'static std::path::Path {
+/// [`serve`] with `env` added (the token key only if `env` sets it).
+pub fn serve_with(root: &str, env: &[(&str, &str)]) -> Server {
+    Server::start_with(bin(), root, env)
+}
+
+pub fn bin() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_bucketbase"))
+}
+
+/// Runs `bucketbase serve` on `root`, expecting it to refuse to start; its stderr.
+pub fn serve_refusal(root: &str) -> String {
+    let serve = bucketbase()
+        .args([
+            "serve",
+            "--store",
+            root,
+            "--listen",
+            "127.0.0.1:0",
+            "--app",
+            "none",
+        ])
+        .env("BUCKETBASE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&serve.stderr).into_owned();
+    assert!(!serve.status.success(), "serve must refuse: {err}");
+    err
 }
 
 /// Polls `probe` until it yields a value. The deadline only bounds a failing test; the
@@ -58,7 +76,7 @@ fn cli(args: &[&str], password: Option<&str>) {
 async fn a_reading_server_sees_what_the_cli_commits() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let server = Server::start(root);
+    let server = serve(root);
     assert!(server.login(ADMIN, ADMIN_PASSWORD).await.is_some());
 
     let (email, password) = ("staff@example.com", "a staff member's password");
@@ -94,8 +112,8 @@ async fn a_reading_server_sees_what_the_cli_commits() {
 async fn a_second_server_sees_definitions_of_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let a = Server::start(root);
-    let b = Server::start(root);
+    let a = serve(root);
+    let b = serve(root);
     let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
     a.define_notes(&token).await;
     eventually("B serves the collection A defined", async || {
@@ -135,21 +153,7 @@ async fn removing_the_newest_log_entries_is_caught() {
     assert!(out.contains("BROKEN at log position 4"), "{out}");
     assert!(out.contains("view watermark"), "{out}");
 
-    let serve = bucketbase()
-        .args([
-            "serve",
-            "--store",
-            root,
-            "--listen",
-            "127.0.0.1:0",
-            "--app",
-            "none",
-        ])
-        .env("BUCKETBASE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&serve.stderr);
-    assert!(!serve.status.success(), "{err}");
+    let err = serve_refusal(root);
     assert!(err.contains("the log ends at position 3"), "{err}");
     assert!(
         !dir.path().join(format!("_log/{:020}.json", 4)).exists(),
@@ -163,8 +167,8 @@ async fn removing_the_newest_log_entries_is_caught() {
 async fn read_your_writes_across_processes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let a = Server::start(root);
-    let b = Server::start_with(
+    let a = serve(root);
+    let b = serve_with(
         root,
         &[
             ("BUCKETBASE_AUTH__JWT_SECRET", JWT_SECRET),
@@ -253,8 +257,8 @@ async fn read_your_writes_across_processes() {
 async fn staleness_is_bounded_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let a = Server::start(root);
-    let b = Server::start(root);
+    let a = serve(root);
+    let b = serve(root);
     let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
     a.define_notes(&token).await;
     let written = Instant::now();
@@ -288,9 +292,9 @@ async fn logins_survive_restarts_and_are_shared_on_a_local_root() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let first = Server::start_with(root, &[]);
+    let first = serve_with(root, &[]);
     let token = first.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
-    let peer = Server::start_with(root, &[]);
+    let peer = serve_with(root, &[]);
     assert_eq!(
         peer.get("/api/auth/me", &token).await.0,
         200,
@@ -298,7 +302,7 @@ async fn logins_survive_restarts_and_are_shared_on_a_local_root() {
     );
     drop((first, peer));
 
-    let restarted = Server::start_with(root, &[]);
+    let restarted = serve_with(root, &[]);
     let (status, me) = restarted.get("/api/auth/me", &token).await;
     assert_eq!((status, me["data"]["email"].as_str()), (200, Some(ADMIN)));
 
@@ -337,10 +341,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_token_signed_with_another_key_is_explained_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let a = Server::start(root);
+    let a = serve(root);
     let token = a.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
     let log = dir.path().join("b.log");
-    let b = bucketbase_testkit::process::Server::start_logging_to(
+    let b = Server::start_logging_to(
         bin(),
         root,
         &[(

@@ -11,7 +11,7 @@ use super::bucketbase;
 use super::crash::json_of;
 use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD};
 
-use super::processes::Server;
+use super::processes::{serve_refusal, serve_with};
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = bucketbase().args(args).output().unwrap();
@@ -43,7 +43,7 @@ fn newest(root: &Path) -> u64 {
 
 /// A server on `root` with a `notes` collection holding `n` notes; stopped on return.
 async fn notes(root: &str, n: usize) -> Vec<String> {
-    let server = Server::start_with(root, &[]);
+    let server = serve_with(root, &[]);
     let token = server.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
     let client = reqwest::Client::new();
     let r = client
@@ -65,25 +65,6 @@ async fn notes(root: &str, n: usize) -> Vec<String> {
         ids.push(r["data"]["id"].as_str().unwrap().to_string());
     }
     ids
-}
-
-fn serve_refusal(root: &str) -> String {
-    let serve = bucketbase()
-        .args([
-            "serve",
-            "--store",
-            root,
-            "--listen",
-            "127.0.0.1:0",
-            "--app",
-            "none",
-        ])
-        .env("BUCKETBASE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&serve.stderr).into_owned();
-    assert!(!serve.status.success(), "serve must refuse: {err}");
-    err
 }
 
 #[tokio::test]
@@ -141,7 +122,7 @@ async fn a_torn_newest_entry_is_quarantined_and_voided() {
     assert!(ok && out.contains("nothing to recover"), "{out}");
 
     // The server starts, serves every earlier record, and the chain goes on past the void.
-    let server = Server::start_with(root, &[]);
+    let server = serve_with(root, &[]);
     let token = server.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
     let client = reqwest::Client::new();
     for id in &ids {
