@@ -8,6 +8,7 @@ mod concurrency;
 mod conformance;
 mod faults;
 mod fixtures;
+mod format;
 mod processes;
 mod recovery;
 mod support;
