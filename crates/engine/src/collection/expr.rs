@@ -207,11 +207,31 @@ impl Expr {
     }
 
     fn run(&self, vars: &Vars<'_>) -> Result<Value, ExprError> {
+        self.resolve(self.root(), vars)
+    }
+
+    /// The parsed expression, for callers that reason about its shape.
+    pub(crate) fn root(&self) -> &cel::IdedExpr {
+        self.inner.program.expression()
+    }
+
+    /// Evaluates one node of [`Expr::root`] (a sub-expression) with `vars`, as CEL
+    /// evaluates it inside the whole expression.
+    pub(crate) fn eval_node(
+        &self,
+        node: &cel::IdedExpr,
+        vars: &Vars<'_>,
+    ) -> Result<Json, ExprError> {
+        let value = self.resolve(node, vars)?;
+        to_json(&value).map_err(|message| self.eval_error(message))
+    }
+
+    fn resolve(&self, node: &cel::IdedExpr, vars: &Vars<'_>) -> Result<Value, ExprError> {
         let resolver = Resolver(vars);
         let mut context = Context::with_env(Arc::clone(&ENV));
         context.set_variable_resolver(&resolver);
         let _patterns = Scope::enter(&self.inner.patterns);
-        (self.inner.program.execute(&context)).map_err(|e| self.execution_error(e))
+        context.resolve(node).map_err(|e| self.execution_error(e))
     }
 
     /// Sorts an evaluation error into [`ExprError::Mismatch`] (the data) or

@@ -145,15 +145,16 @@ async fn list(
                 reason: e.to_string(),
             }
         })?;
-        let may = |record: &Value| caller.may(&def, Action::List, record);
-        // SuperAdmin sees everything: the list can then be answered from the indexes.
-        let visible: Option<&dyn Fn(&Value) -> bool> = if caller.is_super_admin() {
-            None
-        } else {
-            Some(&may)
-        };
         let vars = [("auth", &caller.auth)];
-        let mut page = query::list_with(&snap, &c, &q, &vars, visible, secrets.as_deref())?;
+        // SuperAdmin sees everything: the list can then be answered from the indexes.
+        // Others see what the collection's list rule lets through (as `Caller::may`),
+        // which the engine also reads for the index entries it confines them to.
+        let mut page = if caller.is_super_admin() {
+            query::list_with(&snap, &c, &q, &vars, None, secrets.as_deref())?
+        } else {
+            let rule = def.rules.get(Action::List.as_str());
+            query::list_under_rule(&snap, &c, &q, &vars, rule, secrets.as_deref())?
+        };
         page.items
             .iter_mut()
             .for_each(|item| def.redact_record(item));

@@ -70,12 +70,14 @@ use crate::state::{CollectionState, Doc, State};
 
 mod decode;
 mod plan;
+mod rule;
 mod shape;
 #[cfg(test)]
 mod tests;
 
 use decode::*;
 use plan::*;
+use rule::Reach;
 use shape::*;
 
 /// Which records a list shows with respect to soft delete.
@@ -195,12 +197,65 @@ pub fn list_with(
     visible: Option<&dyn Fn(&Value) -> bool>,
     key: Option<&SecretBox>,
 ) -> Result<Page> {
+    run_list(state, c, query, vars, visible, None, key)
+}
+
+/// [`list`] for a caller bound by an access rule: a record is shown when `rule`
+/// (evaluated with `vars` and `record`) is true; `None`: no rule, so no record. The rule
+/// is read for the index entries it confines records to (see `rule.rs`), so a list for
+/// an owner or a staff member reads only the records the rule can let through, and a
+/// rule that holds for everyone (`auth.role == "manager" || ...` for a manager) is not
+/// decided per record at all.
+pub fn list_under_rule(
+    state: &State,
+    c: &CollectionName,
+    query: &Query,
+    vars: &[(&str, &Value)],
+    rule: Option<&Expr>,
+    key: Option<&SecretBox>,
+) -> Result<Page> {
+    let (def, coll) = checked(state, c, query)?;
+    let Some(coll) = coll else {
+        return Ok(Page::empty(query));
+    };
+    // No record can be shown: still planned, so a bad query is refused as for others.
+    let nothing = || run_list(state, c, query, vars, None, Some(Vec::new()), key);
+    let Some(rule) = rule else {
+        return nothing();
+    };
+    let decide = |record: &Value| {
+        let mut scope = Vars::new().with("record", record);
+        for (name, value) in vars {
+            scope = scope.with(name, value);
+        }
+        rule.eval_bool(&scope).unwrap_or(false)
+    };
+    match Reach::of(rule, vars, def, coll) {
+        Reach::All => run_list(state, c, query, vars, None, None, key),
+        Reach::Nothing => nothing(),
+        Reach::Within(entries) => {
+            run_list(state, c, query, vars, Some(&decide), Some(entries), key)
+        }
+        Reach::Unknown => run_list(state, c, query, vars, Some(&decide), None, key),
+    }
+}
+
+/// Runs a list; `within`: index entries every visible record is under.
+fn run_list<'s>(
+    state: &'s State,
+    c: &CollectionName,
+    query: &Query,
+    vars: &[(&str, &Value)],
+    visible: Option<&dyn Fn(&Value) -> bool>,
+    within: Option<Vec<&'s Ids>>,
+    key: Option<&SecretBox>,
+) -> Result<Page> {
     let (def, coll) = checked(state, c, query)?;
     let Some(coll) = coll else {
         return Ok(Page::empty(query));
     };
     let budget = Budget::start(query.budget);
-    let plan = Plan::new(def, coll, query, vars)?;
+    let plan = Plan::new(def, coll, query, vars, within)?;
     let start = (query.page - 1).saturating_mul(query.per_page);
     let (ids, total) = plan.run(start, query.per_page, visible, &budget)?;
     let items = ids

@@ -26,8 +26,9 @@ impl<'a> Plan<'a> {
         coll: &'a CollectionState,
         query: &'a Query,
         vars: &'a [(&'a str, &'a Value)],
+        within: Option<Vec<&'a Ids>>,
     ) -> Result<Self> {
-        let mut sets: Vec<Vec<&'a Ids>> = Vec::new();
+        let mut sets: Vec<Vec<&'a Ids>> = within.into_iter().collect();
         let mut rest = Vec::new();
         for (field, value) in &query.equals {
             if def.is_secret(field) {

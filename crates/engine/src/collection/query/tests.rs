@@ -398,6 +398,20 @@ fn same(fast: Result<Page>, slow: Result<Page>) -> std::result::Result<(), TestC
     Ok(())
 }
 
+/// Access rules for [`list_under_rule`]: ones the indexes bound (`a`, `s` are indexed),
+/// ones that hold for a role, and ones only records can decide.
+const RULES: [&str; 9] = [
+    r#"auth.role == "manager" || record.a == auth.want"#,
+    r#"record.s in auth.list"#,
+    r#"auth.role == "owner" && record.a in auth.list"#,
+    r#"auth.role == "manager" || (auth.role == "staff" && has(record.b) && record.b == auth.want) || (auth.role == "owner" && record.s in auth.list)"#,
+    r#"record.c == 1"#,
+    r#"auth.role == "manager""#,
+    r#"false"#,
+    r#"record.a == auth.missing || auth.nope"#,
+    r#"auth.role == "owner" && record.a == auth.want || record.c == "x""#,
+];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -413,6 +427,12 @@ proptest! {
         let vars: &[(&str, &Value)] = &[("auth", &auth)];
         let everyone = |_: &Value| true;
         let some = |v: &Value| v.get("c").is_none_or(|c| c != &json!(1));
+        let auths = [
+            json!({"role": "manager", "want": "x", "list": ["x", "1", true]}),
+            json!({"role": "owner", "want": "y", "list": ["y", "Ä", null]}),
+            json!({"role": "staff", "want": 1, "list": [1, "x"]}),
+        ];
+        let rules: Vec<Expr> = RULES.iter().map(|r| Expr::compile(r).unwrap()).collect();
         for q in &queries {
             for force in [(None, None), (Some(true), Some(true)), (Some(false), Some(false))] {
                 FORCE.set(force);
@@ -424,6 +444,17 @@ proptest! {
             same(fast, reference(&state, &c, q, vars, &everyone))?;
             let fast = list(&state, &c, q, vars, &some, None);
             same(fast, reference(&state, &c, q, vars, &some))?;
+            for auth in &auths {
+                let vars: &[(&str, &Value)] = &[("auth", auth)];
+                for rule in &rules {
+                    let decide = |record: &Value| {
+                        rule.eval_bool(&Vars::new().with("auth", auth).with("record", record))
+                            .unwrap_or(false)
+                    };
+                    let fast = list_under_rule(&state, &c, q, vars, Some(rule), None);
+                    same(fast, reference(&state, &c, q, vars, &decide))?;
+                }
+            }
         }
     }
 
