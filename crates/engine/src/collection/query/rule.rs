@@ -159,7 +159,7 @@ fn index_entries<'a>(
         }
         _ => return None,
     };
-    if !def.def.index.iter().any(|f| *f == field)
+    if !def.def.index.contains(&field)
         || !values
             .iter()
             .all(|v| matches!(v, Value::String(_) | Value::Bool(_) | Value::Null))
