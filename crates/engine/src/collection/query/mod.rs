@@ -233,6 +233,7 @@ pub fn list_under_rule(
     match Reach::of(rule, vars, def, coll) {
         Reach::All => run_list(state, c, query, vars, None, None, key),
         Reach::Nothing => nothing(),
+        Reach::Exactly(entries) => run_list(state, c, query, vars, None, Some(entries), key),
         Reach::Within(entries) => {
             run_list(state, c, query, vars, Some(&decide), Some(entries), key)
         }

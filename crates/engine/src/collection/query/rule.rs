@@ -17,7 +17,9 @@
 //! alternative must contain `record.f == v` or `record.f in [v, ...]` on an indexed
 //! field, with `v` a string, bool or null once evaluated: a record it lets through holds
 //! exactly one of those values, so it is under that index entry. The union of those
-//! entries bounds the candidates; the rule itself is still decided on each of them.
+//! entries bounds the candidates; the rule itself is still decided on each of them,
+//! unless in every alternative that conjunct (with `has(record.f)` at most) is all that
+//! was left open: then a record under an entry passes, and the entries are the answer.
 //! When some alternative has no such conjunct, the rule is decided on every record as
 //! before.
 
@@ -31,6 +33,8 @@ pub(super) enum Reach<'a> {
     All,
     /// No record.
     Nothing,
+    /// Exactly the records under one of these index entries: no per-record check.
+    Exactly(Vec<&'a Ids>),
     /// Only records under one of these index entries (then checked one by one).
     Within(Vec<&'a Ids>),
     /// Any record: each is checked.
@@ -58,6 +62,7 @@ impl<'a> Reach<'a> {
         let mut alternatives = Vec::new();
         disjuncts(rule.root(), &mut alternatives);
         let mut within: Vec<&'a Ids> = Vec::new();
+        let mut exact = true;
         for alternative in alternatives {
             let mut leaves = Vec::new();
             conjuncts(alternative, &mut leaves);
@@ -83,18 +88,22 @@ impl<'a> Reach<'a> {
             if open.is_empty() {
                 return Reach::All;
             }
-            let Some(entries) = open
+            let Some((field, entries)) = open
                 .iter()
                 .find_map(|leaf| index_entries(rule, leaf, &scope, def, coll))
             else {
                 return Reach::Unknown;
             };
+            // A record under an entry holds the value, so the conjunct (and `has` of its
+            // field) is true there: if nothing else is open, the alternative is too.
+            let others = open.len() - 1;
+            exact &= open.iter().filter(|leaf| is_has(leaf, &field)).count() == others;
             within.extend(entries);
         }
-        if within.is_empty() {
-            Reach::Nothing
-        } else {
-            Reach::Within(within)
+        match (within.is_empty(), exact) {
+            (true, _) => Reach::Nothing,
+            (false, true) => Reach::Exactly(within),
+            (false, false) => Reach::Within(within),
         }
     }
 }
@@ -116,16 +125,23 @@ fn mentions_record(node: &IdedExpr) -> bool {
     record_fields(node).is_none_or(|fields| !fields.is_empty())
 }
 
+/// `has(record.<field>)`?
+fn is_has(leaf: &IdedExpr, field: &str) -> bool {
+    matches!(&leaf.expr, Node::Select(select)
+        if select.test && is_record(&select.operand) && select.field == field)
+}
+
 /// For `record.f == v` / `v == record.f` / `record.f in list` on an indexed field `f`
-/// (with `v` and the list's elements strings, bools or nulls once evaluated): the index
-/// entries of those values.
+/// (with `v` and the list's elements strings, bools or nulls once evaluated): `f` and the
+/// index entries of those values. A record holds one of the values exactly when it is
+/// under one of the entries (the index keys canonical JSON).
 fn index_entries<'a>(
     rule: &Expr,
     leaf: &IdedExpr,
     scope: &Vars<'_>,
     def: &Compiled,
     coll: &'a CollectionState,
-) -> Option<Vec<&'a Ids>> {
+) -> Option<(String, Vec<&'a Ids>)> {
     let Node::Call(call) = &leaf.expr else {
         return None;
     };
@@ -167,10 +183,9 @@ fn index_entries<'a>(
         return None;
     }
     let index = coll.indexes.fields.get(&field)?;
-    Some(
-        values
-            .iter()
-            .filter_map(|v| index.get(&SortKey::of(Some(v))))
-            .collect(),
-    )
+    let entries = values
+        .iter()
+        .filter_map(|v| index.get(&SortKey::of(Some(v))))
+        .collect();
+    Some((field, entries))
 }

@@ -400,7 +400,9 @@ fn same(fast: Result<Page>, slow: Result<Page>) -> std::result::Result<(), TestC
 
 /// Access rules for [`list_under_rule`]: ones the indexes bound (`a`, `s` are indexed),
 /// ones that hold for a role, and ones only records can decide.
-const RULES: [&str; 9] = [
+const RULES: [&str; 11] = [
+    r#"record.a == auth.want && record.c == 1"#,
+    r#"auth.role != "manager" && has(record.b) && record.b == "x" || record.a == auth.want && has(record.a)"#,
     r#"auth.role == "manager" || record.a == auth.want"#,
     r#"record.s in auth.list"#,
     r#"auth.role == "owner" && record.a in auth.list"#,
