@@ -14,7 +14,14 @@
 //! - **Injected time.** jsonwebtoken would check `exp` against the system clock; that check
 //!   is turned off here and done against the injected [`Now`] with a small leeway
 //!   ([`LEEWAY_SECS`]), so expiry is testable and there is one notion of "now".
+//! - **Verified once.** Every request carries its token, and decoding and checking the
+//!   signature was a good part of a cheap GET. A token that verified is remembered by its
+//!   **whole** text (never a prefix: tokens of one issuer share their first bytes) with its
+//!   claims; the same text again skips the decoding and signature check, never the time
+//!   check, which runs on every use. At most [`VERIFIED_MAX`] tokens are kept (the map is
+//!   emptied when full), and a token can only be remembered after it verified in full.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,7 +89,12 @@ pub struct JwtIssuer {
     validation: Validation,
     ttl: u64,
     now: Now,
+    /// Tokens that verified, by their whole text (see the module docs).
+    verified: parking_lot::Mutex<HashMap<String, AccessClaims>>,
 }
+
+/// Most verified tokens remembered at once (about 0.5 KB each).
+pub const VERIFIED_MAX: usize = 10_000;
 
 impl fmt::Debug for JwtIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,6 +121,7 @@ impl JwtIssuer {
             validation: validation(vec![Algorithm::HS256], ISSUER, AUDIENCE),
             ttl: DEFAULT_ACCESS_TTL.as_secs(),
             now,
+            verified: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -146,6 +159,27 @@ impl JwtIssuer {
         if token.len() > MAX_TOKEN_LEN {
             return Err(invalid("token too long"));
         }
+        let known = self.verified.lock().get(token).cloned();
+        if let Some(claims) = known {
+            check_times(
+                claims.exp,
+                None,
+                Some(claims.iat),
+                (self.now)(),
+                LEEWAY_SECS,
+            )?;
+            return Ok(claims);
+        }
+        let claims = self.verify_in_full(token)?;
+        let mut verified = self.verified.lock();
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_in_full(&self, token: &str) -> Result<AccessClaims, AuthError> {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| {
                 if matches!(e.kind(), ErrorKind::InvalidSignature) {
@@ -320,6 +354,23 @@ mod tests {
     fn short_secret_refused() {
         let (_, now) = clock();
         assert!(JwtIssuer::new(&[7u8; 31], now).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_matched_whole() {
+        let (_, jwt) = issuer();
+        let token = jwt.issue(&user()).expect("issue");
+        jwt.verify(&token).expect("valid");
+        // Same prefix, other signature; same signature, other payload.
+        let mut other_sig = token.clone();
+        let last = other_sig.pop().expect("non-empty");
+        other_sig.push(if last == 'A' { 'B' } else { 'A' });
+        assert_invalid(jwt.verify(&other_sig));
+        let (head, rest) = token.split_once('.').expect("three parts");
+        let (_, sig) = rest.split_once('.').expect("three parts");
+        let claims = B64.encode(serde_json::to_vec(&json!({"sub": "someone-else"})).expect("json"));
+        assert_invalid(jwt.verify(&format!("{head}.{claims}.{sig}")));
+        jwt.verify(&token).expect("still valid");
     }
 
     #[tokio::test]

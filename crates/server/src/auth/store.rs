@@ -8,11 +8,12 @@
 //! Credential material is declared `redact` on the definitions (the password hash; a
 //! session's id, which is its refresh token's hash), so no answer of the server shows it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bucketbase_engine::collection::Definition;
 use bucketbase_engine::collection::query::{self, Query};
-use bucketbase_engine::{CollectionName, Database, Error, RecordId, TxnMeta};
+use bucketbase_engine::{CollectionName, Database, Error, RecordId, Seq, TxnMeta};
 use serde_json::{Value, json};
 
 use super::AuthError;
@@ -50,6 +51,23 @@ properties.state = { enum = ["active", "rotated", "revoked"] }
 #[derive(Debug, Clone)]
 pub struct DbUserStore {
     db: Arc<Database>,
+    /// Users as last read, by id, with the version they were read at: authenticating a
+    /// request reads the user's version (a lookup) instead of parsing the record, and a
+    /// change of the record (role, disabled), here or by another process once the
+    /// tailer applies it, is a new version. Bounded: emptied at [`USERS_CACHED`].
+    read: Arc<UsersRead>,
+}
+
+/// Most users kept parsed at once.
+const USERS_CACHED: usize = 10_000;
+
+#[derive(Default)]
+struct UsersRead(parking_lot::Mutex<HashMap<RecordId, (Seq, StoredUser)>>);
+
+impl std::fmt::Debug for UsersRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} users read", self.0.lock().len())
+    }
 }
 
 fn users() -> CollectionName {
@@ -123,7 +141,10 @@ impl DbUserStore {
             Definition::from_toml(SESSIONS)?,
         ];
         db.define_all(&meta(), &defs).await?;
-        Ok(DbUserStore { db })
+        Ok(DbUserStore {
+            db,
+            read: Arc::default(),
+        })
     }
 
     /// How many users exist.
@@ -195,11 +216,24 @@ impl UserStore for DbUserStore {
         let Ok(id) = RecordId::parse(uuid) else {
             return Ok(None);
         };
-        Ok(self
-            .db
-            .snapshot()
-            .get(&users(), &id)
-            .and_then(|d| user_from(&d.value())))
+        let snapshot = self.db.snapshot();
+        let Some(doc) = snapshot.get(&users(), &id) else {
+            return Ok(None);
+        };
+        if let Some((version, user)) = self.read.0.lock().get(&id)
+            && *version == doc.version
+        {
+            return Ok(Some(user.clone()));
+        }
+        let Some(user) = user_from(&doc.value()) else {
+            return Ok(None);
+        };
+        let mut read = self.read.0.lock();
+        if read.len() >= USERS_CACHED {
+            read.clear();
+        }
+        read.insert(id, (doc.version, user.clone()));
+        Ok(Some(user))
     }
 
     async fn create_session(&self, session: RefreshSession) -> Result<(), AuthError> {
@@ -281,5 +315,43 @@ impl UserStore for DbUserStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bucketbase_engine::{DbOptions, StoreUrl};
+
+    use super::*;
+
+    /// A user read once and then changed is read anew: the role or a disabled flag takes
+    /// effect on the next request, though authenticating reuses the parsed user.
+    #[tokio::test]
+    async fn a_changed_user_is_read_anew() {
+        let store = StoreUrl::Memory.build().unwrap();
+        let db = Arc::new(Database::open(store, DbOptions::default()).await.unwrap());
+        let users = DbUserStore::install(db.clone()).await.unwrap();
+        let user = users
+            .create_user("a@example.com", "pw-pw-pw-pw", "staff", "test")
+            .await
+            .unwrap();
+        let read = |users: &DbUserStore| {
+            let users = users.clone();
+            let uuid = user.uuid.clone();
+            async move { users.find_by_id(&uuid).await.unwrap().unwrap() }
+        };
+        assert_eq!(read(&users).await.role, "staff");
+        assert_eq!(read(&users).await.role, "staff");
+        users
+            .update_user("a@example.com", json!({"role": "manager"}), "test")
+            .await
+            .unwrap();
+        assert_eq!(read(&users).await.role, "manager");
+        users
+            .update_user("a@example.com", json!({"disabled": true}), "test")
+            .await
+            .unwrap();
+        assert!(read(&users).await.disabled);
+        assert_eq!(users.read.0.lock().len(), 1);
     }
 }
