@@ -60,6 +60,12 @@ pub enum Error {
         actual: Option<Seq>,
     },
 
+    /// A revert would overwrite changes made after its changeset (see `crate::revert`).
+    #[error(
+        "revert of {changeset} refused: {records} record(s) changed after it (dry-run lists them; force overrides)"
+    )]
+    RevertConflict { changeset: String, records: usize },
+
     /// A collection definition is malformed or does not fit the data it governs.
     #[error("invalid definition of collection {collection:?}: {problem}")]
     InvalidDefinition { collection: String, problem: String },
@@ -213,6 +219,8 @@ pub enum ErrorCode {
     ReferenceViolation,
     ValidationFailed,
     VersionConflict,
+    /// A revert would overwrite later changes.
+    RevertConflict,
     NotFound,
     BadRequest,
     InvalidDefinition,
@@ -238,6 +246,7 @@ impl ErrorCode {
             ErrorCode::ReferenceViolation => "reference_violation",
             ErrorCode::ValidationFailed => "validation_failed",
             ErrorCode::VersionConflict => "version_conflict",
+            ErrorCode::RevertConflict => "revert_conflict",
             ErrorCode::NotFound => "not_found",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::InvalidDefinition => "invalid_definition",
@@ -283,6 +292,7 @@ impl Error {
         match self {
             Error::Violation(v) => v.code.into(),
             Error::VersionConflict { .. } => ErrorCode::VersionConflict,
+            Error::RevertConflict { .. } => ErrorCode::RevertConflict,
             Error::NotFound { .. } | Error::UnknownCollection { .. } => ErrorCode::NotFound,
             Error::Invalid { .. } | Error::FutureSeq { .. } => ErrorCode::BadRequest,
             Error::InvalidDefinition { .. } => ErrorCode::InvalidDefinition,

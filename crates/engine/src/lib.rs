@@ -24,6 +24,7 @@ pub mod materialize;
 pub mod metrics;
 mod names;
 pub mod recover;
+pub mod revert;
 pub mod state;
 pub mod store;
 pub mod tail;

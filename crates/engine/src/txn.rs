@@ -27,6 +27,10 @@ use crate::log::{ENTRY_OVERHEAD, Op, OpKind, Read, TxnRecord, json_len};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{Doc, State};
 
+/// A tag that keeps the handle's hooks out of a transaction: a revert writes states the
+/// hooks already reacted to when they were first written (see `crate::revert`).
+pub const NO_HOOKS: &str = "no_hooks";
+
 /// Who did it and where it came from; recorded with every transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnMeta {

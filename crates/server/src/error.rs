@@ -126,6 +126,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CheckViolation
         | ErrorCode::ExclusionViolation
         | ErrorCode::ReferenceViolation
+        | ErrorCode::RevertConflict
         | ErrorCode::Contention => StatusCode::CONFLICT,
         ErrorCode::VersionConflict => StatusCode::PRECONDITION_FAILED,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,

@@ -11,5 +11,6 @@ mod fixtures;
 mod format;
 mod processes;
 mod recovery;
+mod revert;
 mod support;
 mod tamper;
