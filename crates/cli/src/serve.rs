@@ -260,6 +260,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         AppKind::Aristay => bucketbase_server::app_with(
             state
                 .with_auth_context(bucketbase_aristay::auth_context())
+                .with_revert_policy(std::sync::Arc::new(
+                    bucketbase_aristay::revert::ImportReverts,
+                ))
                 .with_app_paths(bucketbase_aristay::openapi_paths()),
             bucketbase_aristay::router(),
         ),

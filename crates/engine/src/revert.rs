@@ -33,7 +33,8 @@
 //! what would change, or the rule it would break, without writing anything.
 //!
 //! Cost: finding a changeset by source or request id reads the whole log (16 entries at a
-//! time); one by position reads that entry and the entries after it.
+//! time); one by position reads that entry and the entries after it. The prior states
+//! take one more walk back from the changeset's last first write, each entry read once.
 
 use std::collections::HashMap;
 
@@ -264,6 +265,8 @@ pub async fn prepare(db: &Database, changeset: &Changeset) -> Result<Revert> {
     }
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
+    // Prior states of the records the changeset did not create, in one walk back.
+    let mut asks = Vec::new();
     // Reverse order of first writes: what hooks and cascades wrote after a record goes
     // back before it.
     for (collection, id) in order.into_iter().rev() {
@@ -272,20 +275,22 @@ pub async fn prepare(db: &Database, changeset: &Changeset) -> Result<Revert> {
             continue;
         }
         let (first, last, created) = written[&(collection.clone(), id.clone())];
-        let prior = if created {
-            None
-        } else {
-            let before = Seq(first.get() - 1);
-            audit::as_of(store, &collection, &id, before)
-                .await?
-                .map(|(_, doc)| doc)
-        };
+        if !created {
+            asks.push((collection.clone(), id.clone(), Seq(first.get() - 1)));
+        }
         targets.push(Target {
             collection,
             id,
             last,
-            prior,
+            prior: None,
         });
+    }
+    let mut priors = audit::as_of_many(store, &asks).await?.into_iter();
+    for target in &mut targets {
+        let (_, _, created) = written[&(target.collection.clone(), target.id.clone())];
+        if !created {
+            target.prior = priors.next().flatten().map(|(_, doc)| doc);
+        }
     }
     Ok(Revert {
         changeset: changeset.label(),
@@ -329,7 +334,7 @@ impl Revert {
         &self,
         db: &Database,
         meta: &TxnMeta,
-        finish: &dyn Fn(&mut Txn) -> Result<()>,
+        finish: &(dyn Fn(&mut Txn) -> Result<()> + Sync),
     ) -> Result<Vec<Step>> {
         db.trial(&self.meta(meta))
             .step(|tx| self.revert_in(tx, true, finish))
@@ -343,16 +348,17 @@ impl Revert {
         db: &Database,
         meta: &TxnMeta,
         force: bool,
-        finish: &dyn Fn(&mut Txn) -> Result<()>,
+        finish: &(dyn Fn(&mut Txn) -> Result<()> + Sync),
     ) -> Result<Committed<Vec<Step>>> {
         if !force && !self.conflicts.is_empty() {
-            return Err(self.conflict(self.conflicted()));
+            return Err(self.conflict(self.conflicted_records()));
         }
         db.transact(&self.meta(meta), |tx| self.revert_in(tx, force, finish))
             .await
     }
 
-    fn conflicted(&self) -> usize {
+    /// How many records [`Revert::conflicts`] name.
+    pub fn conflicted_records(&self) -> usize {
         let mut records: Vec<(&str, &str)> = self
             .conflicts
             .iter()
@@ -374,7 +380,7 @@ impl Revert {
         &self,
         tx: &mut Txn,
         force: bool,
-        finish: &dyn Fn(&mut Txn) -> Result<()>,
+        finish: &(dyn Fn(&mut Txn) -> Result<()> + Sync),
     ) -> Result<Vec<Step>> {
         let mut steps = Vec::with_capacity(self.targets.len());
         let mut late = 0;

@@ -75,6 +75,9 @@ pub struct AppState {
     /// Names no user collection may take: [`ROUTE_NAMES`] plus every app's name
     /// ([`AppState::with_app_names`]).
     pub reserved_names: Arc<Vec<String>>,
+    /// Who besides SuperAdmin may revert the app's changesets, and what the app keeps of
+    /// them (see [`routes::revert::RevertPolicy`]).
+    pub revert_policy: Option<Arc<dyn routes::revert::RevertPolicy>>,
 }
 
 /// The names the fixed routes use under `/api/v1/` (a collection of that name would be
@@ -99,6 +102,7 @@ impl AppState {
             auth_context: None,
             app_paths: None,
             reserved_names: Arc::new(ROUTE_NAMES.iter().map(|n| n.to_string()).collect()),
+            revert_policy: None,
         }
     }
 
@@ -115,6 +119,12 @@ impl AppState {
     /// Documents an app's routes in `/api/openapi.json` (OpenAPI path items by path).
     pub fn with_app_paths(mut self, paths: serde_json::Value) -> Self {
         self.app_paths = Some(Arc::new(paths));
+        self
+    }
+
+    /// Lets an app decide about reverts of its changesets.
+    pub fn with_revert_policy(mut self, policy: Arc<dyn routes::revert::RevertPolicy>) -> Self {
+        self.revert_policy = Some(policy);
         self
     }
 
@@ -165,6 +175,7 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         .merge(routes::system::router())
         .merge(routes::auth::router())
         .merge(routes::records::router())
+        .merge(routes::revert::router())
         .merge(routes::metrics::router())
         .merge(routes::docs::router())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));

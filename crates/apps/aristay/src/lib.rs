@@ -9,6 +9,7 @@ pub mod automation;
 pub mod files;
 pub mod import;
 pub mod owners;
+pub mod revert;
 pub mod routes;
 
 use std::sync::Arc;

@@ -5,6 +5,8 @@
 //! log (newest first, concurrently fetched); per-record history and "as of" reads use the
 //! log position of each change.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -118,21 +120,59 @@ pub async fn as_of(
     id: &RecordId,
     at: Seq,
 ) -> Result<Option<(Seq, Value)>> {
-    let mut next = at.get();
-    while next > 0 {
+    let want = [(c.clone(), id.clone(), at)];
+    Ok(as_of_many(store, &want).await?.pop().flatten())
+}
+
+/// [`as_of`] for many records at once, in one walk back from the newest position asked
+/// for (each entry read and parsed once, however many records it wrote): the answers in
+/// the order of `want`.
+pub async fn as_of_many(
+    store: &DynStore,
+    want: &[(CollectionName, RecordId, Seq)],
+) -> Result<Vec<Option<(Seq, Value)>>> {
+    let mut answers: Vec<Option<Option<(Seq, Value)>>> = vec![None; want.len()];
+    // Unanswered asks, by collection and record.
+    let mut open: HashMap<&CollectionName, HashMap<&RecordId, Vec<usize>>> = HashMap::new();
+    for (i, (c, id, _)) in want.iter().enumerate() {
+        open.entry(c).or_default().entry(id).or_default().push(i);
+    }
+    let mut next = want.iter().map(|(_, _, at)| at.get()).max().unwrap_or(0);
+    while next > 0 && !open.is_empty() {
         let entries;
         (entries, next) = newest_first(store, next).await?;
         for entry in entries {
+            let seq = entry.seq();
             for txn in entry.body.txns.iter().rev() {
-                if let Some(op) = txn.ops.iter().find(|o| o.collection == *c && o.id == *id) {
-                    return Ok(op.doc.as_ref().map(|d| {
-                        let value =
-                            serde_json::from_str(d.get()).expect("stored documents are valid JSON");
-                        (entry.seq(), value)
-                    }));
+                for op in txn.ops.iter().rev() {
+                    let Some(records) = open.get_mut(&op.collection) else {
+                        continue;
+                    };
+                    let Some(asks) = records.get_mut(&op.id) else {
+                        continue;
+                    };
+                    // Answered here: the asks at or after this position not answered yet
+                    // (an op later in the transaction came first in this walk).
+                    asks.retain(|&i| {
+                        if want[i].2 < seq || answers[i].is_some() {
+                            return true;
+                        }
+                        answers[i] = Some(op.doc.as_ref().map(|d| {
+                            let value = serde_json::from_str(d.get())
+                                .expect("stored documents are valid JSON");
+                            (seq, value)
+                        }));
+                        false
+                    });
+                    if asks.is_empty() {
+                        records.remove(&op.id);
+                        if records.is_empty() {
+                            open.remove(&op.collection);
+                        }
+                    }
                 }
             }
         }
     }
-    Ok(None)
+    Ok(answers.into_iter().map(Option::flatten).collect())
 }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod docs;
 pub mod metrics;
 pub mod records;
+pub mod revert;
 pub mod system;
 
 use std::sync::Arc;

@@ -6,5 +6,6 @@ mod automation;
 mod bookings;
 mod import;
 mod photos;
+mod revert;
 mod support;
 mod workbook;

@@ -64,6 +64,9 @@ pub async fn spawn_with(tune: impl FnOnce(&mut DbOptions)) -> TestApp {
     };
     let state = AppState::new(db.clone(), provider, settings, None)
         .with_auth_context(bucketbase_aristay::auth_context())
+        .with_revert_policy(std::sync::Arc::new(
+            bucketbase_aristay::revert::ImportReverts,
+        ))
         .with_app_paths(bucketbase_aristay::openapi_paths());
     let app = bucketbase_server::app_with(state, bucketbase_aristay::router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
