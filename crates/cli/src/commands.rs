@@ -62,6 +62,17 @@ pub enum Command {
         #[arg(long, global = true)]
         store: Option<String>,
     },
+    /// Undo an import, a migration, a request or one log entry as one changeset, in one
+    /// transaction audited as `revert:<changeset>` (itself revertible). Later changes to
+    /// its records refuse it unless --force; --dry-run shows what would change.
+    Revert {
+        #[command(flatten)]
+        args: crate::revert::RevertArgs,
+        #[arg(long, env = "BUCKETBASE_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        #[arg(long)]
+        store: Option<String>,
+    },
     /// Recover from a damaged newest log entry (a torn write): move its bytes to
     /// `_quarantine/` and write a void entry in its slot. Run it with every server on
     /// the root stopped; it refuses any other damage and an intact log changes nothing.
@@ -220,6 +231,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::import::run(&store_settings(config, store)?, command).await,
         Command::Rebuild { store } => rebuild(&store).await,
         Command::Recover { store } => crate::recover::run(&store).await,
+        Command::Revert {
+            args,
+            config,
+            store,
+        } => crate::revert::run(&store_settings(config, store)?, args).await,
         Command::Backup { store, to } => crate::backup::run_backup(&store, &to).await,
         Command::Restore {
             from,

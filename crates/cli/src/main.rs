@@ -5,6 +5,7 @@ mod backup;
 mod commands;
 mod import;
 mod recover;
+mod revert;
 mod serve;
 mod settings;
 

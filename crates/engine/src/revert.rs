@@ -312,6 +312,8 @@ impl Revert {
     /// records the changeset itself, like aristay's import log, updates it instead).
     pub fn leave(&mut self, keep: impl Fn(&CollectionName) -> bool) {
         self.targets.retain(|t| !keep(&t.collection));
+        self.conflicts
+            .retain(|c| CollectionName::parse_any(&c.collection).map_or(true, |name| !keep(&name)));
     }
 
     /// The transaction a revert commits as: `meta`'s actor and request id, the source

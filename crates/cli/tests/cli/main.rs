@@ -317,6 +317,38 @@ async fn import_bookings_from_the_command_line() {
         ),
         (Some("partial"), Some(39))
     );
+    // The partial import reverted: a dry run first, then for real.
+    let source = format!("import:{}", report["log_id"].as_str().unwrap());
+    let revert = |extra: &[&str]| {
+        let out = bucketbase()
+            .args(["revert", "--source", &source, "--store", &root])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = revert(&["--dry-run"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("bookings: 39 deleted"), "{out}");
+    assert!(out.contains("dry run: nothing was written"), "{out}");
+    let (code, out, err) = revert(&[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!("audited as revert:{source}")),
+        "{out}"
+    );
+    // Again: the revert changed every record after the import, so each is a conflict
+    // (exit 2, nothing written); there is nothing left to change anyway.
+    let (code, out, err) = revert(&["--json"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["conflicts"].as_array().unwrap().len(), 39);
+    assert_eq!(again["changes"], json!([]));
+    assert!(err.contains("refused: 39 record(s) changed"), "{err}");
     // A template that does not exist, and a file that is not a workbook.
     let (code, _, err) = import(&["--template", "Nope"]);
     assert_ne!(code, Some(0), "{err}");
@@ -329,5 +361,11 @@ async fn import_bookings_from_the_command_line() {
         .await
         .unwrap();
     let bookings = CollectionName::parse("bookings").unwrap();
-    assert_eq!(db.snapshot().collection(&bookings).unwrap().docs.len(), 39);
+    let state = db.snapshot();
+    let docs = &state.collection(&bookings).unwrap().docs;
+    assert_eq!(docs.len(), 39);
+    assert!(
+        docs.values().all(|d| !d.value()["deleted_at"].is_null()),
+        "every imported booking reverted"
+    );
 }
