@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::expr::Expr;
+pub use crate::error::FieldError;
 use crate::error::{Error, Result, Violation, ViolationCode};
 use crate::names::{CollectionName, RecordId};
 
@@ -449,13 +450,6 @@ impl CompiledReference {
     }
 }
 
-/// One schema complaint: where, and what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
 impl Compiled {
     /// Fills missing top-level fields from the schema's `default` values (on create:
     /// `time_of_day` defaults to `"09:00"` because the schema says so, not code).
@@ -698,55 +692,6 @@ pub fn load_dir(dir: &std::path::Path) -> Result<Vec<Definition>> {
             })
         })
         .collect()
-}
-
-impl crate::db::Database {
-    /// Installs `defs` in one transaction (each a no-op when unchanged); true when any
-    /// changed.
-    pub async fn define_all(
-        &self,
-        meta: &crate::txn::TxnMeta,
-        defs: &[Definition],
-    ) -> Result<bool> {
-        let committed = self
-            .transact(meta, |tx| {
-                let mut changed = false;
-                for d in defs {
-                    changed |= tx.define(d)?;
-                }
-                Ok::<_, crate::error::Error>(changed)
-            })
-            .await?;
-        Ok(committed.value)
-    }
-}
-
-impl crate::txn::Txn {
-    /// Creates or replaces a collection definition. It is checked here and again at
-    /// commit, against the records it governs. Returns whether anything changed.
-    pub fn define(&mut self, def: &Definition) -> Result<bool> {
-        def.compile()?;
-        let defs = CollectionName::definitions();
-        let id = crate::names::RecordId::parse(&def.name)?;
-        let new = def.to_json();
-        let old = self.get_value(&defs, &id);
-        if old.as_ref() == Some(&new) {
-            return Ok(false);
-        }
-        self.put(&defs, &id, &new)?;
-        let event = json!({
-            "action": if old.is_some() { "update" } else { "create" },
-            "actor": self.meta.actor,
-            "at": self.ctx.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "changes": {"definition": {"from": old, "to": new}},
-            "collection": crate::names::DEFINITIONS,
-            "id": self.ctx.ids.new_id().to_string(),
-            "record_id": def.name,
-            "source": self.event_source.clone().unwrap_or_else(|| self.meta.source.clone()),
-        });
-        self.audit(&event)?;
-        Ok(true)
-    }
 }
 
 #[cfg(test)]

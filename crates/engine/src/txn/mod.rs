@@ -13,6 +13,14 @@
 //! full and having the committer refuse it. Every staged document is also checked
 //! against `max_record_bytes` here, the one place all writes pass through.
 
+mod cascade;
+mod deferred;
+mod define;
+mod events;
+mod hooks;
+mod nested;
+mod records;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -26,6 +34,11 @@ use crate::error::{Error, Result};
 use crate::log::{ENTRY_OVERHEAD, Op, OpKind, Read, TxnRecord, json_len};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{Doc, State};
+
+pub use deferred::DeferredAppend;
+pub(crate) use deferred::resolve_appends;
+pub(crate) use hooks::run_hooks;
+pub use hooks::{Action, Change, Hook};
 
 /// Who did it and where it came from; recorded with every transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +87,9 @@ pub struct Txn {
     /// Source recorded on audit events made now (hooks and cascades set their own).
     pub(crate) event_source: Option<String>,
     /// Record-level changes so far, for hooks.
-    pub(crate) changes: Vec<crate::collection::records::Change>,
+    pub(crate) changes: Vec<crate::txn::Change>,
     /// Nested appends applied at commit time.
-    pub(crate) deferred: Vec<crate::collection::records::DeferredAppend>,
+    pub(crate) deferred: Vec<crate::txn::DeferredAppend>,
     /// This transaction's staged records by indexed field value, for [`Txn::find`]:
     /// built for a collection at its first `find`, then kept up by `put` (entries may be
     /// stale: `find` re-checks each candidate).
@@ -84,7 +97,7 @@ pub struct Txn {
     /// Encoded bytes of the staged ops, audit events and reads (each with its comma),
     /// plus an upper estimate for deferred appends: see [`Txn::log_len`].
     staged_bytes: usize,
-    /// How many of `changes` the hooks have seen (see `records::run_hooks`).
+    /// How many of `changes` the hooks have seen (see `hooks::run_hooks`).
     pub(crate) hooked: usize,
 }
 
@@ -114,7 +127,7 @@ pub struct TxnContext {
     /// `DbOptions::max_entry_bytes`.
     pub max_entry_bytes: usize,
     /// The handle's hooks, for [`Txn::run_hooks`].
-    pub hooks: Vec<Arc<dyn crate::collection::records::Hook>>,
+    pub hooks: Vec<Arc<dyn Hook>>,
 }
 
 impl Txn {
@@ -183,7 +196,7 @@ impl Txn {
     /// transaction as it grows ([`Txn::log_len`]) calls this to count what the hooks add.
     pub fn run_hooks(&mut self) -> Result<()> {
         let hooks = self.ctx.hooks.clone();
-        crate::collection::records::run_hooks(self, &hooks)
+        crate::txn::run_hooks(self, &hooks)
     }
 
     /// Adds the estimated log bytes of a deferred append (see [`Txn::log_len`]).
@@ -396,7 +409,7 @@ impl Txn {
             return Err(Error::invalid("document", "must be a JSON object"));
         }
         let raw: Arc<RawValue> = Arc::from(to_canonical_raw(doc));
-        crate::collection::records::check_record_size(
+        crate::collection::document::check_record_size(
             self.snapshot.definition(collection).map(|d| d.as_ref()),
             collection,
             doc,
@@ -477,7 +490,7 @@ impl Txn {
 #[derive(Debug, Clone)]
 pub struct PendingTxn {
     pub record: TxnRecord,
-    pub deferred: Vec<crate::collection::records::DeferredAppend>,
+    pub deferred: Vec<crate::txn::DeferredAppend>,
 }
 
 /// A committed transaction: the closure's value and the log position it landed at.

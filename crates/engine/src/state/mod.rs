@@ -6,6 +6,8 @@
 //! touched tree paths. Documents are kept as their canonical JSON text, not parsed
 //! values, which keeps resident memory close to the documents' own size.
 
+mod integrity;
+
 use std::sync::Arc;
 
 use imbl::OrdMap;
