@@ -544,6 +544,7 @@ mod tests {
         let ok = db
             .transact(&meta, |tx| {
                 tx.create(&notes, json!({"title": "t", "comments": comments}))
+                    .map(|(_, record)| record)
             })
             .await;
         assert!(ok.is_ok(), "{ok:?}");

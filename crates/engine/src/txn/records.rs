@@ -92,9 +92,9 @@ impl Txn {
         Ok(rec)
     }
 
-    /// Creates a record. `input` may carry an `id` (imports and migrations keep theirs);
-    /// other metadata fields are ignored.
-    pub fn create(&mut self, c: &CollectionName, input: Value) -> Result<Value> {
+    /// Creates a record and returns its id with the stored record. `input` may carry an
+    /// `id` (imports and migrations keep theirs); other metadata fields are ignored.
+    pub fn create(&mut self, c: &CollectionName, input: Value) -> Result<(RecordId, Value)> {
         let def = self.definition(c)?;
         let Value::Object(mut fields) = input else {
             return Err(bad_input(&def, "", "a record must be a JSON object"));
@@ -134,7 +134,8 @@ impl Txn {
         fields.insert("updated_by".into(), actor);
         fields.insert("deleted_at".into(), Value::Null);
         fields.insert("deleted_by".into(), Value::Null);
-        self.store(&def, &id, None, Value::Object(fields), Action::Create)
+        let record = self.store(&def, &id, None, Value::Object(fields), Action::Create)?;
+        Ok((id, record))
     }
 
     /// JSON merge patch (RFC 7396) of a live record's own fields.
