@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod definition;
 pub mod document;
+pub mod event;
 pub mod expr;
 pub mod integrity;
 pub mod keys;
@@ -30,6 +31,7 @@ pub mod render;
 pub mod secret;
 
 pub use definition::{Compiled, Definition, FieldError, OnDelete};
+pub use event::{AuditEvent, Source};
 pub use render::Secrets;
 // Hooks live with transactions (`txn::hooks`); re-exported under their earlier path.
 pub use crate::txn::{Action, Change, Hook};

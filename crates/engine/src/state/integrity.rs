@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 
 use super::{Doc, State};
 use crate::collection::definition::{Compiled, Definition};
+use crate::collection::event::AuditEvent;
 use crate::collection::integrity::{Indexes, Mode, validate_doc, violation};
 use crate::collection::keys::{RecordKeys, is_live};
 use crate::error::{Error, Result, Violation, ViolationCode};
@@ -283,18 +284,11 @@ impl State {
 /// defined collection without an audit event for it (a raw `put` instead of a record
 /// operation) is refused.
 fn check_audited(state: &State, txn: &TxnRecord) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    struct Subject<'a> {
-        #[serde(borrow, default)]
-        collection: &'a str,
-        #[serde(borrow, default)]
-        record_id: &'a str,
-    }
     let subjects: BTreeSet<(&str, &str)> = txn
         .audit
         .iter()
-        .filter_map(|e| serde_json::from_str::<Subject<'_>>(e.get()).ok())
-        .map(|s| (s.collection, s.record_id))
+        .filter_map(|e| AuditEvent::header(e).ok())
+        .map(|h| (h.collection.unwrap_or(""), h.record_id.unwrap_or("")))
         .collect();
     for op in &txn.ops {
         if state.catalog.contains_key(&op.collection)

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::hooks::Action;
 use crate::collection::document::bad_input;
+use crate::collection::event::AuditEvent;
 use crate::collection::keys::is_live;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId};
@@ -18,11 +18,9 @@ pub struct DeferredAppend {
     pub id: RecordId,
     pub field: String,
     pub item: Value,
-    pub at: String,
-    pub actor: String,
-    pub source: String,
-    pub request_id: Option<String>,
-    pub event_id: String,
+    /// The append's audit event, built when the append was asked for; its `changes`
+    /// (the added item) are filled in at commit.
+    pub event: AuditEvent,
 }
 
 /// Applies a transaction's deferred appends to the records as they are in `state` (after
@@ -75,23 +73,13 @@ pub(crate) fn resolve_appends(
                 map.insert(a.field.clone(), json!([a.item.clone()]));
             }
         }
-        map.insert("updated_at".into(), json!(a.at));
-        map.insert("updated_by".into(), json!(a.actor));
-        let mut event = json!({
-            "id": a.event_id,
-            "at": a.at,
-            "actor": a.actor,
-            "source": a.source,
-            "action": Action::Update,
-            "collection": a.collection.as_str(),
-            "record_id": a.id.as_str(),
-            // Only the appended item changed: no need to diff the whole array.
-            "changes": { a.field.clone(): {"added": [a.item.clone()], "removed": [], "changed": {}} },
-        });
-        if let Some(r) = &a.request_id {
-            event["request_id"] = json!(r);
-        }
-        out.audit.push(Arc::from(to_canonical_raw(&event)));
+        map.insert("updated_at".into(), json!(a.event.at));
+        map.insert("updated_by".into(), json!(a.event.actor));
+        let mut event = a.event.clone();
+        // Only the appended item changed: no need to diff the whole array.
+        event.changes =
+            json!({ a.field.clone(): {"added": [a.item.clone()], "removed": [], "changed": {}} });
+        out.audit.push(Arc::from(event.to_raw()));
         let op = Op {
             collection: a.collection.clone(),
             doc: Some(Arc::from(to_canonical_raw(&after))),

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::Txn;
+use super::{Action, Txn};
 use crate::collection::definition::Definition;
 use crate::error::Result;
 use crate::names::CollectionName;
@@ -21,17 +21,17 @@ impl Txn {
             return Ok(false);
         }
         self.put(&defs, &id, &new)?;
-        let event = json!({
-            "action": if old.is_some() { "update" } else { "create" },
-            "actor": self.meta.actor,
-            "at": self.ctx.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "changes": {"definition": {"from": old, "to": new}},
-            "collection": crate::names::DEFINITIONS,
-            "id": self.ctx.ids.new_id().to_string(),
-            "record_id": def.name,
-            "source": self.event_source.clone().unwrap_or_else(|| self.meta.source.clone()),
-        });
-        self.audit(&event)?;
+        let action = if old.is_some() {
+            Action::Update
+        } else {
+            Action::Create
+        };
+        let changes = json!({"definition": {"from": old, "to": new}});
+        let mut event = self.audit_event(crate::names::DEFINITIONS, &def.name, action, changes);
+        // Definition events have never carried the request id; kept so that their stored
+        // form is what it was.
+        event.request_id = None;
+        self.audit(&event);
         Ok(true)
     }
 }

@@ -6,10 +6,33 @@ use serde_json::{Map, Value, json};
 use super::Txn;
 use super::hooks::Action;
 use crate::collection::definition::Compiled;
-use crate::error::Result;
+use crate::collection::event::AuditEvent;
 use crate::names::RecordId;
 
 impl Txn {
+    /// An audit event about `collection/record_id`, attributed to this transaction: a
+    /// fresh id, the clock's time, the actor, the current source and the request id. The
+    /// one place events are built (record operations, deferred appends, definitions).
+    pub(super) fn audit_event(
+        &self,
+        collection: &str,
+        record_id: &str,
+        action: Action,
+        changes: Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: self.ctx.ids.new_id().to_string(),
+            at: self.now(),
+            actor: self.meta.actor.clone(),
+            source: self.source(),
+            action,
+            collection: collection.to_string(),
+            record_id: record_id.to_string(),
+            changes,
+            request_id: self.meta.request_id.clone(),
+        }
+    }
+
     /// Stages the audit event of one record change: who, when, from where, and the diff.
     pub(super) fn event(
         &mut self,
@@ -18,21 +41,10 @@ impl Txn {
         action: Action,
         before: Option<&Value>,
         after: Option<&Value>,
-    ) -> Result<()> {
-        let mut event = json!({
-            "id": self.ctx.ids.new_id().to_string(),
-            "at": self.now(),
-            "actor": self.meta.actor,
-            "source": self.source(),
-            "action": action,
-            "collection": def.name.as_str(),
-            "record_id": id.as_str(),
-            "changes": diff(def, before, after),
-        });
-        if let Some(request_id) = &self.meta.request_id {
-            event["request_id"] = json!(request_id);
-        }
-        self.audit(&event)
+    ) {
+        let changes = diff(def, before, after);
+        let event = self.audit_event(def.name.as_str(), id.as_str(), action, changes);
+        self.audit(&event);
     }
 }
 

@@ -3,23 +3,13 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::Txn;
+pub use crate::collection::event::Action;
+use crate::collection::event::Source;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId};
-
-/// What happened to a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Create,
-    Update,
-    Delete,
-    Restore,
-    Purge,
-}
 
 /// One record change inside a transaction (stored forms: secrets encrypted).
 #[derive(Debug, Clone)]
@@ -30,7 +20,7 @@ pub struct Change {
     pub before: Option<Value>,
     pub after: Option<Value>,
     /// Source of the change (`api`, `import:<id>`, `automation`, `cascade`, ...).
-    pub source: String,
+    pub source: Source,
 }
 
 /// Observes a transaction's changes and may add writes to it (aristay's automatic tasks).

@@ -29,6 +29,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::canonical::to_canonical_raw;
+use crate::collection::event::{AuditEvent, Source};
 use crate::collection::keys::SortKey;
 use crate::error::{Error, Result};
 use crate::log::{ENTRY_OVERHEAD, Op, OpKind, Read, TxnRecord, json_len};
@@ -44,7 +45,7 @@ pub use hooks::{Action, Change, Hook};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnMeta {
     pub actor: String,
-    pub source: String,
+    pub source: Source,
     pub request_id: Option<String>,
     /// Flags for hooks, not stored (e.g. aristay's `no_automation` for an import run
     /// without automations).
@@ -52,7 +53,7 @@ pub struct TxnMeta {
 }
 
 impl TxnMeta {
-    pub fn new(actor: impl Into<String>, source: impl Into<String>) -> Self {
+    pub fn new(actor: impl Into<String>, source: impl Into<Source>) -> Self {
         TxnMeta {
             actor: actor.into(),
             source: source.into(),
@@ -85,7 +86,7 @@ pub struct Txn {
     pub(crate) ctx: Arc<TxnContext>,
     pub(crate) meta: TxnMeta,
     /// Source recorded on audit events made now (hooks and cascades set their own).
-    pub(crate) event_source: Option<String>,
+    pub(crate) event_source: Option<Source>,
     /// Record-level changes so far, for hooks.
     pub(crate) changes: Vec<crate::txn::Change>,
     /// Nested appends applied at commit time.
@@ -174,7 +175,7 @@ impl Txn {
             ops: Vec::new(),
             reads: Vec::new(),
             request_id: self.meta.request_id.clone(),
-            source: self.meta.source.clone(),
+            source: self.meta.source.to_string(),
         };
         // `"audit":[],` appears once there is an event.
         json_len(&meta) + 12 + self.staged_bytes
@@ -430,15 +431,11 @@ impl Txn {
         self.stage(collection, id, None);
     }
 
-    /// Adds an audit event (any JSON object) to the transaction's log record.
-    pub fn audit(&mut self, event: &Value) -> Result<()> {
-        if !event.is_object() {
-            return Err(Error::invalid("audit event", "must be a JSON object"));
-        }
-        let raw: Arc<RawValue> = Arc::from(to_canonical_raw(event));
+    /// Adds an audit event to the transaction's log record.
+    pub fn audit(&mut self, event: &AuditEvent) {
+        let raw: Arc<RawValue> = Arc::from(event.to_raw());
         self.staged_bytes += raw.get().len() + 1;
         self.audit.push(raw);
-        Ok(())
     }
 
     /// True when nothing was staged.
@@ -480,7 +477,7 @@ impl Txn {
                 ops,
                 reads,
                 request_id: meta.request_id.clone(),
-                source: meta.source.clone(),
+                source: meta.source.to_string(),
             },
         }
     }

@@ -58,11 +58,7 @@ impl Txn {
             id: id.clone(),
             field: field.to_string(),
             item: item.clone(),
-            at: self.now(),
-            actor: self.meta.actor.clone(),
-            source: self.source(),
-            request_id: self.meta.request_id.clone(),
-            event_id: self.ctx.ids.new_id().to_string(),
+            event: self.audit_event(c.as_str(), id.as_str(), Action::Update, Value::Null),
         });
         Ok(item)
     }

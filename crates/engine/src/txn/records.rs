@@ -15,6 +15,7 @@ use super::Txn;
 use super::hooks::{Action, Change};
 use crate::collection::definition::{Compiled, METADATA_FIELDS};
 use crate::collection::document::{bad_input, merge_patch, strip_metadata, validation};
+use crate::collection::event::Source;
 use crate::collection::keys::is_live;
 use crate::collection::render::{MASK, aad};
 use crate::collection::secret::SecretBox;
@@ -39,7 +40,7 @@ impl Txn {
             .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
-    pub(super) fn source(&self) -> String {
+    pub(super) fn source(&self) -> Source {
         self.event_source
             .clone()
             .unwrap_or_else(|| self.meta.source.clone())
@@ -49,10 +50,10 @@ impl Txn {
     /// `automation`, imports `import:<id>`).
     pub fn with_source<T>(
         &mut self,
-        source: &str,
+        source: impl Into<Source>,
         f: impl FnOnce(&mut Txn) -> Result<T>,
     ) -> Result<T> {
-        let saved = self.event_source.replace(source.to_string());
+        let saved = self.event_source.replace(source.into());
         let out = f(self);
         self.event_source = saved;
         out
@@ -308,7 +309,7 @@ impl Txn {
             after[field.as_str()] = json!(sealed);
         }
         self.put(&def.name, id, &after)?;
-        self.event(def, id, action, before.as_ref(), Some(&after))?;
+        self.event(def, id, action, before.as_ref(), Some(&after));
         self.changes.push(Change {
             collection: def.name.clone(),
             id: id.clone(),
@@ -328,7 +329,7 @@ impl Txn {
         action: Action,
     ) -> Result<()> {
         self.delete_raw(&def.name, id);
-        self.event(def, id, action, Some(&before), None)?;
+        self.event(def, id, action, Some(&before), None);
         self.changes.push(Change {
             collection: def.name.clone(),
             id: id.clone(),
