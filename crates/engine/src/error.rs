@@ -2,7 +2,7 @@
 //!
 //! Every failure the engine can report is a variant here, so the server maps errors to
 //! HTTP in exactly one place. The enum is `#[non_exhaustive]`: constraint variants are
-//! added as collections grow (see DESIGN.md §3) without breaking callers.
+//! added as collections grow (see `docs/collections.md`) without breaking callers.
 
 use crate::seq::Seq;
 

@@ -5,7 +5,15 @@
 //! and the audit hash chain; every process holds the current state in memory, rebuilt
 //! from the newest checkpoint plus the log tail; `{collection}/{id}.json` and
 //! `index.json` are a derived view for people and tools reading the bucket. See
-//! DESIGN.md §2 and `docs/decisions/` for the why.
+//! `docs/architecture.md` for the modules by layer and the path of a write through them,
+//! and `docs/decisions/` for the why.
+//!
+//! The modules form layers with no cycle between them (`scripts/module-cycles` checks):
+//! values (`seq`, `error`, `names`, `clock`), storage (`store`, `log`), pure rules
+//! (`collection`), the state (`state`, `checkpoint`), transactions (`txn`), readers
+//! (`collection::query`, `collection::audit`, `verify`, `marks`, `digest`) and the handle
+//! (`view`, `options`, `shared`, `committer`, `materialize`, `tail`, `db`). Each type's
+//! methods live in one file or in the folder named for it (`db/`, `state/`, `txn/`).
 
 pub mod backup;
 pub mod canonical;
