@@ -607,4 +607,23 @@ mod tests {
             committed.value
         );
     }
+
+    #[tokio::test]
+    async fn create_returns_the_id_it_minted_or_kept() {
+        let db = db().await;
+        let notes = CollectionName::parse("notes").unwrap();
+        let kept = RecordId::parse("n1").unwrap();
+        let committed = db
+            .transact(&TxnMeta::new("t", "t"), |tx| {
+                let minted = tx.create(&notes, json!({"title": "a"}))?;
+                let given = tx.create(&notes, json!({"id": "n1", "title": "b"}))?;
+                Ok::<_, Error>((minted, given))
+            })
+            .await
+            .unwrap();
+        let ((minted, first), (given, second)) = committed.value;
+        assert_eq!(first["id"], minted.as_str());
+        assert_eq!((given, second["id"].as_str()), (kept, Some("n1")));
+        assert!(db.snapshot().get(&notes, &minted).is_some());
+    }
 }
