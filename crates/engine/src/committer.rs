@@ -39,12 +39,12 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::collection::integrity::Mode;
-use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::log::{
     ENTRY_OVERHEAD, EntryBody, LogEntry, SlotWrite, TxnRecord, create_slot, read_entry,
 };
 use crate::names::Seq;
+use crate::shared::Shared;
 use crate::state::State;
 use crate::store::fault::InjectedFault;
 
@@ -59,7 +59,7 @@ pub(crate) enum Outcome {
 pub(crate) struct Submission {
     pub txn: TxnRecord,
     /// Nested appends resolved against the commit position (see `records`).
-    pub deferred: Vec<crate::collection::records::DeferredAppend>,
+    pub deferred: Vec<crate::txn::DeferredAppend>,
     pub reply: oneshot::Sender<Result<Outcome>>,
 }
 
@@ -241,7 +241,7 @@ fn validate(state: &State, batch: Vec<Submission>, seq: Seq, max_entry_bytes: us
         let txn = if sub.deferred.is_empty() {
             Ok(sub.txn.clone())
         } else {
-            crate::collection::records::resolve_appends(&working, &sub.txn, &sub.deferred)
+            crate::txn::resolve_appends(&working, &sub.txn, &sub.deferred)
         };
         let txn = match txn {
             Ok(txn) => txn,

@@ -36,9 +36,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::canonical::{sha256_hex, to_canonical_string};
-use crate::db::Shared;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::names::Seq;
+use crate::state::State;
 use crate::store::DynStore;
 
 const DIGESTS_DIR: &str = "_audit/digests";
@@ -281,8 +282,13 @@ async fn sign_next(
 pub type Newest = Arc<parking_lot::Mutex<Option<Digest>>>;
 
 /// The digest writer: checks once a second whether a digest is due.
+///
+/// It names only what it needs (the store, the clock and the newest state), not the
+/// handle's shared state, so the options below `DbOptions` do not depend on the handle.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    snapshot: impl Fn() -> Arc<State> + Send + 'static,
     opts: DigestOptions,
     known: Newest,
     mut stop: watch::Receiver<()>,
@@ -299,23 +305,19 @@ pub(crate) async fn run(
         }
         let result = async {
             if !loaded {
-                last = newest(&shared.store).await?;
+                last = newest(&store).await?;
                 *known.lock() = last.as_ref().map(|(d, _)| d.clone());
                 loaded = true;
             }
-            let state = shared.snapshot();
+            let state = snapshot();
             let signed = last.as_ref().map_or(Seq::ZERO, |(d, _)| d.last_seq);
             let new = state.seq().get().saturating_sub(signed.get());
             if new == 0 || (new < opts.every_entries && since.elapsed() < opts.every) {
                 return Ok::<_, Error>(());
             }
-            let at = shared
-                .opts
-                .clock
-                .now()
-                .to_rfc3339_opts(SecondsFormat::Millis, true);
+            let at = clock.now().to_rfc3339_opts(SecondsFormat::Millis, true);
             let next = sign_next(
-                &shared.store,
+                &store,
                 &opts,
                 last.as_ref(),
                 state.seq(),

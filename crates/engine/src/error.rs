@@ -2,9 +2,9 @@
 //!
 //! Every failure the engine can report is a variant here, so the server maps errors to
 //! HTTP in exactly one place. The enum is `#[non_exhaustive]`: constraint variants are
-//! added as collections grow (see DESIGN.md §3) without breaking callers.
+//! added as collections grow (see `docs/collections.md`) without breaking callers.
 
-use crate::names::Seq;
+use crate::seq::Seq;
 
 /// Result alias used throughout the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -169,7 +169,14 @@ pub struct Violation {
     pub message: String,
     /// Per-field problems, for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<crate::collection::FieldError>,
+    pub errors: Vec<FieldError>,
+}
+
+/// One schema complaint: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
 }
 
 impl From<Violation> for Error {

@@ -47,7 +47,7 @@ impl DurableMarks {
     ) -> Result<DurableMarks> {
         let checkpoint = checkpoints.first().copied();
         let view = match view_store.get(&view_watermark_path()).await {
-            Ok(got) => crate::materialize::parse_seq(&got.bytes().await?),
+            Ok(got) => crate::view::parse_seq(&got.bytes().await?),
             Err(object_store::Error::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };

@@ -11,30 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 
-/// A position in the commit log. `Seq(0)` is the empty log; entries start at 1.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct Seq(pub u64);
-
-impl Seq {
-    pub const ZERO: Seq = Seq(0);
-
-    pub fn next(self) -> Seq {
-        Seq(self.0 + 1)
-    }
-
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for Seq {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::seq::Seq;
 
 /// A collection name: `[a-z][a-z0-9_]{0,62}`. Names starting with `_` are the engine's.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -43,12 +43,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::collection::audit;
-use crate::collection::records::{Reverted, diff};
+use crate::collection::event::Source;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::log::{TxnRecord, read_entry};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::txn::{Committed, NO_HOOKS, Txn, TxnMeta};
+use crate::txn::{Reverted, diff};
 
 /// Which transactions to revert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,7 +321,7 @@ impl Revert {
     /// `revert:<changeset>`, no hooks.
     pub fn meta(&self, meta: &TxnMeta) -> TxnMeta {
         let mut out = TxnMeta {
-            source: format!("revert:{}", self.changeset),
+            source: Source::Revert(self.changeset.clone()),
             ..meta.clone()
         };
         if !out.has_tag(NO_HOOKS) {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::db::Shared;
+use crate::shared::Shared;
 use crate::store::StoreUrl;
 
 /// The default tailing interval for a root: 200 ms locally, 1 s on S3, none in memory

@@ -412,13 +412,13 @@ impl AutoTasks {
         }
         let (tasks, records) = (self.names.tasks.clone(), self.names.records.clone());
         tx.with_source(AUTOMATION, |tx| {
-            let created = tx.create(&tasks, Value::Object(task))?;
+            let (task_id, _) = tx.create(&tasks, Value::Object(task))?;
             tx.create(
                 &records,
                 json!({
                     "booking_id": booking_id.as_str(),
                     "template_id": template["id"],
-                    "task_id": created["id"],
+                    "task_id": task_id.as_str(),
                 }),
             )?;
             Ok(())

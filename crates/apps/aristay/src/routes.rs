@@ -341,7 +341,7 @@ async fn upload_image(
             if !is_live(&current) || !caller.may(&tasks_def, Action::Update, &current) {
                 return Err(hidden());
             }
-            Ok(tx.create(&images, record.clone())?)
+            Ok(tx.create(&images, record.clone())?.1)
         })
         .await;
     let committed = match committed {

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use serde::Deserialize;
 use serde_json::Value;
 
+use super::event::{AuditEvent, EventHeader};
 use crate::error::{Error, Result};
 use crate::log::{LogEntry, read_entry};
 use crate::names::{CollectionName, RecordId, Seq};
@@ -32,22 +32,8 @@ pub struct AuditFilter {
     pub limit: usize,
 }
 
-#[derive(Deserialize)]
-struct EventFields<'a> {
-    #[serde(borrow, default)]
-    collection: Option<&'a str>,
-    #[serde(borrow, default)]
-    record_id: Option<&'a str>,
-    #[serde(borrow, default)]
-    actor: Option<&'a str>,
-    #[serde(borrow, default)]
-    source: Option<&'a str>,
-    #[serde(borrow, default)]
-    at: Option<&'a str>,
-}
-
 impl AuditFilter {
-    fn matches(&self, e: &EventFields<'_>) -> bool {
+    fn matches(&self, e: &EventHeader<'_>) -> bool {
         let eq = |want: &Option<String>, got: Option<&str>| {
             want.as_deref().is_none_or(|w| Some(w) == got)
         };
@@ -82,8 +68,8 @@ pub async fn query(store: &DynStore, head: Seq, filter: &AuditFilter) -> Result<
         for entry in entries {
             for txn in entry.body.txns.iter().rev() {
                 for event in txn.audit.iter().rev() {
-                    let fields: EventFields<'_> = serde_json::from_str(event.get())
-                        .map_err(|e| Error::corrupt("audit event", e))?;
+                    let fields =
+                        AuditEvent::header(event).map_err(|e| Error::corrupt("audit event", e))?;
                     if filter.matches(&fields) {
                         let mut value: Value = serde_json::from_str(event.get())
                             .map_err(|e| Error::corrupt("audit event", e))?;

@@ -1,4 +1,4 @@
-//! Where things live under a database root (DESIGN.md §2).
+//! Where things live under a database root (`docs/architecture.md`, "The storage, in one picture").
 //!
 //! Sequence numbers are zero-padded to 20 digits so that lexical order is log order.
 

@@ -157,16 +157,6 @@ impl std::fmt::Display for StoreUrl {
     }
 }
 
-/// The materialized view's handle on a local root: the same directory, without a
-/// per-file fsync (the materializer syncs the filesystem once per interval instead).
-pub fn local_view_store(path: &std::path::Path) -> Result<crate::materialize::ViewStore> {
-    let fs = LocalFileSystem::new_with_prefix(path)?;
-    Ok(crate::materialize::ViewStore {
-        store: Arc::new(fs),
-        sync_root: Some(path.to_path_buf()),
-    })
-}
-
 /// Plain http is only allowed without asking to a loopback endpoint (a local S3 server).
 fn is_loopback_http(endpoint: &str) -> bool {
     let Ok(url) = url::Url::parse(endpoint) else {

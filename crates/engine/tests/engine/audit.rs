@@ -31,6 +31,7 @@ async fn every_write_path_is_audited_and_queryable() {
     let created = db
         .transact(&alice, |tx| {
             tx.create(&c, json!({"name": "Loft", "city": "Nice"}))
+                .map(|(_, record)| record)
         })
         .await
         .unwrap();
@@ -118,7 +119,10 @@ async fn records_read_as_of_a_past_position() {
     rentals(&db).await;
     let c = coll("properties");
     let v1 = db
-        .transact(&meta(), |tx| tx.create(&c, json!({"name": "Loft"})))
+        .transact(&meta(), |tx| {
+            tx.create(&c, json!({"name": "Loft"}))
+                .map(|(_, record)| record)
+        })
         .await
         .unwrap();
     let id = rid(v1.value["id"].as_str().unwrap());
@@ -190,7 +194,10 @@ async fn hooks_add_writes_to_the_same_transaction() {
     rentals(&db).await;
     let props = coll("properties");
     let p = db
-        .transact(&meta(), |tx| tx.create(&props, json!({"name": "Loft"})))
+        .transact(&meta(), |tx| {
+            tx.create(&props, json!({"name": "Loft"}))
+                .map(|(_, record)| record)
+        })
         .await
         .unwrap()
         .value;
@@ -198,7 +205,10 @@ async fn hooks_add_writes_to_the_same_transaction() {
     let booking =
         json!({"property_id": p["id"], "check_in": "2026-02-01", "check_out": "2026-02-03"});
     let committed = db
-        .transact(&meta(), |tx| tx.create(&bookings, booking.clone()))
+        .transact(&meta(), |tx| {
+            tx.create(&bookings, booking.clone())
+                .map(|(_, record)| record)
+        })
         .await
         .unwrap();
     let entry = bucketbase_engine::log::read_entry(db.store(), committed.seq)
@@ -229,7 +239,10 @@ async fn hooks_add_writes_to_the_same_transaction() {
     let overlapping =
         json!({"property_id": p["id"], "check_in": "2026-02-02", "check_out": "2026-02-04"});
     let err = db
-        .transact(&meta(), |tx| tx.create(&bookings, overlapping.clone()))
+        .transact(&meta(), |tx| {
+            tx.create(&bookings, overlapping.clone())
+                .map(|(_, record)| record)
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), "exclusion_violation");

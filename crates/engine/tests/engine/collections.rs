@@ -10,9 +10,11 @@ use crate::support::*;
 
 async fn create(db: &Database, c: &str, body: Value) -> Result<Value, Error> {
     let c = coll(c);
-    db.transact(&meta(), |tx| tx.create(&c, body.clone()))
-        .await
-        .map(|r| r.value)
+    db.transact(&meta(), |tx| {
+        tx.create(&c, body.clone()).map(|(_, record)| record)
+    })
+    .await
+    .map(|r| r.value)
 }
 
 fn id_of(v: &Value) -> RecordId {
@@ -830,7 +832,9 @@ async fn bad_definitions_are_rejected_with_the_problem_named() {
     // Unknown collections are named.
     let c = CollectionName::parse("nothing").unwrap();
     let err = db
-        .transact(&meta(), |tx| tx.create(&c, json!({})))
+        .transact(&meta(), |tx| {
+            tx.create(&c, json!({})).map(|(_, record)| record)
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), "not_found");

@@ -141,12 +141,11 @@ async fn write_log_v1_fixture() {
     let create = |c: bucketbase_engine::CollectionName, doc: Value| {
         let db = &db;
         async move {
-            let v = db
-                .transact(&meta(), |tx| tx.create(&c, doc.clone()))
+            db.transact(&meta(), |tx| tx.create(&c, doc.clone()))
                 .await
                 .unwrap()
-                .value;
-            rid(v["id"].as_str().unwrap())
+                .value
+                .0
         }
     };
     let loft = create(props.clone(), json!({"name": "Loft"})).await;

@@ -71,12 +71,11 @@ fn live_as_of(
 
 async fn create(db: &Database, meta: &TxnMeta, c: &str, body: Value) -> RecordId {
     let c = coll(c);
-    let v = db
-        .transact(meta, |tx| tx.create(&c, body.clone()))
+    db.transact(meta, |tx| tx.create(&c, body.clone()))
         .await
         .unwrap()
-        .value;
-    rid(v["id"].as_str().unwrap())
+        .value
+        .0
 }
 
 /// Before: two properties, a booking. The import, in two transactions: three bookings

@@ -172,7 +172,7 @@ impl DbUserStore {
         let created = self
             .db
             .transact(&TxnMeta::new(actor, "cli"), |tx| {
-                tx.create(&users(), body.clone())
+                tx.create(&users(), body.clone()).map(|(_, user)| user)
             })
             .await?;
         Ok(user_from(&created.value).expect("just created"))

@@ -271,14 +271,13 @@ async fn create(
     let committed = st
         .db
         .transact(&caller.txn_meta(&req), |tx| {
-            let created = tx.create(&c, body.clone())?;
-            let id = record_id(created["id"].as_str().unwrap_or_default())?;
+            let (id, created) = tx.create(&c, body.clone())?;
             caller.check_write(tx, &def, &id, None, &created)?;
-            Ok::<_, ApiError>(created)
+            Ok::<_, ApiError>((id, created))
         })
         .await?;
-    let id = record_id(committed.value["id"].as_str().unwrap_or_default())?;
-    let data = show(&st, &def, &id, committed.value, committed.seq)?;
+    let (id, created) = committed.value;
+    let data = show(&st, &def, &id, created, committed.seq)?;
     Ok(Envelope::created(&req, data).header(ETAG, &etag(committed.seq)))
 }
 

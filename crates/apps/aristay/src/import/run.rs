@@ -489,15 +489,7 @@ fn upsert(
         None => None,
     };
     let Some((id, current)) = existing else {
-        let created = tx.create(bookings, Value::Object(c.fields.clone()))?;
-        let id = created
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|s| RecordId::parse(s).ok())
-            .ok_or_else(|| Error::Invalid {
-                what: "bookings",
-                reason: "created without an id".into(),
-            })?;
+        let (id, _) = tx.create(bookings, Value::Object(c.fields.clone()))?;
         return Ok((Outcome::Created, id));
     };
     let changed: Map<String, Value> = c

@@ -62,7 +62,7 @@ use super::definition::Compiled;
 use super::expr::{Expr, ExprError, Vars};
 use super::integrity::Ids;
 use super::keys::SortKey;
-use super::records::{Secrets, render};
+use super::render::{Secrets, render};
 use super::secret::SecretBox;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId};

@@ -1,10 +1,12 @@
 //! The in-memory state: every current document, at one log position.
 //!
-//! Each process holds the whole current state (DESIGN.md §2). It is built from
+//! Each process holds the whole current state (`docs/architecture.md`). It is built from
 //! persistent maps (`imbl`), so a snapshot is an `Arc` clone: a transaction reads a
 //! consistent view without holding a lock, and applying a commit copies only the
 //! touched tree paths. Documents are kept as their canonical JSON text, not parsed
 //! values, which keeps resident memory close to the documents' own size.
+
+mod integrity;
 
 use std::sync::Arc;
 

@@ -3,10 +3,12 @@
 //! One `Database` is one handle on one root. Several handles (in one process or many)
 //! may share a root; they coordinate only through create-if-absent on the log. A
 //! handle owns two background tasks: the committer (group commit, see `committer`) and
-//! the materializer (the derived JSON view, see `materialize`). All mutation of the
-//! in-memory state goes through [`Shared::apply`], which is idempotent by log position,
-//! because an entry can reach a handle twice: from its own committer and from a
-//! catch-up read of the log.
+//! the materializer (the derived JSON view, see `materialize`), which share the state
+//! through `shared::Shared` (all mutation of the in-memory state goes through it).
+//!
+//! `Database`'s methods live in this folder: opening, reading and `transact` here,
+//! [`Trial`] (a transaction that is never committed) in `trial`, and `define_all` in
+//! `define`. Options are in `options`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,12 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::checkpoint;
-use crate::clock::{Clock, IdSource, SystemClock, UuidV7Ids};
+
 use crate::committer::{self, Outcome, Submission};
 use crate::error::{Error, Result};
-use crate::log::{LogEntry, read_entry};
 use crate::marks::DurableMarks;
-use crate::materialize::{self, ViewQueue, ViewStore, ViewWriteMode};
 use crate::metrics::EngineMetrics;
 use crate::names::Seq;
 use crate::state::State;
@@ -30,70 +30,14 @@ use crate::store::{self, DynStore, StoreUrl};
 use crate::tail::{self, TailHealth, TailStatus};
 use crate::txn::{Committed, Txn, TxnMeta};
 
-/// How to open a database handle.
-#[derive(Debug, Clone)]
-pub struct DbOptions {
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn IdSource>,
-    /// Write a checkpoint after every this many log entries (0 = never).
-    pub checkpoint_every: u64,
-    /// Most transactions in one log entry.
-    pub max_batch: usize,
-    /// Most times a transaction closure is re-run because its reads changed.
-    pub max_attempts: u32,
-    /// How long an ambiguous log write is retried before its outcome is reported unknown.
-    pub settle_timeout: Duration,
-    /// Keep the `{collection}/{id}.json` and `index.json` view up to date.
-    pub materialize: bool,
-    /// How long the materializer waits to gather a burst of commits.
-    pub view_debounce: Duration,
-    /// How view files are replaced (conditional on S3, where processes share a bucket).
-    pub view_write: ViewWriteMode,
-    /// Key for `secret` fields (AES-256-GCM); without one, writing a secret field fails.
-    pub secret_key: Option<Arc<crate::collection::secret::SecretBox>>,
-    /// Transaction hooks: see `collection::records::Hook`.
-    pub hooks: Vec<Arc<dyn crate::collection::records::Hook>>,
-    /// How often the background tailer reads the next log slot, so a handle that only
-    /// reads still sees other processes' commits (see `tail`). `None`: the root's default
-    /// with [`Database::open_url`] (200 ms local, 1 s S3), no tailer with
-    /// [`Database::open`]; a zero duration turns it off.
-    pub tail_interval: Option<Duration>,
-    /// Write signed audit digests with this key (see `digest`); none by default.
-    pub digest: Option<crate::digest::DigestOptions>,
-    /// Largest record, in bytes of canonical JSON: its own fields (nested arrays left
-    /// out), and separately each nested item. A write over it fails with `too_large`.
-    pub max_record_bytes: usize,
-    /// Largest log entry file, in bytes. The committer splits a batch that would pass
-    /// it over several entries; one transaction that alone passes it fails `too_large`.
-    pub max_entry_bytes: usize,
-}
+mod define;
+mod trial;
 
-/// Default of [`DbOptions::max_record_bytes`]: 1 MiB.
-pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
-/// Default of [`DbOptions::max_entry_bytes`]: 64 MiB.
-pub const DEFAULT_MAX_ENTRY_BYTES: usize = 64 << 20;
-
-impl Default for DbOptions {
-    fn default() -> Self {
-        DbOptions {
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(UuidV7Ids),
-            checkpoint_every: 1000,
-            max_batch: 1024,
-            max_attempts: 10_000,
-            settle_timeout: Duration::from_secs(30),
-            materialize: true,
-            view_debounce: Duration::from_millis(20),
-            view_write: ViewWriteMode::Overwrite,
-            secret_key: None,
-            hooks: Vec::new(),
-            tail_interval: None,
-            digest: None,
-            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
-        }
-    }
-}
+use crate::materialize;
+pub use crate::options::{DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_RECORD_BYTES, DbOptions};
+use crate::shared::Shared;
+use crate::view::{ViewQueue, ViewStore, ViewWriteMode};
+pub use trial::Trial;
 
 /// How fresh a read must be when several processes share the root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,101 +48,6 @@ pub enum Consistency {
     Latest,
     /// Catch up unless this handle has seen the log head within the given time.
     BoundedStaleness(Duration),
-}
-
-/// State shared by the handle and its background tasks.
-pub(crate) struct Shared {
-    pub store: DynStore,
-    /// Where the materialized view is written (see [`ViewStore`]).
-    pub view_store: ViewStore,
-    pub ctx: Arc<crate::txn::TxnContext>,
-    pub opts: DbOptions,
-    pub metrics: Arc<EngineMetrics>,
-    pub view: ViewQueue,
-    state: RwLock<Arc<State>>,
-    catchup: tokio::sync::Mutex<()>,
-    last_synced: Mutex<Instant>,
-}
-
-impl Shared {
-    pub fn snapshot(&self) -> Arc<State> {
-        self.state.read().clone()
-    }
-
-    /// Applies an entry if it is the next one; ignores one already applied (after
-    /// checking it is the same entry). Used for entries read from the log.
-    pub fn apply(&self, entry: &LogEntry, own: bool) -> Result<()> {
-        self.advance(entry, own, |state| state.apply(entry))
-    }
-
-    /// Installs the state the committer built for its own entry.
-    pub fn install(&self, mut next: State, entry: &LogEntry) -> Result<()> {
-        next.seal(entry.seq(), &entry.hash);
-        self.advance(entry, true, move |state| {
-            *state = next;
-            Ok(())
-        })
-    }
-
-    fn advance(
-        &self,
-        entry: &LogEntry,
-        own: bool,
-        change: impl FnOnce(&mut State) -> Result<()>,
-    ) -> Result<()> {
-        let checkpoint = {
-            let mut guard = self.state.write();
-            if entry.seq() <= guard.seq() {
-                return if entry.seq() == guard.seq() && entry.hash != guard.head_hash() {
-                    Err(Error::corrupt(
-                        store::log_path(entry.seq()),
-                        "differs from the entry this handle applied at the same position",
-                    ))
-                } else {
-                    Ok(())
-                };
-            }
-            if entry.seq() != guard.seq().next() {
-                return Err(Error::corrupt(
-                    store::log_path(entry.seq()),
-                    format!("arrived out of order after position {}", guard.seq()),
-                ));
-            }
-            change(Arc::make_mut(&mut guard))?;
-            *self.last_synced.lock() = Instant::now();
-            let every = self.opts.checkpoint_every;
-            (own && every > 0 && entry.seq().get().is_multiple_of(every)).then(|| guard.clone())
-        };
-        if self.opts.materialize {
-            self.view.mark(entry);
-        }
-        if let Some(snapshot) = checkpoint {
-            let store = self.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = checkpoint::write(&store, &snapshot).await {
-                    tracing::warn!(seq = %snapshot.seq(), error = %e, "checkpoint failed");
-                }
-            });
-        }
-        Ok(())
-    }
-
-    /// Reads and applies log entries after the current head until an empty slot.
-    pub async fn catch_up(&self) -> Result<Seq> {
-        let _one_reader = self.catchup.lock().await;
-        loop {
-            let next = self.snapshot().seq().next();
-            match read_entry(&self.store, next).await? {
-                Some(entry) => {
-                    self.metrics.caught_up();
-                    self.apply(&entry, false)?;
-                }
-                None => break,
-            }
-        }
-        *self.last_synced.lock() = Instant::now();
-        Ok(self.snapshot().seq())
-    }
 }
 
 /// A handle on one database root. See the module docs.
@@ -240,7 +89,7 @@ impl Database {
                 opts.view_write = ViewWriteMode::IfNewer;
                 None
             }
-            StoreUrl::Local(path) if cfg!(unix) => Some(store::local_view_store(&path)?),
+            StoreUrl::Local(path) if cfg!(unix) => Some(crate::view::local_view_store(&path)?),
             StoreUrl::Local(_) | StoreUrl::Memory => None,
         };
         Database::open_with_view(store, view, opts).await
@@ -330,7 +179,12 @@ impl Database {
         let digests = shared.opts.digest.clone().map(|opts| {
             let known = crate::digest::Newest::default();
             tasks.push(tokio::spawn(crate::digest::run(
-                shared.clone(),
+                shared.store.clone(),
+                shared.opts.clock.clone(),
+                {
+                    let shared = shared.clone();
+                    move || shared.snapshot()
+                },
                 opts,
                 known.clone(),
                 stopped,
@@ -387,7 +241,7 @@ impl Database {
         &self.shared.ctx
     }
 
-    pub(crate) fn hooks(&self) -> &[Arc<dyn crate::collection::records::Hook>] {
+    pub(crate) fn hooks(&self) -> &[Arc<dyn crate::txn::Hook>] {
         &self.shared.opts.hooks
     }
 
@@ -426,7 +280,7 @@ impl Database {
             let seq = snapshot.seq();
             let mut txn = Txn::new(snapshot, self.shared.ctx.clone(), meta.clone());
             let value = f(&mut txn)?;
-            crate::collection::records::run_hooks(&mut txn, &self.shared.opts.hooks)?;
+            crate::txn::run_hooks(&mut txn, &self.shared.opts.hooks)?;
             if txn.is_read_only() {
                 return Ok(Committed {
                     value,

@@ -11,11 +11,11 @@
 use std::sync::Arc;
 
 use crate::collection::integrity::Mode;
-use crate::collection::records::{Hook, resolve_appends, run_hooks};
 use crate::db::Database;
 use crate::error::Result;
 use crate::names::Seq;
 use crate::state::State;
+use crate::txn::{Hook, resolve_appends, run_hooks};
 use crate::txn::{Txn, TxnContext, TxnMeta};
 
 /// See the module docs.

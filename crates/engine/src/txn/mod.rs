@@ -13,6 +13,15 @@
 //! full and having the committer refuse it. Every staged document is also checked
 //! against `max_record_bytes` here, the one place all writes pass through.
 
+mod cascade;
+mod deferred;
+mod define;
+mod events;
+mod hooks;
+mod nested;
+mod records;
+mod revert;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,11 +30,19 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::canonical::to_canonical_raw;
+use crate::collection::event::{AuditEvent, Source};
 use crate::collection::keys::SortKey;
 use crate::error::{Error, Result};
 use crate::log::{ENTRY_OVERHEAD, Op, OpKind, Read, TxnRecord, json_len};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{Doc, State};
+
+pub use deferred::DeferredAppend;
+pub(crate) use deferred::resolve_appends;
+pub use events::diff;
+pub(crate) use hooks::run_hooks;
+pub use hooks::{Action, Change, Hook};
+pub use revert::Reverted;
 
 /// A tag that keeps the handle's hooks out of a transaction: a revert writes states the
 /// hooks already reacted to when they were first written (see `crate::revert`).
@@ -35,7 +52,7 @@ pub const NO_HOOKS: &str = "no_hooks";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnMeta {
     pub actor: String,
-    pub source: String,
+    pub source: Source,
     pub request_id: Option<String>,
     /// Flags for hooks, not stored (e.g. aristay's `no_automation` for an import run
     /// without automations).
@@ -43,7 +60,7 @@ pub struct TxnMeta {
 }
 
 impl TxnMeta {
-    pub fn new(actor: impl Into<String>, source: impl Into<String>) -> Self {
+    pub fn new(actor: impl Into<String>, source: impl Into<Source>) -> Self {
         TxnMeta {
             actor: actor.into(),
             source: source.into(),
@@ -76,11 +93,11 @@ pub struct Txn {
     pub(crate) ctx: Arc<TxnContext>,
     pub(crate) meta: TxnMeta,
     /// Source recorded on audit events made now (hooks and cascades set their own).
-    pub(crate) event_source: Option<String>,
+    pub(crate) event_source: Option<Source>,
     /// Record-level changes so far, for hooks.
-    pub(crate) changes: Vec<crate::collection::records::Change>,
+    pub(crate) changes: Vec<crate::txn::Change>,
     /// Nested appends applied at commit time.
-    pub(crate) deferred: Vec<crate::collection::records::DeferredAppend>,
+    pub(crate) deferred: Vec<crate::txn::DeferredAppend>,
     /// This transaction's staged records by indexed field value, for [`Txn::find`]:
     /// built for a collection at its first `find`, then kept up by `put` (entries may be
     /// stale: `find` re-checks each candidate).
@@ -88,7 +105,7 @@ pub struct Txn {
     /// Encoded bytes of the staged ops, audit events and reads (each with its comma),
     /// plus an upper estimate for deferred appends: see [`Txn::log_len`].
     staged_bytes: usize,
-    /// How many of `changes` the hooks have seen (see `records::run_hooks`).
+    /// How many of `changes` the hooks have seen (see `hooks::run_hooks`).
     pub(crate) hooked: usize,
 }
 
@@ -118,7 +135,7 @@ pub struct TxnContext {
     /// `DbOptions::max_entry_bytes`.
     pub max_entry_bytes: usize,
     /// The handle's hooks, for [`Txn::run_hooks`].
-    pub hooks: Vec<Arc<dyn crate::collection::records::Hook>>,
+    pub hooks: Vec<Arc<dyn Hook>>,
 }
 
 impl Txn {
@@ -165,7 +182,7 @@ impl Txn {
             ops: Vec::new(),
             reads: Vec::new(),
             request_id: self.meta.request_id.clone(),
-            source: self.meta.source.clone(),
+            source: self.meta.source.to_string(),
         };
         // `"audit":[],` appears once there is an event.
         json_len(&meta) + 12 + self.staged_bytes
@@ -187,7 +204,7 @@ impl Txn {
     /// transaction as it grows ([`Txn::log_len`]) calls this to count what the hooks add.
     pub fn run_hooks(&mut self) -> Result<()> {
         let hooks = self.ctx.hooks.clone();
-        crate::collection::records::run_hooks(self, &hooks)
+        crate::txn::run_hooks(self, &hooks)
     }
 
     /// Adds the estimated log bytes of a deferred append (see [`Txn::log_len`]).
@@ -400,7 +417,7 @@ impl Txn {
             return Err(Error::invalid("document", "must be a JSON object"));
         }
         let raw: Arc<RawValue> = Arc::from(to_canonical_raw(doc));
-        crate::collection::records::check_record_size(
+        crate::collection::document::check_record_size(
             self.snapshot.definition(collection).map(|d| d.as_ref()),
             collection,
             doc,
@@ -421,15 +438,11 @@ impl Txn {
         self.stage(collection, id, None);
     }
 
-    /// Adds an audit event (any JSON object) to the transaction's log record.
-    pub fn audit(&mut self, event: &Value) -> Result<()> {
-        if !event.is_object() {
-            return Err(Error::invalid("audit event", "must be a JSON object"));
-        }
-        let raw: Arc<RawValue> = Arc::from(to_canonical_raw(event));
+    /// Adds an audit event to the transaction's log record.
+    pub fn audit(&mut self, event: &AuditEvent) {
+        let raw: Arc<RawValue> = Arc::from(event.to_raw());
         self.staged_bytes += raw.get().len() + 1;
         self.audit.push(raw);
-        Ok(())
     }
 
     /// True when nothing was staged.
@@ -471,7 +484,7 @@ impl Txn {
                 ops,
                 reads,
                 request_id: meta.request_id.clone(),
-                source: meta.source.clone(),
+                source: meta.source.to_string(),
             },
         }
     }
@@ -481,7 +494,7 @@ impl Txn {
 #[derive(Debug, Clone)]
 pub struct PendingTxn {
     pub record: TxnRecord,
-    pub deferred: Vec<crate::collection::records::DeferredAppend>,
+    pub deferred: Vec<crate::txn::DeferredAppend>,
 }
 
 /// A committed transaction: the closure's value and the log position it landed at.
@@ -535,6 +548,7 @@ mod tests {
         let ok = db
             .transact(&meta, |tx| {
                 tx.create(&notes, json!({"title": "t", "comments": comments}))
+                    .map(|(_, record)| record)
             })
             .await;
         assert!(ok.is_ok(), "{ok:?}");
@@ -599,5 +613,24 @@ mod tests {
             "{} vs {exact}",
             committed.value
         );
+    }
+
+    #[tokio::test]
+    async fn create_returns_the_id_it_minted_or_kept() {
+        let db = db().await;
+        let notes = CollectionName::parse("notes").unwrap();
+        let kept = RecordId::parse("n1").unwrap();
+        let committed = db
+            .transact(&TxnMeta::new("t", "t"), |tx| {
+                let minted = tx.create(&notes, json!({"title": "a"}))?;
+                let given = tx.create(&notes, json!({"id": "n1", "title": "b"}))?;
+                Ok::<_, Error>((minted, given))
+            })
+            .await
+            .unwrap();
+        let ((minted, first), (given, second)) = committed.value;
+        assert_eq!(first["id"], minted.as_str());
+        assert_eq!((given, second["id"].as_str()), (kept, Some("n1")));
+        assert!(db.snapshot().get(&notes, &minted).is_some());
     }
 }

@@ -1,0 +1,287 @@
+//! The compiled form of a definition: what records are checked against (JSON Schema
+//! validators and CEL programs built once per definition), and how fields are redacted.
+//! Built only by `Definition::compile`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::collection::expr::Expr;
+use crate::error::FieldError;
+use crate::error::{Error, Violation, ViolationCode};
+use crate::names::{CollectionName, RecordId};
+
+use super::{Definition, ExcludeDef, METADATA_FIELDS, ReferenceDef};
+
+/// A definition checked and ready to validate records.
+#[derive(Clone)]
+pub struct Compiled {
+    pub def: Definition,
+    pub name: CollectionName,
+    pub(super) schema: Arc<jsonschema::Validator>,
+    pub(super) secret_schemas: BTreeMap<String, Arc<jsonschema::Validator>>,
+    pub checks: Vec<(String, Expr)>,
+    pub excludes: Vec<CompiledExclude>,
+    pub references: Vec<CompiledReference>,
+    pub(super) nested: BTreeMap<String, Arc<jsonschema::Validator>>,
+    pub rules: BTreeMap<&'static str, Expr>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledExclude {
+    pub def: ExcludeDef,
+    pub when: Option<Expr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledReference {
+    pub def: ReferenceDef,
+    pub target: CollectionName,
+}
+
+impl CompiledReference {
+    /// The violation of record `id` of `collection` pointing at `target_id`, a record
+    /// of the target collection that does not exist. The HTTP API answers the same for a
+    /// target the writer may not see, so the answer does not tell the two apart.
+    pub fn missing_target(&self, collection: &str, id: &RecordId, target_id: &str) -> Error {
+        Error::from(Violation {
+            code: ViolationCode::ReferenceViolation,
+            collection: collection.to_string(),
+            constraint: self.def.field.clone(),
+            fields: vec![self.def.field.clone()],
+            conflicting: None,
+            message: format!(
+                "record {id}: {} points at {}/{target_id}, which does not exist",
+                self.def.field, self.target
+            ),
+            errors: Vec::new(),
+        })
+    }
+}
+
+impl Compiled {
+    /// Fills missing top-level fields from the schema's `default` values (on create:
+    /// `time_of_day` defaults to `"09:00"` because the schema says so, not code).
+    pub fn fill_defaults(&self, fields: &mut serde_json::Map<String, Value>) {
+        let Some(props) = self.def.schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (name, prop) in props {
+            if let Some(default) = prop.get("default")
+                && !fields.contains_key(name)
+            {
+                fields.insert(name.clone(), default.clone());
+            }
+        }
+    }
+
+    /// Validates a record's own fields (metadata and nested arrays aside) and the items
+    /// of its nested arrays.
+    pub fn validate_fields(&self, record: &Value) -> std::result::Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let Value::Object(map) = record else {
+            return Err(vec![FieldError {
+                path: String::new(),
+                message: "a record must be a JSON object".into(),
+            }]);
+        };
+        let own: serde_json::Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| {
+                !METADATA_FIELDS.contains(&k.as_str())
+                    && !self.nested.contains_key(k.as_str())
+                    && !self.is_secret(k)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let own = Value::Object(own);
+        errors.extend(self.schema.iter_errors(&own).map(|e| FieldError {
+            path: e.instance_path().to_string(),
+            message: e.to_string(),
+        }));
+        for (field, item_schema) in &self.nested {
+            match map.get(field) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) => {
+                    if let Some(max) = self.def.nested[field].max_items
+                        && items.len() > max
+                    {
+                        errors.push(FieldError {
+                            path: format!("/{field}"),
+                            message: format!("at most {max} items"),
+                        });
+                    }
+                    for (i, item) in items.iter().enumerate() {
+                        if item.get("id").and_then(Value::as_str).is_none() {
+                            errors.push(FieldError {
+                                path: format!("/{field}/{i}"),
+                                message: "nested items need a string id".into(),
+                            });
+                        }
+                        errors.extend(item_schema.iter_errors(&strip_item_meta(item)).map(|e| {
+                            FieldError {
+                                path: format!("/{field}/{i}{}", e.instance_path()),
+                                message: e.to_string(),
+                            }
+                        }));
+                    }
+                }
+                Some(_) => errors.push(FieldError {
+                    path: format!("/{field}"),
+                    message: "must be an array".into(),
+                }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Is `field` a nested array of this collection?
+    pub fn is_nested(&self, field: &str) -> bool {
+        self.nested.contains_key(field)
+    }
+
+    /// Validates one nested item against its schema.
+    pub fn validate_item(
+        &self,
+        field: &str,
+        item: &Value,
+    ) -> std::result::Result<(), Vec<FieldError>> {
+        let Some(schema) = self.nested.get(field) else {
+            return Err(vec![FieldError {
+                path: format!("/{field}"),
+                message: "not a nested array of this collection".into(),
+            }]);
+        };
+        let errors: Vec<_> = schema
+            .iter_errors(&strip_item_meta(item))
+            .map(|e| FieldError {
+                path: e.instance_path().to_string(),
+                message: e.to_string(),
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Validates the plaintext of a secret field (before it is encrypted), and that
+    /// a required secret field is present.
+    pub fn validate_secrets(&self, record: &Value) -> std::result::Result<(), Vec<FieldError>> {
+        let required: Vec<&str> = self
+            .def
+            .schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut errors = Vec::new();
+        for field in &self.def.secret {
+            match record.get(field) {
+                None | Some(Value::Null) if required.contains(&field.as_str()) => {
+                    errors.push(FieldError {
+                        path: format!("/{field}"),
+                        message: format!("{field:?} is a required property"),
+                    })
+                }
+                None => {}
+                Some(v) => {
+                    if let Some(schema) = self.secret_schemas.get(field) {
+                        errors.extend(schema.iter_errors(v).map(|e| FieldError {
+                            path: format!("/{field}{}", e.instance_path()),
+                            message: e.to_string(),
+                        }));
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn is_secret(&self, field: &str) -> bool {
+        self.def.secret.iter().any(|s| s == field)
+    }
+
+    /// Is `field` a system field (written by app code only, never through the API)?
+    pub fn is_system(&self, field: &str) -> bool {
+        self.def.system_fields.iter().any(|s| s == field)
+    }
+
+    /// Is `field` credential material (see [`Definition::redact`])?
+    pub fn is_redacted(&self, field: &str) -> bool {
+        self.def.redact.iter().any(|r| r == field)
+    }
+
+    /// A record as answers show it: redacted fields (set ones) become `"[redacted]"`.
+    /// The record id is left alone (it names the record being answered).
+    pub fn redact_record(&self, record: &mut Value) {
+        if let Value::Object(map) = record {
+            for field in self.def.redact.iter().filter(|f| *f != "id") {
+                if let Some(v) = map.get_mut(field)
+                    && !v.is_null()
+                {
+                    *v = json!(REDACTED);
+                }
+            }
+        }
+    }
+
+    /// An audit event of this collection as answers show it: the `from`/`to` of
+    /// redacted fields become `"[redacted]"`, and `record_id` too when `id` is redacted.
+    /// Applied when events are read, so events logged before a field was declared
+    /// redacted are covered as well.
+    pub fn redact_event(&self, event: &mut Value) {
+        if self.def.redact.is_empty() {
+            return;
+        }
+        if self.is_redacted("id") && event.get("record_id").is_some() {
+            event["record_id"] = json!(REDACTED);
+        }
+        let Some(changes) = event.get_mut("changes").and_then(Value::as_object_mut) else {
+            return;
+        };
+        for field in &self.def.redact {
+            if let Some(Value::Object(change)) = changes.get_mut(field) {
+                for side in change.values_mut() {
+                    if !side.is_null() {
+                        *side = json!(REDACTED);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What answers show in place of a redacted value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Nested items carry `id`, `created_at`, `updated_at` set by the engine.
+fn strip_item_meta(item: &Value) -> Value {
+    match item {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "id" | "created_at" | "updated_at"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

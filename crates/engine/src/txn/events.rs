@@ -1,0 +1,160 @@
+//! Audit events: one per record change, with a field-level diff (nested arrays diff by
+//! item id), staged in the same transaction as the change.
+
+use serde_json::{Map, Value, json};
+
+use super::Txn;
+use super::hooks::Action;
+use crate::collection::definition::Compiled;
+use crate::collection::event::AuditEvent;
+use crate::names::RecordId;
+
+impl Txn {
+    /// An audit event about `collection/record_id`, attributed to this transaction: a
+    /// fresh id, the clock's time, the actor, the current source and the request id. The
+    /// one place events are built (record operations, deferred appends, definitions).
+    pub(super) fn audit_event(
+        &self,
+        collection: &str,
+        record_id: &str,
+        action: Action,
+        changes: Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: self.ctx.ids.new_id().to_string(),
+            at: self.now(),
+            actor: self.meta.actor.clone(),
+            source: self.source(),
+            action,
+            collection: collection.to_string(),
+            record_id: record_id.to_string(),
+            changes,
+            request_id: self.meta.request_id.clone(),
+        }
+    }
+
+    /// Stages the audit event of one record change: who, when, from where, and the diff.
+    pub(super) fn event(
+        &mut self,
+        def: &Compiled,
+        id: &RecordId,
+        action: Action,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) {
+        let changes = diff(def, before, after);
+        let event = self.audit_event(def.name.as_str(), id.as_str(), action, changes);
+        self.audit(&event);
+    }
+}
+
+/// Field-level changes; nested arrays by item id; secrets never in clear.
+pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Value {
+    const SKIP: [&str; 6] = [
+        "id",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "_version",
+    ];
+    let empty = Map::new();
+    let b = before.and_then(Value::as_object).unwrap_or(&empty);
+    let a = after.and_then(Value::as_object).unwrap_or(&empty);
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut changes = Map::new();
+    for k in keys {
+        if SKIP.contains(&k.as_str()) {
+            continue;
+        }
+        let (from, to) = (
+            b.get(k).unwrap_or(&Value::Null),
+            a.get(k).unwrap_or(&Value::Null),
+        );
+        if from == to {
+            continue;
+        }
+        let change = if def.is_nested(k) {
+            nested_diff(from, to)
+        } else if def.is_secret(k) || def.is_redacted(k) {
+            let mask = if def.is_secret(k) {
+                "[secret]"
+            } else {
+                crate::collection::definition::REDACTED
+            };
+            let shown = |v: &Value| {
+                if v.is_null() {
+                    Value::Null
+                } else {
+                    json!(mask)
+                }
+            };
+            json!({"from": shown(from), "to": shown(to)})
+        } else {
+            json!({"from": from, "to": to})
+        };
+        changes.insert(k.clone(), change);
+    }
+    Value::Object(changes)
+}
+
+fn nested_diff(from: &Value, to: &Value) -> Value {
+    use std::collections::HashMap;
+    let by_id = |v: &Value| -> Vec<(String, Value)> {
+        v.as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| Some((i.get("id")?.as_str()?.to_string(), i.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old, new) = (by_id(from), by_id(to));
+    let old_map: HashMap<&str, &Value> = old.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let new_map: HashMap<&str, &Value> = new.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let added: Vec<Value> = new
+        .iter()
+        .filter(|(id, _)| !old_map.contains_key(id.as_str()))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let removed: Vec<&String> = old
+        .iter()
+        .filter(|(id, _)| !new_map.contains_key(id.as_str()))
+        .map(|(id, _)| id)
+        .collect();
+    let mut changed = Map::new();
+    for (id, v) in &new {
+        let Some(prev) = old_map.get(id.as_str()) else {
+            continue;
+        };
+        if *prev == v {
+            continue;
+        }
+        let empty = Map::new();
+        let (p, n) = (
+            prev.as_object().unwrap_or(&empty),
+            v.as_object().unwrap_or(&empty),
+        );
+        let mut keys: Vec<&String> = p.keys().chain(n.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut fields = Map::new();
+        for k in keys {
+            if k == "updated_at" {
+                continue;
+            }
+            let (f, t) = (
+                p.get(k).unwrap_or(&Value::Null),
+                n.get(k).unwrap_or(&Value::Null),
+            );
+            if f != t {
+                fields.insert(k.clone(), json!({"from": f, "to": t}));
+            }
+        }
+        changed.insert(id.clone(), Value::Object(fields));
+    }
+    json!({"added": added, "removed": removed, "changed": changed})
+}

@@ -1,0 +1,343 @@
+//! Record operations: what the API, imports, automations and migrations do to records.
+//!
+//! Each operation runs inside a [`Txn`], so it reads a snapshot and is validated again at
+//! commit. It sets the record metadata (`id` as UUIDv7, `created_*`, `updated_*`,
+//! `deleted_*`) from the injected clock and id source, encrypts `secret` fields, and adds
+//! one audit event with a field-level diff to the same transaction (`events`). Deletes
+//! follow `references` (`cascade`); nested arrays have their own operations (`nested`).
+
+use std::sync::Arc;
+
+use chrono::SecondsFormat;
+use serde_json::{Map, Value, json};
+
+use super::Txn;
+use super::hooks::{Action, Change};
+use crate::collection::definition::{Compiled, METADATA_FIELDS};
+use crate::collection::document::{bad_input, merge_patch, strip_metadata, validation};
+use crate::collection::event::Source;
+use crate::collection::keys::is_live;
+use crate::collection::render::{MASK, aad};
+use crate::collection::secret::SecretBox;
+use crate::error::{Error, Result, Violation, ViolationCode};
+use crate::names::{CollectionName, RecordId, Seq};
+
+impl Txn {
+    /// The compiled definition of a collection, or `unknown collection`.
+    pub fn definition(&self, c: &CollectionName) -> Result<Arc<Compiled>> {
+        self.snapshot
+            .definition(c)
+            .cloned()
+            .ok_or_else(|| Error::UnknownCollection {
+                collection: c.to_string(),
+            })
+    }
+
+    pub(super) fn now(&self) -> String {
+        self.ctx
+            .clock
+            .now()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    pub(super) fn source(&self) -> Source {
+        self.event_source
+            .clone()
+            .unwrap_or_else(|| self.meta.source.clone())
+    }
+
+    /// Runs `f` with audit events and changes attributed to `source` (hooks use
+    /// `automation`, imports `import:<id>`).
+    pub fn with_source<T>(
+        &mut self,
+        source: impl Into<Source>,
+        f: impl FnOnce(&mut Txn) -> Result<T>,
+    ) -> Result<T> {
+        let saved = self.event_source.replace(source.into());
+        let out = f(self);
+        self.event_source = saved;
+        out
+    }
+
+    /// Reads a record (stored form, with metadata), checking `If-Match` when given.
+    /// Soft-deleted records are included; callers decide.
+    pub fn record(
+        &mut self,
+        c: &CollectionName,
+        id: &RecordId,
+        expect: Option<Seq>,
+    ) -> Result<Value> {
+        if let Some(expected) = expect {
+            self.expect_version(c, id, expected)?;
+        }
+        self.get_value(c, id).ok_or_else(|| Error::NotFound {
+            collection: c.to_string(),
+            id: id.to_string(),
+        })
+    }
+
+    /// A live record, or not found.
+    pub(super) fn live_record(
+        &mut self,
+        c: &CollectionName,
+        id: &RecordId,
+        expect: Option<Seq>,
+    ) -> Result<Value> {
+        let rec = self.record(c, id, expect)?;
+        if !is_live(&rec) {
+            return Err(Error::NotFound {
+                collection: c.to_string(),
+                id: id.to_string(),
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Creates a record and returns its id with the stored record. `input` may carry an
+    /// `id` (imports and migrations keep theirs); other metadata fields are ignored.
+    pub fn create(&mut self, c: &CollectionName, input: Value) -> Result<(RecordId, Value)> {
+        let def = self.definition(c)?;
+        let Value::Object(mut fields) = input else {
+            return Err(bad_input(&def, "", "a record must be a JSON object"));
+        };
+        let id = match fields.remove("id") {
+            None | Some(Value::Null) => RecordId::from_uuid(self.ctx.ids.new_id()),
+            Some(Value::String(s)) => {
+                RecordId::parse(&s).map_err(|e| bad_input(&def, "/id", e.to_string()))?
+            }
+            Some(_) => return Err(bad_input(&def, "/id", "must be a string")),
+        };
+        if self.get(c, &id).is_some() {
+            return Err(Error::from(Violation {
+                code: ViolationCode::UniqueViolation,
+                collection: c.to_string(),
+                constraint: "id".into(),
+                fields: vec!["id".into()],
+                conflicting: Some(id.to_string()),
+                message: format!("a record with id {id} already exists"),
+                errors: Vec::new(),
+            }));
+        }
+        strip_metadata(&mut fields);
+        def.fill_defaults(&mut fields);
+        let now = json!(self.now());
+        let actor = json!(self.meta.actor);
+        for field in fields.keys().cloned().collect::<Vec<_>>() {
+            if def.is_nested(&field) {
+                let items = fields.remove(&field).unwrap_or(Value::Null);
+                fields.insert(field.clone(), self.fresh_items(&def, &field, items)?);
+            }
+        }
+        fields.insert("id".into(), json!(id.as_str()));
+        fields.insert("created_at".into(), now.clone());
+        fields.insert("created_by".into(), actor.clone());
+        fields.insert("updated_at".into(), now);
+        fields.insert("updated_by".into(), actor);
+        fields.insert("deleted_at".into(), Value::Null);
+        fields.insert("deleted_by".into(), Value::Null);
+        let record = self.store(&def, &id, None, Value::Object(fields), Action::Create)?;
+        Ok((id, record))
+    }
+
+    /// JSON merge patch (RFC 7396) of a live record's own fields.
+    pub fn update(
+        &mut self,
+        c: &CollectionName,
+        id: &RecordId,
+        patch: &Value,
+        expect: Option<Seq>,
+    ) -> Result<Value> {
+        let def = self.definition(c)?;
+        let Value::Object(patch) = patch else {
+            return Err(bad_input(&def, "", "a patch must be a JSON object"));
+        };
+        let before = self.live_record(c, id, expect)?;
+        let mut after = before.clone();
+        let map = after.as_object_mut().expect("records are objects");
+        for (k, v) in patch {
+            if METADATA_FIELDS.contains(&k.as_str()) {
+                continue;
+            }
+            if def.is_nested(k) {
+                return Err(bad_input(
+                    &def,
+                    &format!("/{k}"),
+                    "nested arrays change through their item operations",
+                ));
+            }
+            if def.is_secret(k) && v == MASK {
+                continue;
+            }
+            match v {
+                Value::Null => {
+                    map.remove(k);
+                }
+                Value::Object(_) if map.get(k).is_some_and(Value::is_object) => {
+                    merge_patch(map.get_mut(k).expect("checked"), v);
+                }
+                _ => {
+                    map.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.touch(&mut after);
+        self.store(&def, id, Some(before), after, Action::Update)
+    }
+
+    /// Replaces a live record's own fields (nested arrays and metadata are kept).
+    pub fn replace(
+        &mut self,
+        c: &CollectionName,
+        id: &RecordId,
+        body: &Value,
+        expect: Option<Seq>,
+    ) -> Result<Value> {
+        let def = self.definition(c)?;
+        let Value::Object(body) = body else {
+            return Err(bad_input(&def, "", "a record must be a JSON object"));
+        };
+        let before = self.live_record(c, id, expect)?;
+        let old = before.as_object().expect("records are objects");
+        let mut after = Map::new();
+        for (k, v) in old {
+            if METADATA_FIELDS.contains(&k.as_str()) || def.is_nested(k) {
+                after.insert(k.clone(), v.clone());
+            }
+        }
+        for (k, v) in body {
+            if METADATA_FIELDS.contains(&k.as_str()) || def.is_nested(k) {
+                continue;
+            }
+            if def.is_secret(k) && v == MASK {
+                if let Some(old) = old.get(k) {
+                    after.insert(k.clone(), old.clone());
+                }
+                continue;
+            }
+            after.insert(k.clone(), v.clone());
+        }
+        let mut after = Value::Object(after);
+        self.touch(&mut after);
+        self.store(&def, id, Some(before), after, Action::Update)
+    }
+
+    /// Deletes a live record: soft where the collection has soft delete, else for good.
+    /// Referrers are handled first, as their `on_delete` says.
+    pub fn delete(
+        &mut self,
+        c: &CollectionName,
+        id: &RecordId,
+        expect: Option<Seq>,
+    ) -> Result<Option<Value>> {
+        let def = self.definition(c)?;
+        let before = self.live_record(c, id, expect)?;
+        self.follow_references(c, id, !def.def.soft_delete)?;
+        if !def.def.soft_delete {
+            self.remove(&def, id, before, Action::Delete)?;
+            return Ok(None);
+        }
+        let mut after = before.clone();
+        let now = json!(self.now());
+        let map = after.as_object_mut().expect("records are objects");
+        map.insert("deleted_at".into(), now);
+        map.insert("deleted_by".into(), json!(self.meta.actor));
+        self.touch(&mut after);
+        self.store(&def, id, Some(before), after, Action::Delete)
+            .map(Some)
+    }
+
+    /// Undoes a soft delete. Fails with a conflict if a live record took its unique key.
+    pub fn restore(
+        &mut self,
+        c: &CollectionName,
+        id: &RecordId,
+        expect: Option<Seq>,
+    ) -> Result<Value> {
+        let def = self.definition(c)?;
+        let before = self.record(c, id, expect)?;
+        if is_live(&before) {
+            return Err(bad_input(&def, "/deleted_at", "the record is not deleted"));
+        }
+        let mut after = before.clone();
+        let map = after.as_object_mut().expect("records are objects");
+        map.insert("deleted_at".into(), Value::Null);
+        map.insert("deleted_by".into(), Value::Null);
+        self.touch(&mut after);
+        self.store(&def, id, Some(before), after, Action::Restore)
+    }
+
+    /// Removes a record for good, deleted or not (what `?purge=true` does).
+    pub fn purge(&mut self, c: &CollectionName, id: &RecordId, expect: Option<Seq>) -> Result<()> {
+        let def = self.definition(c)?;
+        let before = self.record(c, id, expect)?;
+        self.follow_references(c, id, true)?;
+        self.remove(&def, id, before, Action::Purge)
+    }
+
+    /// Sets `updated_at` and `updated_by` from the clock and the actor.
+    pub(super) fn touch(&self, record: &mut Value) {
+        let map = record.as_object_mut().expect("records are objects");
+        map.insert("updated_at".into(), json!(self.now()));
+        map.insert("updated_by".into(), json!(self.meta.actor));
+    }
+
+    /// Encrypts secrets, stages the write, records the audit event and the change.
+    pub(super) fn store(
+        &mut self,
+        def: &Compiled,
+        id: &RecordId,
+        before: Option<Value>,
+        mut after: Value,
+        action: Action,
+    ) -> Result<Value> {
+        def.validate_secrets(&after)
+            .map_err(|e| validation(def, e))?;
+        for field in &def.def.secret {
+            let Some(v) = after.get(field).cloned() else {
+                continue;
+            };
+            if v.is_null() || SecretBox::is_sealed(&v) {
+                continue;
+            }
+            let key = self.ctx.secrets.clone().ok_or_else(|| {
+                Error::invalid(
+                    "secret field",
+                    format!("{field}: no secret key is configured"),
+                )
+            })?;
+            let sealed = key.seal(&v, &aad(&def.name, id, field));
+            after[field.as_str()] = json!(sealed);
+        }
+        self.put(&def.name, id, &after)?;
+        self.event(def, id, action, before.as_ref(), Some(&after));
+        self.changes.push(Change {
+            collection: def.name.clone(),
+            id: id.clone(),
+            action,
+            before,
+            after: Some(after.clone()),
+            source: self.source(),
+        });
+        Ok(after)
+    }
+
+    pub(super) fn remove(
+        &mut self,
+        def: &Compiled,
+        id: &RecordId,
+        before: Value,
+        action: Action,
+    ) -> Result<()> {
+        self.delete_raw(&def.name, id);
+        self.event(def, id, action, Some(&before), None);
+        self.changes.push(Change {
+            collection: def.name.clone(),
+            id: id.clone(),
+            action,
+            before: Some(before),
+            after: None,
+            source: self.source(),
+        });
+        Ok(())
+    }
+}
