@@ -8,6 +8,7 @@
 //! DESIGN.md §2 and `docs/decisions/` for the why.
 
 pub mod backup;
+pub mod blob;
 pub mod canonical;
 pub mod checkpoint;
 pub mod clock;

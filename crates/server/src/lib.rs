@@ -4,13 +4,17 @@
 //! the result. Each resource module owns its routes; [`app`] only merges them.
 
 pub mod access;
+pub mod app;
 pub mod auth;
 pub mod conn;
 pub mod consistency;
+pub mod contract;
 pub mod envelope;
 pub mod error;
+pub mod form;
 pub mod metrics;
 pub mod openapi;
+pub mod params;
 pub mod routes;
 
 use std::sync::Arc;
@@ -190,6 +194,17 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// The whole API plus `app`'s routes, with its facts for access rules and its paths in
+/// `/api/openapi.json`: how a server process serves an app (see [`app::App`]).
+pub fn app_for(state: AppState, app: &dyn app::App) -> Router {
+    let (router, paths) = app.routes().into_parts();
+    let mut state = state.with_app_paths(serde_json::Value::Object(paths));
+    if let Some(context) = app.auth_context() {
+        state = state.with_auth_context(context);
+    }
+    app_with(state, router)
 }
 
 /// CORS for the configured origins only (credentials allowed, so never `*`).

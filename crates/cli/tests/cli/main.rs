@@ -228,7 +228,7 @@ async fn import_bookings_from_the_command_line() {
     // A database with the aristay collections, two properties and a saved template.
     {
         let opts = bucketbase_engine::DbOptions {
-            hooks: bucketbase_aristay::hooks(),
+            hooks: bucketbase_server::app::App::hooks(&bucketbase_aristay::Aristay),
             ..Default::default()
         };
         let db = bucketbase_engine::Database::open_url(&root, opts)
@@ -237,7 +237,7 @@ async fn import_bookings_from_the_command_line() {
         let c = |n: &str| CollectionName::parse(n).unwrap();
         db.define_all(
             &TxnMeta::new("test", "setup"),
-            &bucketbase_aristay::definitions(),
+            &bucketbase_server::app::App::definitions(&bucketbase_aristay::Aristay),
         )
         .await
         .unwrap();

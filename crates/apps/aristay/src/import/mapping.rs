@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::xlsx::{Cell, Row, Sheet, excel_serial_date, format_number};
+use crate::error::ErrorKind;
 
 /// Most characters of a cell quoted in an error message.
 pub const MAX_QUOTED_CHARS: usize = 200;
@@ -262,9 +263,9 @@ impl MappingError {
         "invalid_mapping"
     }
 
-    /// A mapping that does not fit the workbook is a bad request parameter: 400.
-    pub fn http_status(&self) -> u16 {
-        400
+    /// A mapping that does not fit the workbook is bad input.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::BadInput
     }
 }
 
@@ -1023,7 +1024,10 @@ mod tests {
                 },
             ]
         );
-        assert_eq!((err.code(), err.http_status()), ("invalid_mapping", 400));
+        assert_eq!(
+            (err.code(), err.kind()),
+            ("invalid_mapping", ErrorKind::BadInput)
+        );
         let message = err.to_string();
         assert!(
             message.contains("\"nights\" is not a booking field"),

@@ -108,12 +108,42 @@ pub struct Counts {
     pub skipped: usize,
 }
 
+/// How an import ended (the `status` of its report and of its import-log record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    /// Every row checked, nothing written.
+    DryRun,
+    /// Every row was fine and written.
+    Committed,
+    /// Some rows failed; the good ones were written (mode `partial`).
+    Partial,
+    /// Some rows failed; nothing was written (mode `all_or_nothing`).
+    Rejected,
+}
+
+impl ImportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportStatus::DryRun => "dry_run",
+            ImportStatus::Committed => "committed",
+            ImportStatus::Partial => "partial",
+            ImportStatus::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for ImportStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The answer, and (without `results`) the import-log record.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub log_id: String,
-    /// `dry_run`, `committed`, `partial` (some rows failed) or `rejected` (nothing written).
-    pub status: &'static str,
+    pub status: ImportStatus,
     pub dry_run: bool,
     pub mode: Mode,
     pub rows: usize,
@@ -578,10 +608,10 @@ impl Run<'_> {
     ) -> Result<Report, CommitError> {
         let request = self.request;
         let status = match (request.dry_run, errors.is_empty(), write_rows) {
-            (true, _, _) => "dry_run",
-            (false, true, _) => "committed",
-            (false, false, true) => "partial",
-            (false, false, false) => "rejected",
+            (true, _, _) => ImportStatus::DryRun,
+            (false, true, _) => ImportStatus::Committed,
+            (false, false, true) => ImportStatus::Partial,
+            (false, false, false) => ImportStatus::Rejected,
         };
         let mut results: Vec<RowResult> = results
             .into_iter()
@@ -673,7 +703,7 @@ impl Run<'_> {
         }?;
         tracing::debug!(
             ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            status = report.status,
+            status = report.status.as_str(),
             "import: committed"
         );
         if report.results.len() > MAX_RESULTS {

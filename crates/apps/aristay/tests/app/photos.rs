@@ -94,7 +94,7 @@ async fn png_accepted_html_refused_oversized_413() {
 
     // Over the size limit: 413, whatever the bytes.
     let mut big = PNG.to_vec();
-    big.resize(bucketbase_aristay::routes::MAX_IMAGE_BYTES + 1, 0);
+    big.resize(bucketbase_aristay::routes::photos::MAX_IMAGE_BYTES + 1, 0);
     let (s, body) = app
         .upload(&path, &staff, photo(big, "big.png", "image/png"))
         .await;
