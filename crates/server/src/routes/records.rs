@@ -19,24 +19,31 @@ use serde_json::{Value, json};
 use super::{audit_events, collection, definition, etag, if_match, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
+use crate::contract::Resource;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
 use crate::params::{Flag, ListParams};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/{collection}", get(list).post(create))
-        .route(
+    resource().into_router()
+}
+
+/// The generic record routes: documented once per user collection, from its definition
+/// (`openapi::collections`), since what they take and answer is the collection's schema.
+pub fn resource() -> Resource {
+    Resource::new()
+        .route_per_collection("/api/v1/{collection}", get(list).post(create))
+        .route_per_collection(
             "/api/v1/{collection}/{id}",
             get(read).patch(update).put(replace).delete(delete),
         )
-        .route("/api/v1/{collection}/{id}/restore", post(restore))
-        .route("/api/v1/{collection}/{id}/history", get(history))
-        .route(
+        .route_per_collection("/api/v1/{collection}/{id}/restore", post(restore))
+        .route_per_collection("/api/v1/{collection}/{id}/history", get(history))
+        .route_per_collection(
             "/api/v1/{collection}/{id}/{nested}",
             get(nested_list).post(nested_append),
         )
-        .route(
+        .route_per_collection(
             "/api/v1/{collection}/{id}/{nested}/{item_id}",
             patch(nested_patch).delete(nested_remove),
         )
