@@ -348,8 +348,7 @@ async fn every_routed_path_is_documented_and_every_documented_path_routed() {
         }
     }
     for path in paths.keys() {
-        let per_collection =
-            path.starts_with("/api/v1/notes") || path.starts_with("/api/v1/tasks");
+        let per_collection = path.starts_with("/api/v1/notes") || path.starts_with("/api/v1/tasks");
         assert!(
             per_collection || fixed.contains(path),
             "{path} is documented but not routed"
