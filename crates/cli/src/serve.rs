@@ -12,12 +12,12 @@ use anyhow::Context;
 use bucketbase_engine::collection::definition::load_dir;
 use bucketbase_engine::collection::secret::SecretBox;
 use bucketbase_engine::{Clock, Database, DbOptions, SystemClock, TxnMeta};
-use bucketbase_server::auth::IdentityProvider;
 use bucketbase_server::auth::graphql::GraphqlProvider;
 use bucketbase_server::auth::jwks::{JwksConfig, JwksProvider};
 use bucketbase_server::auth::jwt::Now;
 use bucketbase_server::auth::local::{LocalConfig, LocalProvider, generate_password};
 use bucketbase_server::auth::store::DbUserStore;
+use bucketbase_server::auth::{IdentityProvider, Role};
 use bucketbase_server::{AppState, ServerSettings};
 
 use crate::settings::Settings;
@@ -136,7 +136,7 @@ async fn first_admin(store: &DbUserStore) -> anyhow::Result<()> {
         Err(_) => (generate_password(), true),
     };
     store
-        .create_user(&email, &password, "SuperAdmin", "bucketbase")
+        .create_user(&email, &password, Role::SUPER_ADMIN.as_str(), "bucketbase")
         .await?;
     if generated {
         println!(
@@ -237,7 +237,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     let server_settings = ServerSettings {
         cors_origins,
-        require_role: settings.require_role.clone(),
+        require_role: settings.require_role.clone().map(Role::from),
         body_limit: settings.body_limit,
         cookie_secure: settings.auth.cookie_secure,
         refresh_ttl_secs: settings.auth.refresh_ttl_secs,

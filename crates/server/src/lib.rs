@@ -27,7 +27,7 @@ use bucketbase_engine::collection::secret::SecretBox;
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// Only callers with this role get anything (docsai runs with `SuperAdmin`).
-    pub require_role: Option<String>,
+    pub require_role: Option<auth::Role>,
     /// Largest request body, in bytes.
     pub body_limit: usize,
     /// Mark auth cookies `Secure`.
