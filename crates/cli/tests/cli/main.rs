@@ -215,9 +215,7 @@ async fn serve_first_start_login_and_graceful_stop() {
     );
 }
 
-#[path = "../../../apps/aristay/tests/app/workbook.rs"]
-#[allow(dead_code)]
-mod workbook;
+use bucketbase_testkit::workbook;
 
 #[tokio::test]
 async fn import_bookings_from_the_command_line() {

@@ -506,13 +506,11 @@ impl RoleCache {
 }
 
 #[cfg(test)]
-#[path = "../../tests/support/fake_identity.rs"]
-mod fake_identity;
-
-#[cfg(test)]
 mod tests {
-    use super::fake_identity::{FakeIdentity, FakeUser, JWT_HEADER, b64url, spawn_fake_identity};
     use super::*;
+    use bucketbase_testkit::fake_identity::{
+        FakeIdentity, FakeUser, JWT_HEADER, b64url, spawn_fake_identity,
+    };
 
     const ROOT: &str = "root@example.com";
     const STAFF: &str = "staff@example.com";

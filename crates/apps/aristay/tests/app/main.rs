@@ -6,5 +6,7 @@ mod automation;
 mod bookings;
 mod import;
 mod photos;
-mod support;
-mod workbook;
+mod support {
+    pub use bucketbase_testkit::aristay::*;
+}
+use bucketbase_testkit::workbook;

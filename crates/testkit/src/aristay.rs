@@ -1,4 +1,5 @@
-//! `spawn()`: the aristay server on a fresh local-disk database, with users of every role.
+//! `spawn()`: the aristay server on a fresh local-disk database, with users of every role,
+//! served as `bucketbase serve --app aristay` serves it (`bucketbase_server::app_for`).
 
 use std::sync::Arc;
 
