@@ -329,3 +329,41 @@ async fn import_bookings_from_the_command_line() {
     let bookings = CollectionName::parse("bookings").unwrap();
     assert_eq!(db.snapshot().collection(&bookings).unwrap().docs.len(), 39);
 }
+
+/// App commands come from the apps (decision 0014): `import bookings` is aristay's, listed
+/// under `import`, and refused, before any store is touched, when the settings select
+/// another app; an app name nobody registered is refused with the choices.
+#[test]
+fn app_commands_belong_to_their_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    let help = bucketbase().args(["import", "--help"]).output().unwrap();
+    assert!(help.status.success(), "{help:?}");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("bookings"));
+
+    let file = dir.path().join("export.xlsx");
+    std::fs::write(&file, workbook::xlsx(&workbook::rows(2, 1))).unwrap();
+    let other = bucketbase()
+        .args(["import", "bookings", file.to_str().unwrap()])
+        .args(["--template", "t", "--store", root.to_str().unwrap()])
+        .env("BUCKETBASE_APP", "docsai")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(1), "{err}");
+    assert!(err.contains("belongs to the aristay app"), "{err}");
+    assert!(!root.exists(), "no store is opened for a refused command");
+
+    let config = dir.path().join("bucketbase.toml");
+    std::fs::write(&config, "app = \"nope\"\n").unwrap();
+    let unknown = bucketbase()
+        .args(["import", "bookings", file.to_str().unwrap()])
+        .args(["--template", "t", "--store", root.to_str().unwrap()])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert_ne!(unknown.status.code(), Some(0), "{err}");
+    assert!(err.contains("nope"), "{err}");
+    assert!(!root.exists());
+}
