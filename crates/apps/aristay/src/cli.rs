@@ -51,8 +51,9 @@ pub enum ImportCommand {
 
 /// The command groups aristay adds to `bucketbase`.
 pub fn commands() -> Vec<clap::Command> {
-    let import = clap::Command::new("import").about("Import data into the app's collections");
-    vec![ImportCommand::augment_subcommands(import)]
+    // `about` after the subcommands: the derive would give the group this enum's doc.
+    let import = ImportCommand::augment_subcommands(clap::Command::new("import"));
+    vec![import.about("Import data into the app's collections")]
 }
 
 /// Runs an aristay command: `matches` are those of the `group`.
