@@ -10,7 +10,7 @@ use bucketbase_engine::{Database, DbOptions, StoreUrl, UuidV7Ids, materialize, s
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::settings::{AppKind, Overrides, Settings};
+use crate::settings::{Overrides, Settings};
 
 /// Bucketbase: a database whose only storage is an object store.
 #[derive(Debug, Parser)]
@@ -35,8 +35,8 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
         /// The app this process serves.
-        #[arg(long, value_enum)]
-        app: Option<AppKind>,
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::apps::choices()))]
+        app: Option<String>,
     },
     /// Manage the local identity provider's users.
     User {
@@ -52,15 +52,6 @@ pub enum Command {
         /// Database root: a path, file:///path, memory:// or s3://bucket/prefix.
         #[arg(long, env = "BUCKETBASE_STORE", default_value = "./bucketbase-data")]
         store: String,
-    },
-    /// Import data into the app's collections.
-    Import {
-        #[command(subcommand)]
-        command: ImportCommand,
-        #[arg(long, env = "BUCKETBASE_CONFIG", global = true)]
-        config: Option<std::path::PathBuf>,
-        #[arg(long, global = true)]
-        store: Option<String>,
     },
     /// Undo an import, a migration, a request or one log entry as one changeset, in one
     /// transaction audited as `revert:<changeset>` (itself revertible). Later changes to
@@ -140,35 +131,6 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ImportCommand {
-    /// Import aristay bookings from an .xlsx file: upsert by (source, external_id), with
-    /// automatic tasks. Exit 0 when every row is fine, 1 when rows failed (they are
-    /// listed), 2 when the file or mapping cannot be used.
-    Bookings {
-        /// The .xlsx file.
-        file: std::path::PathBuf,
-        /// Name of a saved booking_import_templates record.
-        #[arg(long, conflicts_with = "mapping", required_unless_present = "mapping")]
-        template: Option<String>,
-        /// A JSON file with an inline column mapping instead of a saved template.
-        #[arg(long)]
-        mapping: Option<std::path::PathBuf>,
-        /// Check every row and report, without writing any booking.
-        #[arg(long)]
-        dry_run: bool,
-        /// all_or_nothing: any bad row and nothing is written; partial: the good rows are.
-        #[arg(long, default_value = "all_or_nothing")]
-        mode: String,
-        /// Do not create or move automatic tasks.
-        #[arg(long)]
-        no_automations: bool,
-        /// Print the whole report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the log's hash chain; exit 0 when intact, 1 naming the first damaged entry.
     Verify {
@@ -198,6 +160,70 @@ pub fn init_tracing(default_filter: &str, json: bool) {
     };
 }
 
+/// The whole command line: the CLI's own commands ([`Cli`]) plus the command groups the
+/// apps add (`import ...`), each with `--config` and `--store`.
+pub fn command() -> clap::Command {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    for group in crate::apps::command_groups() {
+        command =
+            command.subcommand(
+                group
+                    .subcommand_required(true)
+                    .arg_required_else_help(true)
+                    .arg(
+                        clap::Arg::new("config")
+                            .long("config")
+                            .env("BUCKETBASE_CONFIG")
+                            .global(true)
+                            .value_parser(clap::value_parser!(std::path::PathBuf))
+                            .help("Settings file (default: ./bucketbase.toml when present)"),
+                    )
+                    .arg(clap::Arg::new("store").long("store").global(true).help(
+                        "Database root: a path, file:///path, memory:// or s3://bucket/prefix",
+                    )),
+            );
+    }
+    command
+}
+
+/// Runs what the command line asks: an app's command, or one of [`Cli`]'s.
+pub async fn run_matches(matches: clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    let groups = crate::apps::command_groups();
+    if let Some((group, sub)) = matches.subcommand()
+        && groups.iter().any(|g| g.get_name() == group)
+    {
+        init_tracing("warn", false);
+        return app_command(group, sub).await;
+    }
+    run(<Cli as clap::FromArgMatches>::from_arg_matches(&matches)?).await
+}
+
+/// An app's command: the app that owns it runs it, on the configured database, when it
+/// is the app the settings name.
+async fn app_command(group: &str, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    let settings = store_settings(
+        matches.get_one::<std::path::PathBuf>("config").cloned(),
+        matches.get_one::<String>("store").cloned(),
+    )?;
+    let sub = matches.subcommand_name().unwrap_or_default();
+    let app = crate::apps::owner(group, sub)
+        .ok_or_else(|| anyhow::anyhow!("no app has the command {group} {sub}"))?;
+    anyhow::ensure!(
+        settings.app == app.name(),
+        "`{group} {sub}` belongs to the {} app (app is {:?})",
+        app.name(),
+        settings.app
+    );
+    let open: bucketbase_server::app::OpenDatabase = Box::new(move || {
+        Box::pin(async move {
+            let (db, _) = crate::serve::open_db(&settings).await?;
+            crate::serve::install_definitions(&db, &settings).await?;
+            Ok(db)
+        })
+    });
+    app.run_command(group, matches, open).await
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if !matches!(cli.command, Command::Serve { .. }) {
         init_tracing("warn", false);
@@ -224,11 +250,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             store,
         } => user(&store_settings(config, store)?, command).await,
-        Command::Import {
-            command,
-            config,
-            store,
-        } => crate::import::run(&store_settings(config, store)?, command).await,
         Command::Rebuild { store } => rebuild(&store).await,
         Command::Recover { store } => crate::recover::run(&store).await,
         Command::Revert {

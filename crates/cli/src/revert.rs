@@ -17,7 +17,7 @@ use bucketbase_engine::{Seq, Txn, TxnMeta};
 use bucketbase_server::routes::revert::RevertPolicy;
 use indicatif::ProgressBar;
 
-use crate::settings::{AppKind, Settings};
+use crate::settings::Settings;
 
 /// What to revert and how.
 #[derive(Debug, clap::Args)]
@@ -47,11 +47,8 @@ pub struct RevertArgs {
 }
 
 /// The policy of the app a database serves (who may is moot here: the operator may).
-fn policy(settings: &Settings) -> Option<Arc<dyn RevertPolicy>> {
-    match settings.app {
-        AppKind::Aristay => Some(Arc::new(bucketbase_aristay::revert::ImportReverts)),
-        AppKind::Docsai | AppKind::None => None,
-    }
+fn policy(settings: &Settings) -> anyhow::Result<Option<Arc<dyn RevertPolicy>>> {
+    Ok(crate::apps::find(&settings.app)?.and_then(|app| app.revert_policy()))
 }
 
 pub async fn run(settings: &Settings, args: RevertArgs) -> anyhow::Result<ExitCode> {
@@ -68,7 +65,7 @@ pub async fn run(settings: &Settings, args: RevertArgs) -> anyhow::Result<ExitCo
         .await
         .with_context(|| format!("finding {}", changeset.label()))?;
     spinner.finish_and_clear();
-    let policy = policy(settings);
+    let policy = policy(settings)?;
     if let Some(p) = &policy {
         plan.leave(|c| p.leaves(c));
     }

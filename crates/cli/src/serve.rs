@@ -12,27 +12,22 @@ use anyhow::Context;
 use bucketbase_engine::collection::definition::load_dir;
 use bucketbase_engine::collection::secret::SecretBox;
 use bucketbase_engine::{Clock, Database, DbOptions, SystemClock, TxnMeta};
-use bucketbase_server::auth::IdentityProvider;
 use bucketbase_server::auth::graphql::GraphqlProvider;
 use bucketbase_server::auth::jwks::{JwksConfig, JwksProvider};
 use bucketbase_server::auth::jwt::Now;
 use bucketbase_server::auth::local::{LocalConfig, LocalProvider, generate_password};
 use bucketbase_server::auth::store::DbUserStore;
+use bucketbase_server::auth::{IdentityProvider, Role};
 use bucketbase_server::{AppState, ServerSettings};
 
-use crate::settings::{AppKind, Settings};
-
-/// The names of every app this binary knows. Each app owns `/api/v1/<name>/...`, so no
-/// collection may take one of these names, whichever app a server runs (a database keeps
-/// working when it moves to another app). Kept equal to [`AppKind`] by a test.
-pub const APP_NAMES: [&str; 2] = ["aristay", "docsai"];
+use crate::settings::Settings;
 
 /// Names no user collection may take: the server's fixed routes and every app.
 pub fn reserved_names() -> Vec<&'static str> {
     bucketbase_server::ROUTE_NAMES
         .iter()
-        .chain(APP_NAMES.iter())
         .copied()
+        .chain(crate::apps::names())
         .collect()
 }
 
@@ -52,10 +47,9 @@ pub async fn open_db(
         .transpose()
         .context("secret_key")?
         .map(Arc::new);
-    let hooks = match settings.app {
-        AppKind::Aristay => bucketbase_aristay::hooks(),
-        AppKind::Docsai | AppKind::None => Vec::new(),
-    };
+    let hooks = crate::apps::find(&settings.app)?
+        .map(|app| app.hooks())
+        .unwrap_or_default();
     anyhow::ensure!(
         settings.max_record_bytes > 0 && settings.max_entry_bytes > settings.max_record_bytes,
         "max_entry_bytes ({}) must be larger than max_record_bytes ({})",
@@ -111,12 +105,9 @@ fn digest_options(
 
 /// Installs the app's and the operator's collection definitions (no-op when unchanged).
 pub async fn install_definitions(db: &Database, settings: &Settings) -> anyhow::Result<()> {
-    let mut defs = Vec::new();
-    match settings.app {
-        AppKind::Aristay => defs.extend(bucketbase_aristay::definitions()),
-        // docsai's definitions arrive with its own issue.
-        AppKind::Docsai | AppKind::None => {}
-    }
+    let mut defs = crate::apps::find(&settings.app)?
+        .map(|app| app.definitions())
+        .unwrap_or_default();
     if let Some(dir) = &settings.definitions_dir {
         defs.extend(load_dir(dir)?);
     }
@@ -145,7 +136,7 @@ async fn first_admin(store: &DbUserStore) -> anyhow::Result<()> {
         Err(_) => (generate_password(), true),
     };
     store
-        .create_user(&email, &password, "SuperAdmin", "bucketbase")
+        .create_user(&email, &password, Role::SUPER_ADMIN.as_str(), "bucketbase")
         .await?;
     if generated {
         println!(
@@ -246,7 +237,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     let server_settings = ServerSettings {
         cors_origins,
-        require_role: settings.require_role.clone(),
+        require_role: settings.require_role.clone().map(Role::from),
         body_limit: settings.body_limit,
         cookie_secure: settings.auth.cookie_secure,
         refresh_ttl_secs: settings.auth.refresh_ttl_secs,
@@ -254,19 +245,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         min_seq_wait: std::time::Duration::from_millis(settings.min_seq_wait_ms),
         query_budget_ms: settings.query_budget_ms,
     };
-    let state =
-        AppState::new(db.clone(), auth, server_settings, secrets).with_app_names(&APP_NAMES);
-    let app = match settings.app {
-        AppKind::Aristay => bucketbase_server::app_with(
-            state
-                .with_auth_context(bucketbase_aristay::auth_context())
-                .with_revert_policy(std::sync::Arc::new(
-                    bucketbase_aristay::revert::ImportReverts,
-                ))
-                .with_app_paths(bucketbase_aristay::openapi_paths()),
-            bucketbase_aristay::router(),
-        ),
-        AppKind::Docsai | AppKind::None => bucketbase_server::app(state),
+    let state = AppState::new(db.clone(), auth, server_settings, secrets)
+        .with_app_names(&crate::apps::names());
+    let app = match crate::apps::find(&settings.app)? {
+        Some(app) => bucketbase_server::app_for(state, app.as_ref()),
+        None => bucketbase_server::app(state),
     };
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -305,25 +288,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::ValueEnum;
-
-    use super::*;
-
-    #[test]
-    fn every_app_name_is_reserved() {
-        let apps: Vec<String> = AppKind::value_variants()
-            .iter()
-            .filter(|a| **a != AppKind::None)
-            .filter_map(|a| a.to_possible_value().map(|v| v.get_name().to_string()))
-            .collect();
-        assert_eq!(apps, APP_NAMES, "APP_NAMES must name every app");
-        for name in APP_NAMES.iter().chain(&["audit", "collections", "events"]) {
-            assert!(reserved_names().contains(name), "{name}");
-        }
     }
 }

@@ -9,15 +9,6 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-/// Which app a server process serves (one database, one app).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum AppKind {
-    Aristay,
-    Docsai,
-    None,
-}
-
 /// Everything `bucketbase serve` can be told.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,7 +17,9 @@ pub struct Settings {
     pub listen: String,
     /// Database root: a path, `file:///path`, `memory://` or `s3://bucket/prefix`.
     pub store: String,
-    pub app: AppKind,
+    /// Which app this process serves (one database, one app): a name from
+    /// `crate::apps`, or `none`.
+    pub app: String,
     /// Extra collection definitions (`*.toml`) installed at start.
     pub definitions_dir: Option<PathBuf>,
     /// Only callers with this role are served (docsai: `SuperAdmin`).
@@ -106,7 +99,7 @@ impl Default for Settings {
         Settings {
             listen: "127.0.0.1:8080".into(),
             store: "./bucketbase-data".into(),
-            app: AppKind::Aristay,
+            app: "aristay".into(),
             definitions_dir: None,
             require_role: None,
             secret_key: None,
@@ -188,7 +181,7 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub app: Option<AppKind>,
+    pub app: Option<String>,
 }
 
 /// The top-level setting names, read off the settings struct itself so that a new
@@ -256,14 +249,14 @@ mod tests {
             let s = Settings::load(
                 None,
                 &Overrides {
-                    app: Some(AppKind::Docsai),
+                    app: Some("docsai".into()),
                     ..Default::default()
                 },
             )
             .unwrap();
             assert_eq!(s.listen, "0.0.0.0:9000", "file over default");
             assert_eq!(s.store, "/from/env", "env over file");
-            assert_eq!(s.app, AppKind::Docsai, "flag over all");
+            assert_eq!(s.app, "docsai", "flag over all");
             assert_eq!(s.auth.access_ttl_secs, 60);
             assert!(!s.auth.cookie_secure);
             assert_eq!(s.query_budget_ms, 250);

@@ -16,6 +16,7 @@
 //! methods live in one file or in the folder named for it (`db/`, `state/`, `txn/`).
 
 pub mod backup;
+pub mod blob;
 pub mod canonical;
 pub mod checkpoint;
 pub mod clock;

@@ -33,7 +33,7 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 
-/// The role that passes every rule.
+/// The role that passes every rule (see [`Role::SUPER_ADMIN`]).
 pub const SUPER_ADMIN: &str = "SuperAdmin";
 
 /// Cookie carrying the access token.
@@ -110,7 +110,7 @@ impl Caller {
     }
 
     pub fn is_super_admin(&self) -> bool {
-        self.principal.role == SUPER_ADMIN
+        self.principal.role.is_super_admin()
     }
 
     /// May this caller do `action` on `record`?

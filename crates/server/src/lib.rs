@@ -4,13 +4,17 @@
 //! the result. Each resource module owns its routes; [`app`] only merges them.
 
 pub mod access;
+pub mod app;
 pub mod auth;
 pub mod conn;
 pub mod consistency;
+pub mod contract;
 pub mod envelope;
 pub mod error;
+pub mod form;
 pub mod metrics;
 pub mod openapi;
+pub mod params;
 pub mod routes;
 
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use bucketbase_engine::collection::secret::SecretBox;
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// Only callers with this role get anything (docsai runs with `SuperAdmin`).
-    pub require_role: Option<String>,
+    pub require_role: Option<auth::Role>,
     /// Largest request body, in bytes.
     pub body_limit: usize,
     /// Mark auth cookies `Secure`.
@@ -201,6 +205,20 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// The whole API plus `app`'s routes, with its facts for access rules and its paths in
+/// `/api/openapi.json`: how a server process serves an app (see [`app::App`]).
+pub fn app_for(state: AppState, app: &dyn app::App) -> Router {
+    let (router, paths) = app.routes().into_parts();
+    let mut state = state.with_app_paths(serde_json::Value::Object(paths));
+    if let Some(context) = app.auth_context() {
+        state = state.with_auth_context(context);
+    }
+    if let Some(policy) = app.revert_policy() {
+        state = state.with_revert_policy(policy);
+    }
+    app_with(state, router)
 }
 
 /// CORS for the configured origins only (credentials allowed, so never `*`).

@@ -2,5 +2,15 @@
 //! another crate's test tree with `#[path]`. Only ever a dev-dependency.
 //!
 //! - [`process`]: `bucketbase serve` as a child process on a root, with an HTTP client.
+//! - [`fake_identity`]: a fake appointment360 GraphQL identity service.
+//! - [`fake_jwks`]: a fake OIDC issuer (JWKS endpoint, RS256 keys, rotation).
+//! - [`workbook`]: booking workbooks (.xlsx) as a channel manager exports them.
+//! - `aristay` (feature `aristay`): a server serving the aristay app on a fresh local
+//!   database, with a user of every role and request helpers.
 
+#[cfg(feature = "aristay")]
+pub mod aristay;
+pub mod fake_identity;
+pub mod fake_jwks;
 pub mod process;
+pub mod workbook;

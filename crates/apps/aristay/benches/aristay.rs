@@ -10,12 +10,8 @@
 //! `cargo bench -p bucketbase-aristay --bench aristay`; BENCH_RUNS (default 5) sets the
 //! number of runs. Timings are reported, never asserted.
 
-#[path = "../tests/app/support.rs"]
-#[allow(dead_code)]
-mod support;
-#[path = "../tests/app/workbook.rs"]
-#[allow(dead_code)]
-mod workbook;
+use bucketbase_testkit::aristay as support;
+use bucketbase_testkit::workbook;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

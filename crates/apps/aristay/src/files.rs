@@ -53,9 +53,9 @@ impl NotAllowed {
         "file_type_not_allowed"
     }
 
-    /// 415 Unsupported Media Type.
-    pub fn http_status(&self) -> u16 {
-        415
+    /// Not a type uploads take.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::UnsupportedType
     }
 }
 
@@ -191,8 +191,11 @@ mod tests {
         let err = sniff_image(html).unwrap_err();
         assert_eq!(err.detected, Some("text/html"));
         assert_eq!(
-            (err.code(), err.http_status()),
-            ("file_type_not_allowed", 415)
+            (err.code(), err.kind()),
+            (
+                "file_type_not_allowed",
+                crate::error::ErrorKind::UnsupportedType
+            )
         );
         assert!(err.to_string().contains("text/html"), "{err}");
 

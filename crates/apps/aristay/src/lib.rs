@@ -2,20 +2,28 @@
 //! definitions, the automatic tasks (an engine hook), what owners may read (an `auth`
 //! extension for rules), booking import from Excel, and task photos.
 //!
-//! It plugs into the engine through [`definitions`] and [`hooks`], and into the server
-//! through [`auth_context`] and [`router`].
+//! It plugs in through one value, [`Aristay`], which implements the server's
+//! [`App`] trait: its definitions and automatic-task hook for the engine, the facts its
+//! rules need and its routes for the server, and `bucketbase import bookings` for the
+//! command line.
 
 pub mod automation;
+pub mod cli;
+pub mod error;
 pub mod files;
 pub mod import;
 pub mod owners;
 pub mod revert;
 pub mod routes;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use bucketbase_engine::collection::{Definition, Hook};
 use bucketbase_server::access::AuthContext;
+use bucketbase_server::app::{App, BoxFuture, OpenDatabase};
+use bucketbase_server::contract::Resource;
+use bucketbase_server::routes::revert::RevertPolicy;
 
 /// The definitions, in dependency order (referenced collections first).
 const DEFINITIONS: [(&str, &str); 13] = [
@@ -66,34 +74,65 @@ pub(crate) fn coll(name: &'static str) -> bucketbase_engine::CollectionName {
     bucketbase_engine::CollectionName::parse(name).expect("a valid collection name")
 }
 
-/// aristay's collection definitions.
-pub fn definitions() -> Vec<Definition> {
-    DEFINITIONS
-        .iter()
-        .map(|(name, toml)| {
-            Definition::from_toml(toml)
-                .unwrap_or_else(|e| panic!("the shipped definition of {name} is invalid: {e}"))
-        })
-        .collect()
-}
+/// The aristay app.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Aristay;
 
-/// The engine hooks: automatic tasks.
-pub fn hooks() -> Vec<Arc<dyn Hook>> {
-    vec![Arc::new(automation::AutoTasks::default())]
-}
+impl App for Aristay {
+    fn name(&self) -> &'static str {
+        "aristay"
+    }
 
-/// What aristay adds to `auth` for its rules (`auth.properties` of an owner).
-pub fn auth_context() -> Arc<dyn AuthContext> {
-    Arc::new(owners::OwnedProperties)
-}
+    fn definitions(&self) -> Vec<Definition> {
+        DEFINITIONS
+            .iter()
+            .map(|(name, toml)| {
+                Definition::from_toml(toml)
+                    .unwrap_or_else(|e| panic!("the shipped definition of {name} is invalid: {e}"))
+            })
+            .collect()
+    }
 
-pub use routes::{openapi_paths, router};
+    /// Automatic tasks.
+    fn hooks(&self) -> Vec<Arc<dyn Hook>> {
+        vec![Arc::new(automation::AutoTasks::default())]
+    }
+
+    /// `auth.properties` of an owner.
+    fn auth_context(&self) -> Option<Arc<dyn AuthContext>> {
+        Some(Arc::new(owners::OwnedProperties))
+    }
+
+    /// Managers revert imports; the import log stays, marked `reverted`.
+    fn revert_policy(&self) -> Option<Arc<dyn RevertPolicy>> {
+        Some(Arc::new(revert::ImportReverts))
+    }
+
+    fn routes(&self) -> Resource {
+        routes::resource()
+    }
+
+    fn commands(&self) -> Vec<clap::Command> {
+        cli::commands()
+    }
+
+    fn run_command<'a>(
+        &'a self,
+        group: &'a str,
+        matches: &'a clap::ArgMatches,
+        open: OpenDatabase,
+    ) -> BoxFuture<'a, anyhow::Result<ExitCode>> {
+        Box::pin(cli::run(group, matches, open))
+    }
+}
 
 #[cfg(test)]
 mod tests {
+    use bucketbase_server::app::App;
+
     #[test]
     fn shipped_definitions_parse_and_compile() {
-        let defs = super::definitions();
+        let defs = super::Aristay.definitions();
         assert_eq!(defs.len(), 13);
         for d in &defs {
             d.compile().unwrap_or_else(|e| panic!("{}: {e}", d.name));

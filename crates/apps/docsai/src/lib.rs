@@ -1,1 +1,17 @@
-//! Placeholder: this crate is built out by a later issue (see DESIGN.md §1).
+//! docsai, the documentation / API-studio / workflow platform (DESIGN.md §7). Its
+//! collections, Postman import and SQLite migration arrive with their own issue; until
+//! then [`Docsai`] plugs into the server through the `App` trait with nothing of its own,
+//! so `bucketbase serve --app docsai` serves only the operator's definitions and
+//! `/api/v1/docsai/...` stays reserved for its routes.
+
+use bucketbase_server::app::App;
+
+/// The docsai app.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Docsai;
+
+impl App for Docsai {
+    fn name(&self) -> &'static str {
+        "docsai"
+    }
+}

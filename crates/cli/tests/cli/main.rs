@@ -215,9 +215,7 @@ async fn serve_first_start_login_and_graceful_stop() {
     );
 }
 
-#[path = "../../../apps/aristay/tests/app/workbook.rs"]
-#[allow(dead_code)]
-mod workbook;
+use bucketbase_testkit::workbook;
 
 #[tokio::test]
 async fn import_bookings_from_the_command_line() {
@@ -228,7 +226,7 @@ async fn import_bookings_from_the_command_line() {
     // A database with the aristay collections, two properties and a saved template.
     {
         let opts = bucketbase_engine::DbOptions {
-            hooks: bucketbase_aristay::hooks(),
+            hooks: bucketbase_server::app::App::hooks(&bucketbase_aristay::Aristay),
             ..Default::default()
         };
         let db = bucketbase_engine::Database::open_url(&root, opts)
@@ -237,7 +235,7 @@ async fn import_bookings_from_the_command_line() {
         let c = |n: &str| CollectionName::parse(n).unwrap();
         db.define_all(
             &TxnMeta::new("test", "setup"),
-            &bucketbase_aristay::definitions(),
+            &bucketbase_server::app::App::definitions(&bucketbase_aristay::Aristay),
         )
         .await
         .unwrap();
@@ -368,4 +366,47 @@ async fn import_bookings_from_the_command_line() {
         docs.values().all(|d| !d.value()["deleted_at"].is_null()),
         "every imported booking reverted"
     );
+}
+
+/// App commands come from the apps (decision 0014): `import bookings` is aristay's, listed
+/// under `import`, and refused, before any store is touched, when the settings select
+/// another app; an app name nobody registered is refused with the choices.
+#[test]
+fn app_commands_belong_to_their_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    let help = bucketbase().args(["import", "--help"]).output().unwrap();
+    assert!(help.status.success(), "{help:?}");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.starts_with("Import data into the app's collections"),
+        "{help}"
+    );
+    assert!(help.contains("bookings"), "{help}");
+
+    let file = dir.path().join("export.xlsx");
+    std::fs::write(&file, workbook::xlsx(&workbook::rows(2, 1))).unwrap();
+    let other = bucketbase()
+        .args(["import", "bookings", file.to_str().unwrap()])
+        .args(["--template", "t", "--store", root.to_str().unwrap()])
+        .env("BUCKETBASE_APP", "docsai")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(1), "{err}");
+    assert!(err.contains("belongs to the aristay app"), "{err}");
+    assert!(!root.exists(), "no store is opened for a refused command");
+
+    let config = dir.path().join("bucketbase.toml");
+    std::fs::write(&config, "app = \"nope\"\n").unwrap();
+    let unknown = bucketbase()
+        .args(["import", "bookings", file.to_str().unwrap()])
+        .args(["--template", "t", "--store", root.to_str().unwrap()])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert_ne!(unknown.status.code(), Some(0), "{err}");
+    assert!(err.contains("nope"), "{err}");
+    assert!(!root.exists());
 }

@@ -117,7 +117,7 @@ pub struct GraphqlConfig {
     /// others get [`AuthError::InvalidToken`] (authenticate, refresh) or
     /// [`AuthError::InvalidCredentials`] (login). Default none. The server's global
     /// `require_role` (403) is the usual place for this; this is a second gate.
-    pub require_role: Option<String>,
+    pub require_role: Option<super::Role>,
 }
 
 impl Default for GraphqlConfig {
@@ -212,8 +212,8 @@ impl GraphqlProvider {
     fn permitted(&self, principal: &Principal) -> bool {
         self.config
             .require_role
-            .as_deref()
-            .is_none_or(|role| role == principal.role)
+            .as_ref()
+            .is_none_or(|role| *role == principal.role)
     }
 
     /// Asks the service who holds `token`, bypassing the cache.
@@ -237,7 +237,7 @@ impl GraphqlProvider {
         Ok(Principal {
             uuid: field(&self.config.user_uuid_field)?,
             email: field(&self.config.user_email_field)?,
-            role: field(&self.config.user_role_field)?,
+            role: field(&self.config.user_role_field)?.into(),
         })
     }
 
@@ -506,13 +506,11 @@ impl RoleCache {
 }
 
 #[cfg(test)]
-#[path = "../../tests/support/fake_identity.rs"]
-mod fake_identity;
-
-#[cfg(test)]
 mod tests {
-    use super::fake_identity::{FakeIdentity, FakeUser, JWT_HEADER, b64url, spawn_fake_identity};
     use super::*;
+    use bucketbase_testkit::fake_identity::{
+        FakeIdentity, FakeUser, JWT_HEADER, b64url, spawn_fake_identity,
+    };
 
     const ROOT: &str = "root@example.com";
     const STAFF: &str = "staff@example.com";

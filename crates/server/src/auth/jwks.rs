@@ -344,7 +344,7 @@ impl IdentityProvider for JwksProvider {
             email: text(&self.config.email_claim)
                 .unwrap_or_default()
                 .to_owned(),
-            role: role.to_owned(),
+            role: role.into(),
         })
     }
 

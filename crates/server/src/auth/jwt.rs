@@ -142,7 +142,7 @@ impl JwtIssuer {
         let claims = AccessClaims {
             sub: user.uuid.clone(),
             email: user.email.clone(),
-            role: user.role.clone(),
+            role: user.role.to_string(),
             iat,
             exp: iat.saturating_add(self.ttl),
             iss: ISSUER.to_owned(),

@@ -51,7 +51,7 @@ pub struct StoredUser {
     pub uuid: String,
     /// Lowercase (see [`normalize_email`]).
     pub email: String,
-    pub role: String,
+    pub role: super::Role,
     /// argon2id PHC string from [`hash_password`].
     pub password_hash: String,
     pub disabled: bool,

@@ -11,7 +11,10 @@ pub mod graphql;
 pub mod jwks;
 pub mod jwt;
 pub mod local;
+pub mod role;
 pub mod store;
+
+pub use role::Role;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +24,8 @@ pub struct Principal {
     /// Stable user id (the `uuid` of the identity service, or the local user's record id).
     pub uuid: String,
     pub email: String,
-    /// Role name, e.g. `SuperAdmin`, `manager`, `staff`, `owner`.
-    pub role: String,
+    /// Role, e.g. `SuperAdmin`, `manager`, `staff`, `owner`.
+    pub role: Role,
 }
 
 /// Tokens handed to a client that logged in or refreshed. `Debug` leaves the tokens out.

@@ -127,7 +127,7 @@ fn user_from(v: &Value) -> Option<StoredUser> {
     Some(StoredUser {
         uuid: v["id"].as_str()?.to_string(),
         email: v["email"].as_str()?.to_string(),
-        role: v["role"].as_str()?.to_string(),
+        role: v["role"].as_str()?.into(),
         password_hash: v["password_hash"].as_str()?.to_string(),
         disabled: v["disabled"].as_bool().unwrap_or(false),
     })

@@ -31,7 +31,7 @@ use utoipa::openapi::{
 };
 
 /// Where component schemas are referenced from.
-fn schema_ref(name: &str) -> RefOr<Schema> {
+pub(crate) fn schema_ref(name: &str) -> RefOr<Schema> {
     RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name))
 }
 
@@ -47,7 +47,7 @@ pub(crate) fn raw_schema(schema: &Value) -> Schema {
     )
 }
 
-fn typed(t: Type, description: &str) -> Schema {
+pub(crate) fn typed(t: Type, description: &str) -> Schema {
     Schema::Object(
         ObjectBuilder::new()
             .schema_type(t)
@@ -57,7 +57,7 @@ fn typed(t: Type, description: &str) -> Schema {
 }
 
 /// An object with free-form members, described.
-fn any_object(description: &str) -> Schema {
+pub(crate) fn any_object(description: &str) -> Schema {
     Schema::Object(
         ObjectBuilder::new()
             .schema_type(Type::Object)
@@ -174,8 +174,26 @@ pub(crate) fn operation(id: &str, tag: &str, summary: &str, errors: &[&str]) -> 
 }
 
 /// Marks an operation as open to anonymous callers.
-fn public(op: OperationBuilder) -> Operation {
+pub(crate) fn public(op: OperationBuilder) -> Operation {
     op.security(SecurityRequirement::default()).build()
+}
+
+/// A success answer: `data` in the envelope with `Meta`.
+pub(crate) fn ok(description: &str, data: RefOr<Schema>) -> Response {
+    json_response(description, envelope(data, "Meta"))
+}
+
+/// A free-form object.
+pub(crate) fn any() -> RefOr<Schema> {
+    any_object("Free-form").into()
+}
+
+/// An array of the named component schema.
+pub(crate) fn array_of(name: &str) -> RefOr<Schema> {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(schema_ref(name))
+        .build()
+        .into()
 }
 
 /// Error responses: status → (component name, description).
@@ -238,7 +256,7 @@ const ERRORS: [(&str, (&str, &str)); 12] = [
 
 /// The whole document for these definitions (system collections excluded by the caller).
 pub fn document<'a>(definitions: impl IntoIterator<Item = &'a Compiled>) -> OpenApi {
-    let mut paths = fixed::paths();
+    let mut paths = utoipa::openapi::Paths::new();
     let mut components = fixed::components();
     let mut tags = vec![
         TagBuilder::new()

@@ -20,17 +20,94 @@ use serde_json::json;
 use crate::AppState;
 use crate::access::{ACCESS_COOKIE, CSRF_COOKIE, Caller, access_token, cookie};
 use crate::auth::Tokens;
+use crate::contract::Resource;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
+use crate::openapi::{any, json_body, ok, operation, public, schema_ref};
 
 const REFRESH_COOKIE: &str = "refresh_token";
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/me", get(me))
+    resource().into_router()
+}
+
+/// The routes with their OpenAPI operations.
+pub fn resource() -> Resource {
+    use utoipa::openapi::path::HttpMethod::{Get, Post};
+    Resource::new()
+        .route(
+            "/api/auth/login",
+            post(login),
+            [(
+                Post,
+                public(
+                    operation(
+                        "auth.login",
+                        "auth",
+                        "Log in (sets cookies, returns tokens)",
+                        &[
+                            "BadRequest",
+                            "Unauthorized",
+                            "TooManyRequests",
+                            "Unavailable",
+                        ],
+                    )
+                    .request_body(json_body(schema_ref("LoginRequest"), "Credentials"))
+                    .response("200", ok("Tokens and the user", schema_ref("Tokens"))),
+                ),
+            )],
+        )
+        .route(
+            "/api/auth/refresh",
+            post(refresh),
+            [(
+                Post,
+                public(
+                    operation(
+                        "auth.refresh",
+                        "auth",
+                        "Exchange a refresh token for new tokens (rotates it)",
+                        &["BadRequest", "Unauthorized", "Unavailable"],
+                    )
+                    .request_body(json_body(
+                        schema_ref("RefreshRequest"),
+                        "The refresh token, unless sent as a cookie",
+                    ))
+                    .response("200", ok("New tokens", schema_ref("Tokens"))),
+                ),
+            )],
+        )
+        .route(
+            "/api/auth/logout",
+            post(logout),
+            [(
+                Post,
+                public(
+                    operation(
+                        "auth.logout",
+                        "auth",
+                        "Log out (revokes the refresh token, clears cookies)",
+                        &["BadRequest"],
+                    )
+                    .response("200", ok("Logged out", any())),
+                ),
+            )],
+        )
+        .route(
+            "/api/auth/me",
+            get(me),
+            [(
+                Get,
+                operation(
+                    "auth.me",
+                    "auth",
+                    "Who the token belongs to",
+                    &["Unauthorized", "Forbidden", "Unavailable"],
+                )
+                .response("200", ok("The caller", schema_ref("Principal")))
+                .build(),
+            )],
+        )
 }
 
 /// A fixed-window counter of login attempts per client address.

@@ -19,17 +19,59 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::AppState;
+use crate::contract::Resource;
 
 const PAGE: &str = include_str!("../../assets/docs/index.html");
 const SCRIPT: &str = include_str!("../../assets/docs/docs.js");
 const STYLE: &str = include_str!("../../assets/docs/docs.css");
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/openapi.json", get(openapi))
-        .route("/api/docs", get(page))
-        .route("/api/docs/docs.js", get(script))
-        .route("/api/docs/docs.css", get(style))
+    resource().into_router()
+}
+
+/// The routes with their OpenAPI operations.
+pub fn resource() -> Resource {
+    use crate::openapi::{json_response, operation, public};
+    use utoipa::openapi::{ContentBuilder, ResponseBuilder, path::HttpMethod};
+    const ASSET: &str = "a static asset of the docs page";
+    Resource::new()
+        .route(
+            "/api/openapi.json",
+            get(openapi),
+            [(
+                HttpMethod::Get,
+                public(
+                    operation("system.openapi", "system", "This document", &[]).response(
+                        "200",
+                        json_response("OpenAPI 3.1 document", crate::openapi::any()),
+                    ),
+                ),
+            )],
+        )
+        .route(
+            "/api/docs",
+            get(page),
+            [(
+                HttpMethod::Get,
+                public(
+                    operation(
+                        "system.docs",
+                        "system",
+                        "Human-readable API reference (HTML)",
+                        &[],
+                    )
+                    .response(
+                        "200",
+                        ResponseBuilder::new()
+                            .description("HTML page rendering this document")
+                            .content("text/html", ContentBuilder::new().build())
+                            .build(),
+                    ),
+                ),
+            )],
+        )
+        .route_undocumented("/api/docs/docs.js", get(script), ASSET)
+        .route_undocumented("/api/docs/docs.css", get(style), ASSET)
 }
 
 async fn openapi(State(st): State<AppState>) -> Json<serde_json::Value> {
@@ -38,11 +80,16 @@ async fn openapi(State(st): State<AppState>) -> Json<serde_json::Value> {
     let user_collections = snap.definitions().filter(|(c, _)| !c.is_system());
     let document = crate::openapi::document(user_collections.map(|(_, def)| def.as_ref()));
     let mut document = serde_json::to_value(document).unwrap_or_default();
-    // The app's own routes (documented by the app, as path items).
-    if let (Some(serde_json::Value::Object(app)), Some(serde_json::Value::Object(paths))) =
-        (st.app_paths.as_deref(), document.get_mut("paths"))
-    {
-        for (path, item) in app {
+    // The server's own routes, documented by the resources that route them, and the app's.
+    let app = match st.app_paths.as_deref() {
+        Some(serde_json::Value::Object(app)) => Some(app),
+        _ => None,
+    };
+    if let Some(serde_json::Value::Object(paths)) = document.get_mut("paths") {
+        for (path, item) in super::documented_paths()
+            .iter()
+            .chain(app.into_iter().flatten())
+        {
             paths.insert(path.clone(), item.clone());
         }
     }

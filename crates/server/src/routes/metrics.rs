@@ -9,10 +9,39 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
+use crate::contract::Resource;
 use crate::error::ApiError;
+use crate::openapi::{operation, public};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(scrape))
+    resource().into_router()
+}
+
+/// The route with its OpenAPI operation.
+pub fn resource() -> Resource {
+    use utoipa::openapi::{ContentBuilder, ResponseBuilder, path::HttpMethod};
+    Resource::new().route(
+        "/metrics",
+        get(scrape),
+        [(
+            HttpMethod::Get,
+            public(
+                operation(
+                    "system.metrics",
+                    "system",
+                    "Prometheus metrics (OpenMetrics text)",
+                    &[],
+                )
+                .response(
+                    "200",
+                    ResponseBuilder::new()
+                        .description("OpenMetrics text exposition")
+                        .content(crate::metrics::CONTENT_TYPE, ContentBuilder::new().build())
+                        .build(),
+                ),
+            ),
+        )],
+    )
 }
 
 async fn scrape(State(st): State<AppState>) -> Response {

@@ -1,4 +1,6 @@
-//! The API's resources; each module owns its routes.
+//! The API's resources; each module owns its routes and their OpenAPI paths (a
+//! [`Resource`]), and [`resource`] lists them all: `/api/openapi.json` documents what it
+//! holds, and a test checks that every path it routes is in the document.
 
 pub mod auth;
 pub mod docs;
@@ -7,12 +9,31 @@ pub mod records;
 pub mod revert;
 pub mod system;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bucketbase_engine::collection::Compiled;
 use bucketbase_engine::{CollectionName, RecordId, Seq, State};
 
+use crate::contract::Resource;
 use crate::error::ApiError;
+
+/// Every resource of the server (not an app's: those come with the app).
+pub fn resource() -> Resource {
+    Resource::new()
+        .merge(system::resource())
+        .merge(auth::resource())
+        .merge(records::resource())
+        .merge(revert::resource())
+        .merge(metrics::resource())
+        .merge(docs::resource())
+}
+
+/// The OpenAPI path items of [`resource`], built once.
+pub fn documented_paths() -> &'static serde_json::Map<String, serde_json::Value> {
+    static PATHS: LazyLock<serde_json::Map<String, serde_json::Value>> =
+        LazyLock::new(|| resource().into_parts().1);
+    &PATHS
+}
 
 /// A collection named in a path: unknown names answer 404.
 pub fn collection(name: &str) -> Result<CollectionName, ApiError> {

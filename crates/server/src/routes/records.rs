@@ -1,6 +1,5 @@
 //! `/api/v1/{collection}/...`: records, their history, restore and nested items.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,7 +10,7 @@ use axum::routing::{get, patch, post};
 use bucketbase_engine::collection::Compiled;
 use bucketbase_engine::collection::audit::{self, AuditFilter};
 use bucketbase_engine::collection::expr::Expr;
-use bucketbase_engine::collection::query::{self, Deleted};
+use bucketbase_engine::collection::query;
 use bucketbase_engine::collection::records::{Secrets, render};
 use bucketbase_engine::{CollectionName, Error as EngineError, RecordId, Seq};
 use serde::Deserialize;
@@ -20,23 +19,31 @@ use serde_json::{Value, json};
 use super::{audit_events, collection, definition, etag, if_match, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
+use crate::contract::Resource;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
+use crate::params::{Flag, ListParams};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/{collection}", get(list).post(create))
-        .route(
+    resource().into_router()
+}
+
+/// The generic record routes: documented once per user collection, from its definition
+/// (`openapi::collections`), since what they take and answer is the collection's schema.
+pub fn resource() -> Resource {
+    Resource::new()
+        .route_per_collection("/api/v1/{collection}", get(list).post(create))
+        .route_per_collection(
             "/api/v1/{collection}/{id}",
             get(read).patch(update).put(replace).delete(delete),
         )
-        .route("/api/v1/{collection}/{id}/restore", post(restore))
-        .route("/api/v1/{collection}/{id}/history", get(history))
-        .route(
+        .route_per_collection("/api/v1/{collection}/{id}/restore", post(restore))
+        .route_per_collection("/api/v1/{collection}/{id}/history", get(history))
+        .route_per_collection(
             "/api/v1/{collection}/{id}/{nested}",
             get(nested_list).post(nested_append),
         )
-        .route(
+        .route_per_collection(
             "/api/v1/{collection}/{id}/{nested}/{item_id}",
             patch(nested_patch).delete(nested_remove),
         )
@@ -61,76 +68,30 @@ fn show(st: &AppState, def: &Compiled, id: &RecordId, value: Value, version: Seq
     Ok(shown)
 }
 
-/// Parameters of a list request that are not field filters.
-const LIST_PARAMS: [&str; 6] = [
-    "filter",
-    "sort",
-    "page",
-    "per_page",
-    "include_deleted",
-    "only_deleted",
-];
-
 async fn list(
     State(st): State<AppState>,
     req: RequestId,
     caller: Caller,
     Path(c): Path<String>,
-    Query(params): Query<BTreeMap<String, String>>,
+    params: ListParams,
 ) -> Result<Envelope> {
     let c = collection(&c)?;
     let snap = st.db.snapshot();
     let def = definition(&snap, &c)?;
-    let flag = |name: &str| -> Result<bool> {
-        match params.get(name).map(String::as_str) {
-            None | Some("false") | Some("0") => Ok(false),
-            Some("true") | Some("1") | Some("") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "{name} must be true or false, not {other:?}"
-            ))),
-        }
-    };
-    let number = |name: &str, default: usize| -> Result<usize> {
-        params
-            .get(name)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| ApiError::bad_request(format!("{name} must be a positive number")))
-            })
-            .unwrap_or(Ok(default))
-    };
-    let deleted = match (flag("include_deleted")?, flag("only_deleted")?) {
-        (_, true) => Deleted::Only,
-        (true, false) => Deleted::Include,
-        _ => Deleted::Exclude,
-    };
-    let filter = params
-        .get("filter")
-        .filter(|f| !f.trim().is_empty())
-        .cloned();
-    let sort = params
-        .get("sort")
-        .map(|s| {
-            s.split(',')
-                .filter(|f| !f.is_empty())
-                .map(|f| match f.strip_prefix('-') {
-                    Some(name) => (name.to_string(), true),
-                    None => (f.to_string(), false),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let equals = params
-        .iter()
-        .filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
+    let ListParams {
+        filter,
+        sort,
+        page,
+        per_page,
+        deleted,
+        equals,
+    } = params;
     let mut q = query::Query {
         equals,
         filter: None,
         sort,
-        page: number("page", 1)?,
-        per_page: number("per_page", 50)?,
+        page,
+        per_page,
         deleted,
         budget: Some(Duration::from_millis(st.settings.query_budget_ms)),
     };
@@ -335,7 +296,7 @@ fn keep_system_fields(def: &Compiled, current: &Value, body: &Value) -> Value {
 #[derive(Deserialize)]
 struct DeleteParams {
     #[serde(default)]
-    purge: bool,
+    purge: Flag,
 }
 
 async fn delete(
@@ -348,7 +309,7 @@ async fn delete(
 ) -> Result<Envelope> {
     let (c, id) = (collection(&c)?, record_id(&id)?);
     let expect = if_match(&headers)?;
-    if params.purge {
+    if params.purge.0 {
         caller.require_super_admin()?;
         return write(&st, &req, &caller, &c, &id, Action::Delete, |tx| {
             tx.purge(&c, &id, expect).map(|()| None)

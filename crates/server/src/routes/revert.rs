@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::access::Caller;
+use crate::contract::Resource;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
 
@@ -33,8 +34,48 @@ pub trait RevertPolicy: Send + Sync {
     fn finish(&self, tx: &mut Txn, changeset: &Changeset) -> bucketbase_engine::Result<()>;
 }
 
+/// The route, with its OpenAPI operation.
+pub fn resource() -> Resource {
+    use crate::openapi::{any, json_body, ok, operation, raw_schema};
+    use utoipa::openapi::path::HttpMethod;
+    let body = raw_schema(&json!({
+        "type": "object",
+        "description": "Exactly one of source, request_id or seq names the changeset",
+        "properties": {
+            "source": {"type": "string", "description": "import:<id>, migration:<id>, revert:<changeset>, ..."},
+            "request_id": {"type": "string", "description": "Every transaction of one API request"},
+            "seq": {"type": "integer", "minimum": 1, "description": "Every transaction of one log entry"},
+            "dry_run": {"type": "boolean", "description": "Check and report; write nothing"},
+            "force": {"type": "boolean", "description": "Revert over changes made after the changeset"},
+        },
+        "additionalProperties": false,
+    }));
+    Resource::new().route(
+        "/api/v1/audit/revert",
+        post(revert_changeset),
+        [(
+            HttpMethod::Post,
+            operation(
+                "audit.revert",
+                "audit",
+                "Revert a changeset in one transaction (SuperAdmin; an app may allow others)",
+                &["BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict"],
+            )
+            .request_body(json_body(body, "The changeset"))
+            .response(
+                "200",
+                ok(
+                    "The changeset, its transactions, conflicts and changes (seq of the revert unless a dry run)",
+                    any(),
+                ),
+            )
+            .build(),
+        )],
+    )
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/audit/revert", post(revert_changeset))
+    resource().into_router()
 }
 
 #[derive(Debug, Deserialize)]

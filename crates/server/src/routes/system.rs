@@ -19,21 +19,45 @@ use serde_json::{Value, json};
 use super::{audit_events, collection, definition, user_collection};
 use crate::AppState;
 use crate::access::{Action, Caller};
+use crate::contract::Resource;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/api/v1/collections", get(list_definitions).post(define))
+    resource().into_router()
+}
+
+/// The routes with their OpenAPI operations (see [`docs`]).
+pub fn resource() -> Resource {
+    use utoipa::openapi::path::HttpMethod::{Get, Patch, Post};
+    Resource::new()
+        .route("/healthz", get(healthz), [(Get, docs::healthz())])
+        .route("/readyz", get(readyz), [(Get, docs::readyz())])
+        .route(
+            "/api/v1/collections",
+            get(list_definitions).post(define),
+            [(Get, docs::list_definitions()), (Post, docs::define())],
+        )
         .route(
             "/api/v1/collections/{name}",
             get(read_definition).patch(redefine),
+            [(Get, docs::read_definition()), (Patch, docs::redefine())],
         )
-        .route("/api/v1/audit", get(audit_query))
-        .route("/api/v1/audit/verify", get(audit_verify))
-        .route("/api/v1/audit/digest", get(audit_digest))
+        .route(
+            "/api/v1/audit",
+            get(audit_query),
+            [(Get, docs::audit_query())],
+        )
+        .route(
+            "/api/v1/audit/verify",
+            get(audit_verify),
+            [(Get, docs::audit_verify())],
+        )
+        .route(
+            "/api/v1/audit/digest",
+            get(audit_digest),
+            [(Get, docs::audit_digest())],
+        )
 }
 
 /// Unknown routes answer in the envelope.
@@ -275,4 +299,150 @@ async fn audit_digest(State(st): State<AppState>, req: RequestId) -> Result<Enve
         &req,
         json!({"public_key": public_key, "key_id": key_id, "digest": newest}),
     ))
+}
+
+/// The OpenAPI operations of these routes.
+mod docs {
+    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::schema::Type;
+
+    use crate::openapi::{
+        any, array_of, json_body, ok, operation, path_param, public, query_param, schema_ref,
+    };
+
+    pub fn healthz() -> Operation {
+        public(
+            operation("system.healthz", "system", "Liveness", &[]).response("200", ok("ok", any())),
+        )
+    }
+
+    pub fn readyz() -> Operation {
+        public(
+            operation(
+                "system.readyz",
+                "system",
+                "Readiness: the store answers and the log tailer keeps up (its lag is reported)",
+                &["Unavailable"],
+            )
+            .response("200", ok("ready, with the log head", any())),
+        )
+    }
+
+    pub fn list_definitions() -> Operation {
+        operation(
+            "collections.list",
+            "collections",
+            "All collection definitions",
+            &["Unauthorized", "Forbidden"],
+        )
+        .response("200", ok("Definitions", array_of("Definition")))
+        .build()
+    }
+
+    pub fn define() -> Operation {
+        operation(
+            "collections.define",
+            "collections",
+            "Define or replace a collection (SuperAdmin)",
+            &[
+                "BadRequest",
+                "Unauthorized",
+                "Forbidden",
+                "Conflict",
+                "Unprocessable",
+            ],
+        )
+        .request_body(json_body(schema_ref("Definition"), "The definition"))
+        .response("200", ok("The stored definition", schema_ref("Definition")))
+        .build()
+    }
+
+    pub fn read_definition() -> Operation {
+        operation(
+            "collections.get",
+            "collections",
+            "One collection definition",
+            &["Unauthorized", "Forbidden", "NotFound"],
+        )
+        .parameter(path_param("name", "Collection name"))
+        .response("200", ok("The definition", schema_ref("Definition")))
+        .build()
+    }
+
+    pub fn redefine() -> Operation {
+        operation(
+            "collections.redefine",
+            "collections",
+            "Change members of a definition (SuperAdmin)",
+            &[
+                "BadRequest",
+                "Unauthorized",
+                "Forbidden",
+                "NotFound",
+                "Conflict",
+                "Unprocessable",
+            ],
+        )
+        .parameter(path_param("name", "Collection name"))
+        .request_body(json_body(schema_ref("Definition"), "Members to replace"))
+        .response("200", ok("The stored definition", schema_ref("Definition")))
+        .build()
+    }
+
+    pub fn audit_query() -> Operation {
+        let mut audit = operation(
+            "audit.query",
+            "audit",
+            "Audit events, newest first (SuperAdmin)",
+            &["BadRequest", "Unauthorized", "Forbidden"],
+        );
+        for (p, t, d) in [
+            ("collection", Type::String, "Only this collection"),
+            ("record_id", Type::String, "Only this record"),
+            ("actor", Type::String, "Only this actor (user uuid)"),
+            (
+                "source",
+                Type::String,
+                "Only this source (`import:` matches every import)",
+            ),
+            ("from", Type::String, "Not before this RFC 3339 time"),
+            ("to", Type::String, "Not after this RFC 3339 time"),
+            (
+                "limit",
+                Type::Integer,
+                "Most events (default 100, at most 1000)",
+            ),
+        ] {
+            audit = audit.parameter(query_param(p, t, d));
+        }
+        audit
+            .response("200", ok("Events", array_of("AuditEvent")))
+            .build()
+    }
+
+    pub fn audit_verify() -> Operation {
+        operation(
+            "audit.verify",
+            "audit",
+            "Verify the log's hash chain (SuperAdmin)",
+            &["Unauthorized", "Forbidden"],
+        )
+        .response(
+            "200",
+            ok("intact, verified, head_hash, first_break, voided", any()),
+        )
+        .build()
+    }
+
+    pub fn audit_digest() -> Operation {
+        public(
+            operation(
+                "audit.digest",
+                "audit",
+                "The public key and the newest signed audit digest (404 when this server signs none)",
+                &["NotFound"],
+            )
+            .response("200", ok("public_key, key_id, digest", any())),
+        )
+    }
 }

@@ -13,7 +13,4 @@ mod records;
 mod redaction;
 mod support;
 
-#[path = "../support/fake_identity.rs"]
-mod fake_identity;
-#[path = "../support/fake_jwks.rs"]
-mod fake_jwks;
+use bucketbase_testkit::{fake_identity, fake_jwks};

@@ -310,3 +310,49 @@ async fn docs_page_is_served_from_this_origin_under_the_default_csp() {
     let (s, body, _) = app.call(Method::GET, "/api/docs/nope", None, None).await;
     assert_eq!((s, body["success"].as_bool()), (404, Some(false)));
 }
+
+/// The contract is written once per resource (`contract::Resource`): every path the
+/// server routes is in the document (the generic record routes once per collection, with
+/// the collection's name), except those a resource routes undocumented with a reason, and
+/// every documented path is routed.
+#[tokio::test]
+async fn every_routed_path_is_documented_and_every_documented_path_routed() {
+    use bucketbase_server::contract::Documented;
+
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    // notes has soft delete (restore), tasks a nested array (comments).
+    app.define(&admin, notes_definition()).await;
+    app.define(&admin, tasks_definition()).await;
+    let doc = document(&app).await;
+    let paths = doc["paths"].as_object().unwrap();
+    let resource = bucketbase_server::routes::resource();
+    let mut fixed = BTreeSet::new();
+    for routed in resource.routed() {
+        match &routed.documented {
+            Documented::Here => {
+                assert!(paths.contains_key(&routed.path), "{} missing", routed.path);
+                fixed.insert(routed.path.clone());
+            }
+            Documented::PerCollection => {
+                let found = ["notes", "tasks"].iter().any(|c| {
+                    let path = routed
+                        .path
+                        .replace("{collection}", c)
+                        .replace("{nested}", "comments");
+                    paths.contains_key(&path)
+                });
+                assert!(found, "{} is documented for no collection", routed.path);
+            }
+            Documented::Not(why) => assert!(!why.is_empty(), "{}", routed.path),
+        }
+    }
+    for path in paths.keys() {
+        let per_collection = path.starts_with("/api/v1/notes") || path.starts_with("/api/v1/tasks");
+        assert!(
+            per_collection || fixed.contains(path),
+            "{path} is documented but not routed"
+        );
+    }
+    assert!(fixed.contains("/api/auth/login") && fixed.contains("/metrics"));
+}

@@ -615,3 +615,89 @@ async fn references_point_only_at_records_the_writer_may_see() {
         .await;
     assert_eq!(s, 200, "{b}");
 }
+
+/// One meaning for a flag on every route (decision 0015): empty or `yes` is true, `no` is
+/// false, anything else is a 400 in the envelope; `purge` parses like the list flags.
+#[tokio::test]
+async fn flags_have_one_meaning() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    app.define(&admin, notes_definition()).await;
+    let mut ids = Vec::new();
+    for title in ["kept", "deleted", "purged"] {
+        let (s, created, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/notes",
+                Some(&admin),
+                Some(json!({"title": title})),
+            )
+            .await;
+        assert_eq!(s, 201, "{created}");
+        ids.push(created["data"]["id"].as_str().unwrap().to_string());
+    }
+    let (s, _, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/notes/{}", ids[1]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let total = |body: &Value| body["meta"]["total"].as_u64();
+    // Two live records and one soft-deleted.
+    for (query, expected) in [
+        ("include_deleted=", 3),
+        ("include_deleted", 3),
+        ("include_deleted=yes", 3),
+        ("include_deleted=no", 2),
+        ("only_deleted=on", 1),
+        ("only_deleted=off", 2),
+    ] {
+        let (s, list, _) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/notes?{query}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{query}: {list}");
+        assert_eq!(total(&list), Some(expected), "{query}: {list}");
+    }
+    for query in [
+        "/api/v1/notes?include_deleted=maybe".to_string(),
+        format!("/api/v1/notes/{}?purge=maybe", ids[0]),
+    ] {
+        let method = if query.contains("purge") {
+            Method::DELETE
+        } else {
+            Method::GET
+        };
+        let (s, body, _) = app.call(method, &query, Some(&admin), None).await;
+        assert_eq!(s, 400, "{query}: {body}");
+        assert_eq!(body["success"], false, "{body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+        assert!(body["meta"]["request_id"].is_string(), "{body}");
+    }
+    // `?purge=` purges (it used to be refused as not a boolean).
+    let (s, body, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/notes/{}?purge=", ids[2]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (_, list, _) = app
+        .call(
+            Method::GET,
+            "/api/v1/notes?include_deleted=true",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(total(&list), Some(2), "{list}");
+}

@@ -25,12 +25,14 @@ use std::time::Instant;
 
 use bucketbase_engine::collection::keys::is_live;
 use bucketbase_engine::{CollectionName, Database, Error, RecordId, Txn, TxnMeta};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::Digest;
 
-use super::mapping::{BookingRow, Mapping, MappingError, RowError, parse_rows};
-use super::xlsx::{FileError, Limits, read_workbook};
+use super::mapping::{BookingRow, Mapping, RowError, parse_rows};
+pub use super::report::{
+    Counts, ImportError, ImportStatus, Mode, Outcome, Report, Request, RowResult,
+};
+use super::xlsx::read_workbook;
 use crate::automation::NO_AUTOMATION;
 use crate::coll;
 
@@ -40,94 +42,6 @@ pub const MAX_ERRORS: usize = 1000;
 pub const MAX_ERROR_BYTES: usize = 96 * 1024;
 /// Most per-row results in a report.
 pub const MAX_RESULTS: usize = 10_000;
-
-/// How much of a file with bad rows is committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Any bad row: nothing is written.
-    #[default]
-    AllOrNothing,
-    /// The good rows are written, the bad ones reported.
-    Partial,
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "all_or_nothing" => Ok(Mode::AllOrNothing),
-            "partial" => Ok(Mode::Partial),
-            other => Err(format!(
-                "mode must be all_or_nothing or partial, not {other:?}"
-            )),
-        }
-    }
-}
-
-/// One import.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub file_name: String,
-    pub bytes: Vec<u8>,
-    pub mapping: Mapping,
-    /// The saved template the mapping came from, if any.
-    pub template_id: Option<String>,
-    pub dry_run: bool,
-    pub mode: Mode,
-    pub run_automations: bool,
-    pub limits: Limits,
-}
-
-/// What happened to one row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Created,
-    Updated,
-    Unchanged,
-    Failed,
-    /// A good row of an all-or-nothing import that had bad rows: not written.
-    Skipped,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RowResult {
-    pub row: u32,
-    pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub booking_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub created: usize,
-    pub updated: usize,
-    pub unchanged: usize,
-    pub failed: usize,
-    pub skipped: usize,
-}
-
-/// The answer, and (without `results`) the import-log record.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub log_id: String,
-    /// `dry_run`, `committed`, `partial` (some rows failed) or `rejected` (nothing written).
-    pub status: &'static str,
-    pub dry_run: bool,
-    pub mode: Mode,
-    pub rows: usize,
-    pub counts: Counts,
-    /// The first row errors, in row order (see [`MAX_ERRORS`], [`MAX_ERROR_BYTES`]).
-    pub errors: Vec<RowError>,
-    /// Row errors left out of `errors`.
-    pub errors_truncated: usize,
-    /// The first rows' results, in row order (see [`MAX_RESULTS`]).
-    pub results: Vec<RowResult>,
-    /// Row results left out of `results`.
-    pub results_truncated: usize,
-    pub duration_ms: f64,
-}
 
 /// The first errors that fit [`MAX_ERRORS`] and [`MAX_ERROR_BYTES`], each
 /// [bounded](RowError::bounded), and how many were left out.
@@ -145,30 +59,6 @@ fn cap_errors(errors: Vec<RowError>) -> (Vec<RowError>, usize) {
         .collect();
     let left_out = total - kept.len();
     (kept, left_out)
-}
-
-/// Why an import could not run at all (row problems are in the [`Report`]).
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    File(#[from] FileError),
-    #[error(transparent)]
-    Mapping(#[from] MappingError),
-    #[error(transparent)]
-    Engine(#[from] Error),
-    /// The rows to write would not fit in one log entry (`DbOptions::max_entry_bytes`).
-    #[error(
-        "the {rows} rows to write do not fit in one transaction (a log entry holds at most \
-         {limit} bytes); the first {rows_fit} rows fit: split the file and import the parts \
-         one after another"
-    )]
-    TooLarge {
-        rows: usize,
-        rows_fit: usize,
-        limit: usize,
-    },
-    #[error("the import stopped unexpectedly: {0}")]
-    Internal(String),
 }
 
 /// Why a commit attempt did not land.
@@ -570,10 +460,10 @@ impl Run<'_> {
     ) -> Result<Report, CommitError> {
         let request = self.request;
         let status = match (request.dry_run, errors.is_empty(), write_rows) {
-            (true, _, _) => "dry_run",
-            (false, true, _) => "committed",
-            (false, false, true) => "partial",
-            (false, false, false) => "rejected",
+            (true, _, _) => ImportStatus::DryRun,
+            (false, true, _) => ImportStatus::Committed,
+            (false, false, true) => ImportStatus::Partial,
+            (false, false, false) => ImportStatus::Rejected,
         };
         let mut results: Vec<RowResult> = results
             .into_iter()
@@ -665,7 +555,7 @@ impl Run<'_> {
         }?;
         tracing::debug!(
             ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            status = report.status,
+            status = report.status.as_str(),
             "import: committed"
         );
         if report.results.len() > MAX_RESULTS {

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::error::ErrorKind;
 use calamine::{DataRef, Reader, SheetType, SheetVisible, Xlsx};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use zip::ZipArchive;
@@ -180,19 +181,19 @@ impl FileError {
         }
     }
 
-    /// The HTTP status this error should be answered with: 413 for anything too big
-    /// (including what only becomes too big once decompressed), 415 for the wrong type,
-    /// 400 for a broken file or a readable workbook with nothing to import (422 is kept for
-    /// records that fail their collection's rules).
-    pub fn http_status(&self) -> u16 {
+    /// What kind of failure it is: anything too big (including what only becomes too
+    /// big once decompressed), the wrong type, or a broken file or a readable workbook
+    /// with nothing to import (a record that fails its collection's rules is another
+    /// matter: a row error).
+    pub fn kind(&self) -> ErrorKind {
         match self {
             FileError::TooLarge { .. }
             | FileError::ZipBomb(_)
             | FileError::TooManyRows { .. }
             | FileError::TooManyCells { .. }
-            | FileError::TooMuchText { .. } => 413,
-            FileError::NotXlsx { .. } => 415,
-            FileError::Invalid(_) | FileError::EmptySheet => 400,
+            | FileError::TooMuchText { .. } => ErrorKind::TooLarge,
+            FileError::NotXlsx { .. } => ErrorKind::UnsupportedType,
+            FileError::Invalid(_) | FileError::EmptySheet => ErrorKind::BadInput,
         }
     }
 }
@@ -561,7 +562,10 @@ mod tests {
                 detected: Some("image/png")
             }
         );
-        assert_eq!((err.code(), err.http_status()), ("not_xlsx", 415));
+        assert_eq!(
+            (err.code(), err.kind()),
+            ("not_xlsx", ErrorKind::UnsupportedType)
+        );
         assert!(err.to_string().contains("image/png"), "{err}");
 
         for other in [&b"<html><body>bookings</body></html>"[..], b"", b"PK"] {
@@ -605,7 +609,7 @@ mod tests {
         let err = read_workbook(&bytes, &Limits::default()).unwrap_err();
         let max = Limits::default().max_uncompressed_bytes;
         assert_eq!(err, FileError::ZipBomb(ZipLimit::UncompressedBytes { max }));
-        assert_eq!((err.code(), err.http_status()), ("zip_bomb", 413));
+        assert_eq!((err.code(), err.kind()), ("zip_bomb", ErrorKind::TooLarge));
     }
 
     #[test]
@@ -659,7 +663,10 @@ mod tests {
                 max: 100
             }
         );
-        assert_eq!((err.code(), err.http_status()), ("file_too_large", 413));
+        assert_eq!(
+            (err.code(), err.kind()),
+            ("file_too_large", ErrorKind::TooLarge)
+        );
     }
 
     #[test]
@@ -667,7 +674,10 @@ mod tests {
         let bytes = workbook(&[&[T("A")], &[T("x")]]);
         let err = read_workbook(&bytes[..bytes.len() / 2], &Limits::default()).unwrap_err();
         assert!(matches!(err, FileError::Invalid(_)), "{err:?}");
-        assert_eq!((err.code(), err.http_status()), ("invalid_xlsx", 400));
+        assert_eq!(
+            (err.code(), err.kind()),
+            ("invalid_xlsx", ErrorKind::BadInput)
+        );
     }
 
     #[test]
@@ -760,7 +770,10 @@ mod tests {
         };
         let err = read_workbook(&bytes, &limits).unwrap_err();
         assert_eq!(err, FileError::TooMuchText { max: 400_000 });
-        assert_eq!((err.code(), err.http_status()), ("too_much_text", 413));
+        assert_eq!(
+            (err.code(), err.kind()),
+            ("too_much_text", ErrorKind::TooLarge)
+        );
     }
 
     #[test]
@@ -768,7 +781,7 @@ mod tests {
         let bytes = workbook(&[]);
         let err = read_workbook(&bytes, &Limits::default()).unwrap_err();
         assert_eq!(err, FileError::EmptySheet);
-        assert_eq!(err.http_status(), 400);
+        assert_eq!(err.kind(), ErrorKind::BadInput);
     }
 
     #[test]

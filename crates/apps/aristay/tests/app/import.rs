@@ -430,3 +430,31 @@ async fn an_import_over_the_entry_limit_is_413_with_the_rows_that_fit() {
     assert_eq!(body["data"]["counts"]["created"], fit as u64);
     assert!(newest_entry_len(&app).await <= 256 * 1024);
 }
+
+/// A form flag means what the same flag means in a query (decision 0015): an empty
+/// `dry_run` is a dry run (it used to import for real), and a value that is no flag is a
+/// 400 in the envelope.
+#[tokio::test]
+async fn an_empty_flag_is_true_and_a_bad_flag_is_a_bad_request() {
+    let app = spawn().await;
+    app.property(&workbook::property_name(1)).await;
+    let bytes = workbook::xlsx(&workbook::rows(3, 1));
+
+    let (s, body) = import_inline(&app, bytes.clone(), &[("dry_run", "")]).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["status"], "dry_run");
+    assert!(app.list("bookings", "").await.is_empty());
+
+    for bad in [("dry_run", "maybe"), ("run_automations", "2")] {
+        let (s, body) = import_inline(&app, bytes.clone(), &[bad]).await;
+        assert_eq!(s, 400, "{bad:?}: {body}");
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(bad.0),
+            "{body}"
+        );
+        assert!(body["meta"]["request_id"].is_string(), "{body}");
+    }
+    assert!(app.list("bookings", "").await.is_empty());
+}

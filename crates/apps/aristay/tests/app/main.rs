@@ -7,5 +7,7 @@ mod bookings;
 mod import;
 mod photos;
 mod revert;
-mod support;
-mod workbook;
+mod support {
+    pub use bucketbase_testkit::aristay::*;
+}
+use bucketbase_testkit::workbook;

@@ -94,7 +94,7 @@ async fn png_accepted_html_refused_oversized_413() {
 
     // Over the size limit: 413, whatever the bytes.
     let mut big = PNG.to_vec();
-    big.resize(bucketbase_aristay::routes::MAX_IMAGE_BYTES + 1, 0);
+    big.resize(bucketbase_aristay::routes::photos::MAX_IMAGE_BYTES + 1, 0);
     let (s, body) = app
         .upload(&path, &staff, photo(big, "big.png", "image/png"))
         .await;
@@ -210,4 +210,50 @@ async fn a_photo_keeps_its_file_and_moves_only_to_tasks_its_writer_sees() {
         "{b}"
     );
     assert_eq!(b["data"]["file_key"], mine["file_key"]);
+}
+
+/// Photos stored before the engine's blob API (written straight to the object store under
+/// `_files/<uuid>.<ext>`) are served as before: the layout did not change.
+#[tokio::test]
+async fn photos_stored_under_the_old_layout_are_still_served() {
+    use object_store::ObjectStoreExt;
+
+    let app = spawn().await;
+    let (task, _staff) = assigned_task(&app).await;
+    let id = app.db.new_id();
+    let key = format!("_files/{id}.png");
+    app.db
+        .store()
+        .put(
+            &object_store::path::Path::from(key.as_str()),
+            PNG.to_vec().into(),
+        )
+        .await
+        .unwrap();
+    let tasks = bucketbase_engine::CollectionName::parse("tasks").unwrap();
+    let images = bucketbase_engine::CollectionName::parse("task_images").unwrap();
+    let task_id = bucketbase_engine::RecordId::parse(&task).unwrap();
+    let property = app.db.snapshot().get(&tasks, &task_id).unwrap().value()["property_id"].clone();
+    let record = json!({
+        "id": id.as_str(), "task_id": task, "property_id": property, "file_key": key,
+        "content_type": "image/png", "size": PNG.len(),
+        "sha256": hex::encode(sha2::Sha256::digest(PNG)), "uploaded_by": "someone-earlier",
+    });
+    app.db
+        .transact(
+            &bucketbase_engine::TxnMeta::new("test", "old-upload"),
+            |tx| tx.create(&images, record.clone()).map(|_| ()),
+        )
+        .await
+        .unwrap();
+    let r = app
+        .client
+        .get(app.at(&format!("/api/v1/aristay/files/{id}")))
+        .bearer_auth(&app.manager)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
 }

@@ -2,8 +2,7 @@
 //! with the matching private keys (checked in under `keys/`, test-only).
 //!
 //! ```ignore
-//! #[path = "support/fake_jwks.rs"]
-//! mod fake_jwks;
+//! use bucketbase_testkit::fake_jwks;
 //! let issuer = fake_jwks::FakeIssuer::start(&[("k1", fake_jwks::RSA1)]).await;
 //! // configure the `jwks` provider with `issuer.jwks_url()`, then:
 //! let token = issuer.token("k1", fake_jwks::RSA1, &claims);
@@ -11,7 +10,6 @@
 //! ```
 //!
 //! Depends only on axum, tokio, jsonwebtoken and serde_json.
-#![allow(dead_code)] // test support: not every test uses every control
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

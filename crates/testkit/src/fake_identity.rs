@@ -13,9 +13,7 @@
 //! ~200 characters. Refresh tokens rotate: each works once.
 //!
 //! ```ignore
-//! #[path = "support/fake_identity.rs"]
-//! mod fake_identity;
-//! use fake_identity::{FakeUser, spawn_fake_identity};
+//! use bucketbase_testkit::fake_identity::{FakeUser, spawn_fake_identity};
 //!
 //! let idp = spawn_fake_identity(vec![FakeUser::new("u-1", "root@example.com", "pw", "SuperAdmin")]).await;
 //! // configure the server with `endpoint = idp.url()`, then:
@@ -25,7 +23,6 @@
 //! ```
 //!
 //! Depends only on axum, tokio and serde_json.
-#![allow(dead_code)] // test support: not every test uses every control
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

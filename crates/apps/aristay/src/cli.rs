@@ -1,21 +1,73 @@
 //! `bucketbase import bookings FILE`: the aristay booking import from the command line,
 //! with a progress bar, the same checks and the same import log as the HTTP route.
+//!
+//! The `bucketbase` command knows this only through the `App` trait: [`commands`] gives
+//! it the `import` group with its `bookings` subcommand, and [`run`] runs the matches
+//! against the database the CLI opens (with this app's definitions installed).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::import::mapping::Mapping;
+use crate::import::run::{ImportError, Mode, Report, Request, import_bookings};
+use crate::import::xlsx::Limits;
 use anyhow::Context;
-use bucketbase_aristay::import::mapping::Mapping;
-use bucketbase_aristay::import::run::{ImportError, Mode, Report, Request, import_bookings};
-use bucketbase_aristay::import::xlsx::Limits;
 use bucketbase_engine::{CollectionName, Database};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::commands::ImportCommand;
-use crate::settings::{AppKind, Settings};
+use bucketbase_server::app::OpenDatabase;
+use clap::{FromArgMatches, Subcommand};
 
-pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<ExitCode> {
+/// aristay's subcommands of `bucketbase import`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import aristay bookings from an .xlsx file: upsert by (source, external_id), with
+    /// automatic tasks. Exit 0 when every row is fine, 1 when rows failed (they are
+    /// listed), 2 when the file or mapping cannot be used.
+    Bookings {
+        /// The .xlsx file.
+        file: std::path::PathBuf,
+        /// Name of a saved booking_import_templates record.
+        #[arg(long, conflicts_with = "mapping", required_unless_present = "mapping")]
+        template: Option<String>,
+        /// A JSON file with an inline column mapping instead of a saved template.
+        #[arg(long)]
+        mapping: Option<std::path::PathBuf>,
+        /// Check every row and report, without writing any booking.
+        #[arg(long)]
+        dry_run: bool,
+        /// all_or_nothing: any bad row and nothing is written; partial: the good rows are.
+        #[arg(long, default_value = "all_or_nothing")]
+        mode: String,
+        /// Do not create or move automatic tasks.
+        #[arg(long)]
+        no_automations: bool,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The command groups aristay adds to `bucketbase`.
+pub fn commands() -> Vec<clap::Command> {
+    // `about` after the subcommands: the derive would give the group this enum's doc.
+    let import = ImportCommand::augment_subcommands(clap::Command::new("import"));
+    vec![import.about("Import data into the app's collections")]
+}
+
+/// Runs an aristay command: `matches` are those of the `group`.
+pub async fn run(
+    group: &str,
+    matches: &clap::ArgMatches,
+    open: OpenDatabase,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(group == "import", "aristay has no {group} command");
+    let command = ImportCommand::from_arg_matches(matches)?;
+    import(command, open).await
+}
+
+async fn import(command: ImportCommand, open: OpenDatabase) -> anyhow::Result<ExitCode> {
     let ImportCommand::Bookings {
         file,
         template,
@@ -25,11 +77,6 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
         no_automations,
         json,
     } = command;
-    anyhow::ensure!(
-        settings.app == AppKind::Aristay,
-        "booking import belongs to the aristay app (app is {:?})",
-        settings.app
-    );
     let mode: Mode = mode.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let limits = Limits::default();
     let size = std::fs::metadata(&file)
@@ -43,8 +90,7 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
     );
     let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
 
-    let (db, _) = crate::serve::open_db(settings).await?;
-    crate::serve::install_definitions(&db, settings).await?;
+    let db = open().await?;
     let (mapping, template_id) = match (template, mapping) {
         (Some(name), _) => {
             let (id, mapping) = saved_template(&db, &name)?;

@@ -1,8 +1,11 @@
-//! `spawn()`: the aristay server on a fresh local-disk database, with users of every role.
+//! `spawn()`: the aristay server on a fresh local-disk database, with users of every role,
+//! served as `bucketbase serve --app aristay` serves it (`bucketbase_server::app_for`).
 
 use std::sync::Arc;
 
+use bucketbase_aristay::Aristay;
 use bucketbase_engine::{Clock, Database, DbOptions, SystemClock, TxnMeta};
+use bucketbase_server::app::App;
 use bucketbase_server::auth::local::{LocalConfig, LocalProvider};
 use bucketbase_server::auth::store::DbUserStore;
 use bucketbase_server::{AppState, ServerSettings};
@@ -30,7 +33,7 @@ pub async fn spawn() -> TestApp {
 pub async fn spawn_with(tune: impl FnOnce(&mut DbOptions)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = DbOptions {
-        hooks: bucketbase_aristay::hooks(),
+        hooks: Aristay.hooks(),
         ..DbOptions::default()
     };
     tune(&mut opts);
@@ -39,12 +42,9 @@ pub async fn spawn_with(tune: impl FnOnce(&mut DbOptions)) -> TestApp {
             .await
             .unwrap(),
     );
-    db.define_all(
-        &TxnMeta::new("test", "definitions"),
-        &bucketbase_aristay::definitions(),
-    )
-    .await
-    .unwrap();
+    db.define_all(&TxnMeta::new("test", "definitions"), &Aristay.definitions())
+        .await
+        .unwrap();
     let users = DbUserStore::install(db.clone()).await.unwrap();
     let now: bucketbase_server::auth::jwt::Now =
         Arc::new(|| SystemClock.now().timestamp().max(0) as u64);
@@ -62,13 +62,8 @@ pub async fn spawn_with(tune: impl FnOnce(&mut DbOptions)) -> TestApp {
         login_per_minute: 10_000,
         ..ServerSettings::default()
     };
-    let state = AppState::new(db.clone(), provider, settings, None)
-        .with_auth_context(bucketbase_aristay::auth_context())
-        .with_revert_policy(std::sync::Arc::new(
-            bucketbase_aristay::revert::ImportReverts,
-        ))
-        .with_app_paths(bucketbase_aristay::openapi_paths());
-    let app = bucketbase_server::app_with(state, bucketbase_aristay::router());
+    let state = AppState::new(db.clone(), provider, settings, None);
+    let app = bucketbase_server::app_for(state, &Aristay);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
