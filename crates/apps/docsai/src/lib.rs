@@ -1,1 +1,3 @@
 //! Placeholder: this crate is built out by a later issue (see DESIGN.md §1).
+
+pub mod definitions;
