@@ -84,8 +84,8 @@ class Command(BaseCommand):
         legacy = User.objects.create(username="legacy", email="legacy@example.com", password="!")
 
         def owner(i):
-            # Every 50th record belongs to the user without a profile.
-            return legacy if i % 50 == 49 else owners[i % len(owners)]
+            # Every 50th record (the 8th, 58th...) belongs to the user without a profile.
+            return legacy if i % 50 == 7 else owners[i % len(owners)]
 
         n = scale
         kb = [
