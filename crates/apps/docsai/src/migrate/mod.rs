@@ -11,6 +11,7 @@ pub mod cast;
 pub mod error;
 pub mod mapping;
 pub mod reader;
+mod rows;
 pub mod source;
 
 pub use error::{Error, ErrorKind, Result};

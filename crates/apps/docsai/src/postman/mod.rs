@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod model;
+pub mod parts;
 pub mod record;
 pub mod secrets;
 pub mod tree;
