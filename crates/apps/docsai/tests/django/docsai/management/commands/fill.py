@@ -78,10 +78,10 @@ class Command(BaseCommand):
         User = get_user_model()
         owners = []
         for i, name in enumerate(["ada", "grace", "linus"]):
-            u = User.objects.create(username=name, email=f"{name}@example.com", password="!")
+            u = User.objects.create(username=name, email=f"{name}@example.com", password="!", date_joined=BASE)
             m.UserProfile.objects.create(user=u, uuid=self.uuid())
             owners.append(u)
-        legacy = User.objects.create(username="legacy", email="legacy@example.com", password="!")
+        legacy = User.objects.create(username="legacy", email="legacy@example.com", password="!", date_joined=BASE)
 
         def owner(i):
             # Every 50th record (the 8th, 58th...) belongs to the user without a profile.
