@@ -2,5 +2,6 @@
 //! credentials, hostile files) and the SQLite migration reader (on a database made by
 //! real Django).
 
+mod engine;
 mod migrate;
 mod postman;
