@@ -12,6 +12,7 @@ pub mod error;
 pub mod model;
 pub mod parts;
 pub mod record;
+pub mod reimport;
 pub mod secrets;
 pub mod tree;
 

@@ -7,10 +7,12 @@
 //! own auth, scripts and variables) with the index of their parent, each request names
 //! its folder by index (and by path, for people and filters), and every folder and
 //! request carries its depth-first `position`, which puts the tree back in its order.
-//! Item ids are deterministic (UUIDv5 of the collection's key and the position), so
-//! importing the same file twice gives the same ids.
+//! Item ids are deterministic: UUIDv5 of the collection's key and the item's own key
+//! (its Postman `id`, else its folder path and name; a repeat gets `#2`, `#3`...), so
+//! importing the same file twice gives the same ids, and a request keeps its id when
+//! others are added or removed around it (a re-import updates it in place).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -76,6 +78,7 @@ pub fn to_record(c: &Collection) -> Imported {
     );
     let mut flat = Flatten {
         key: key(c),
+        used: HashSet::new(),
         folders: Vec::new(),
         requests: Vec::new(),
         mocks: Vec::new(),
@@ -92,6 +95,8 @@ pub fn to_record(c: &Collection) -> Imported {
 
 struct Flatten {
     key: String,
+    /// Item keys already given (ids must be distinct within the collection).
+    used: HashSet<String>,
     folders: Vec<Value>,
     requests: Vec<Value>,
     mocks: Vec<Value>,
@@ -132,11 +137,24 @@ impl Flatten {
         }
     }
 
+    /// A key not given before: `base`, else `base#2`, `base#3`...
+    fn fresh(&mut self, base: String) -> String {
+        let mut k = base.clone();
+        let mut n = 1;
+        while !self.used.insert(k.clone()) {
+            n += 1;
+            k = format!("{base}#{n}");
+        }
+        k
+    }
+
     fn request(&mut self, r: &RequestItem, folder: Option<usize>, path: &[String], position: u64) {
-        let id = Uuid::new_v5(
-            &NAMESPACE,
-            format!("{}\0request\0{position}", self.key).as_bytes(),
-        );
+        let own = match &r.id {
+            Some(pid) => format!("id:{pid}"),
+            None => format!("path:{}\0{}", path.join("\0"), r.name),
+        };
+        let own = self.fresh(format!("request\0{own}"));
+        let id = Uuid::new_v5(&NAMESPACE, format!("{}\0{own}", self.key).as_bytes());
         let req = &r.request;
         let mut o = Map::new();
         o.insert("id".into(), json!(id.to_string()));
@@ -172,23 +190,18 @@ impl Flatten {
         );
         self.requests.push(Value::Object(o));
         for (i, resp) in r.responses.iter().enumerate() {
-            self.mocks.push(mock(&self.key, id, position, i, req, resp));
+            let which = resp
+                .id
+                .as_ref()
+                .map_or_else(|| format!("#{i}"), |id| format!("id:{id}"));
+            let key = self.fresh(format!("{own}\0mock\0{which}"));
+            let mock_id = Uuid::new_v5(&NAMESPACE, format!("{}\0{key}", self.key).as_bytes());
+            self.mocks.push(mock(mock_id, id, req, resp));
         }
     }
 }
 
-fn mock(
-    key: &str,
-    request_id: Uuid,
-    position: u64,
-    i: usize,
-    req: &Request,
-    resp: &Response,
-) -> Value {
-    let id = Uuid::new_v5(
-        &NAMESPACE,
-        format!("{key}\0mock\0{position}\0{i}").as_bytes(),
-    );
+fn mock(id: Uuid, request_id: Uuid, req: &Request, resp: &Response) -> Value {
     let source = resp.original_request.as_ref().unwrap_or(req);
     let mut o = Map::new();
     o.insert("id".into(), json!(id.to_string()));

@@ -327,30 +327,85 @@ fn export_refuses_a_stored_folder_tree_that_loops_or_is_too_deep() {
 fn postman_collection_library_loads_an_export() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let script = dir.join("tests/postman_load.mjs");
-    let imp = import("v21_every_shape.json");
-    let exported = postman::export(&imp, &Limits::default()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("export.json");
-    std::fs::write(&file, serde_json::to_vec(&exported).unwrap()).unwrap();
-    let out = std::process::Command::new("node")
-        .arg(&script)
-        .arg(&file)
-        .output();
-    let Ok(out) = out else {
-        eprintln!("skipped: node is not installed");
-        return;
-    };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("Cannot find module 'postman-collection'") {
-        eprintln!("skipped: the postman-collection npm package is not installed");
-        return;
+    for name in GOOD {
+        let imp = import(name);
+        let exported = postman::export(&imp, &Limits::default()).unwrap();
+        let file = tmp.path().join("export.json");
+        std::fs::write(&file, serde_json::to_vec(&exported).unwrap()).unwrap();
+        let out = std::process::Command::new("node")
+            .arg(&script)
+            .arg(&file)
+            .output();
+        let Ok(out) = out else {
+            eprintln!("skipped: node is not installed");
+            return;
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("Cannot find module 'postman-collection'") {
+            eprintln!("skipped: the postman-collection npm package is not installed");
+            return;
+        }
+        assert!(out.status.success(), "{name}: {stderr}");
+        let counts: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(counts["name"], imp.record["name"], "{name}");
+        assert_eq!(counts["requests"], imp.requests.len(), "{name}");
+        assert_eq!(
+            counts["folders"],
+            imp.record["folders"].as_array().unwrap().len(),
+            "{name}"
+        );
+        assert_eq!(counts["responses"], imp.mocks.len(), "{name}");
     }
-    assert!(out.status.success(), "{stderr}");
-    let counts: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(counts["requests"], imp.requests.len());
-    assert_eq!(
-        counts["folders"],
-        imp.record["folders"].as_array().unwrap().len()
+}
+
+#[test]
+fn a_reimport_updates_in_place_item_by_item() {
+    use postman::reimport::{Outcome, plan};
+    let first = import("v21_every_shape.json");
+    assert_eq!(plan(None, &first).outcome, Outcome::Created);
+    let same = plan(Some(&first), &import("v21_every_shape.json"));
+    assert_eq!(same.outcome, Outcome::Unchanged);
+    assert_eq!(same.requests.unchanged, first.requests.len());
+
+    // Edit the file: a request's URL changes, one is added at the top, one removed.
+    let mut doc: Value = serde_json::from_slice(&fixture("v21_every_shape.json")).unwrap();
+    let items = doc["item"].as_array_mut().unwrap();
+    items.insert(
+        0,
+        json!({"name": "New first", "request": "https://api.example.com/new"}),
     );
-    assert_eq!(counts["responses"], imp.mocks.len());
+    let bodies = items[3]["item"].as_array_mut().unwrap();
+    bodies[0]["request"]["url"] = json!("{{base}}/upload/v2");
+    bodies.remove(1);
+    let second = postman::import(&serde_json::to_vec(&doc).unwrap(), &Limits::default())
+        .unwrap()
+        .1;
+    let p = plan(Some(&first), &second);
+    assert_eq!(p.outcome, Outcome::Updated);
+    assert_eq!(p.requests.added.len(), 1);
+    assert_eq!(
+        p.requests.removed,
+        [request(&first, "Binary file")["id"].as_str().unwrap()]
+    );
+    // Positions moved for every request, so all but the added one are "updated" in
+    // position; the ids stay, which is what lets the writer patch them in place.
+    assert_eq!(
+        p.requests.added.len() + p.requests.updated.len() + p.requests.unchanged,
+        second.requests.len()
+    );
+    assert_eq!(
+        request(&first, "Multipart")["id"],
+        request(&second, "Multipart")["id"]
+    );
+    assert_eq!(request(&second, "Multipart")["url"], "{{base}}/upload/v2");
+    assert_eq!(
+        request(&first, "List users")["id"],
+        request(&second, "List users")["id"]
+    );
+    assert_eq!(p.mocks.unchanged, 2);
+    assert!(
+        p.record_patch.contains_key("folders"),
+        "folder positions moved"
+    );
 }
