@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::{Error, Result};
-use super::model::{Auth, Request, Response, Url};
+use super::model::{Auth, Request, Response, Url, put};
 use super::tree::{Collection, Folder, Limits, Node, RequestItem};
 
 /// The namespace of the item ids docsai derives for Postman imports.
@@ -40,10 +40,20 @@ impl Imported {
     }
 }
 
-fn put(out: &mut Map<String, Value>, key: &str, v: Option<Value>) {
-    if let Some(v) = v {
-        out.insert(key.into(), v);
-    }
+/// What folders and requests both carry: scripts, variables, protocol settings.
+fn put_common(
+    o: &mut Map<String, Value>,
+    events: &Option<Vec<Value>>,
+    variables: &Option<Vec<Value>>,
+    protocol_profile_behavior: &Option<Value>,
+) {
+    put(o, "events", events.clone().map(Value::Array));
+    put(o, "variables", variables.clone().map(Value::Array));
+    put(
+        o,
+        "protocol_profile_behavior",
+        protocol_profile_behavior.clone(),
+    );
 }
 
 /// The key item ids derive from: the Postman id, else the name.
@@ -122,12 +132,11 @@ impl Flatten {
                     put(&mut o, "postman_id", f.id.clone().map(Value::from));
                     put(&mut o, "description", f.description.clone());
                     put(&mut o, "auth", f.auth.as_ref().map(Auth::to_json));
-                    put(&mut o, "events", f.events.clone().map(Value::Array));
-                    put(&mut o, "variables", f.variables.clone().map(Value::Array));
-                    put(
+                    put_common(
                         &mut o,
-                        "protocol_profile_behavior",
-                        f.protocol_profile_behavior.clone(),
+                        &f.events,
+                        &f.variables,
+                        &f.protocol_profile_behavior,
                     );
                     self.folders.push(Value::Object(o));
                     self.nodes(&f.items, Some(index), &here);
@@ -181,12 +190,11 @@ impl Flatten {
         put(&mut o, "proxy", req.proxy.clone());
         put(&mut o, "certificate", req.certificate.clone());
         put(&mut o, "item_description", r.description.clone());
-        put(&mut o, "events", r.events.clone().map(Value::Array));
-        put(&mut o, "variables", r.variables.clone().map(Value::Array));
-        put(
+        put_common(
             &mut o,
-            "protocol_profile_behavior",
-            r.protocol_profile_behavior.clone(),
+            &r.events,
+            &r.variables,
+            &r.protocol_profile_behavior,
         );
         self.requests.push(Value::Object(o));
         for (i, resp) in r.responses.iter().enumerate() {

@@ -11,7 +11,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::{Error, Result};
-use super::model::{Auth, Request, Response, SchemaVersion, object, opt_objects, opt_string};
+use super::model::{Auth, Request, Response, SchemaVersion, object, opt_objects, opt_string, put};
 
 /// The bounds of one import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,10 +254,20 @@ impl Walk<'_> {
     }
 }
 
-fn put(out: &mut Map<String, Value>, key: &str, v: Option<Value>) {
-    if let Some(v) = v {
-        out.insert(key.into(), v);
-    }
+/// What folders and requests both carry, in the file's own names.
+fn put_common(
+    o: &mut Map<String, Value>,
+    events: &Option<Vec<Value>>,
+    variables: &Option<Vec<Value>>,
+    protocol_profile_behavior: &Option<Value>,
+) {
+    put(o, "event", events.clone().map(Value::Array));
+    put(o, "variable", variables.clone().map(Value::Array));
+    put(
+        o,
+        "protocolProfileBehavior",
+        protocol_profile_behavior.clone(),
+    );
 }
 
 impl Collection {
@@ -277,16 +287,11 @@ impl Collection {
         out.insert("info".into(), Value::Object(info));
         out.insert("item".into(), nodes_json(&self.items));
         put(&mut out, "auth", self.auth.as_ref().map(Auth::to_json));
-        put(&mut out, "event", self.events.clone().map(Value::Array));
-        put(
+        put_common(
             &mut out,
-            "variable",
-            self.variables.clone().map(Value::Array),
-        );
-        put(
-            &mut out,
-            "protocolProfileBehavior",
-            self.protocol_profile_behavior.clone(),
+            &self.events,
+            &self.variables,
+            &self.protocol_profile_behavior,
         );
         Value::Object(out)
     }
@@ -305,12 +310,11 @@ fn nodes_json(nodes: &[Node]) -> Value {
                     put(&mut o, "description", f.description.clone());
                     o.insert("item".into(), nodes_json(&f.items));
                     put(&mut o, "auth", f.auth.as_ref().map(Auth::to_json));
-                    put(&mut o, "event", f.events.clone().map(Value::Array));
-                    put(&mut o, "variable", f.variables.clone().map(Value::Array));
-                    put(
+                    put_common(
                         &mut o,
-                        "protocolProfileBehavior",
-                        f.protocol_profile_behavior.clone(),
+                        &f.events,
+                        &f.variables,
+                        &f.protocol_profile_behavior,
                     );
                     Value::Object(o)
                 }
@@ -324,12 +328,11 @@ fn nodes_json(nodes: &[Node]) -> Value {
                         "response".into(),
                         Value::Array(r.responses.iter().map(Response::to_json).collect()),
                     );
-                    put(&mut o, "event", r.events.clone().map(Value::Array));
-                    put(&mut o, "variable", r.variables.clone().map(Value::Array));
-                    put(
+                    put_common(
                         &mut o,
-                        "protocolProfileBehavior",
-                        r.protocol_profile_behavior.clone(),
+                        &r.events,
+                        &r.variables,
+                        &r.protocol_profile_behavior,
                     );
                     Value::Object(o)
                 }
