@@ -30,31 +30,50 @@ fn python() -> Option<PathBuf> {
     ok.then_some(py)
 }
 
+/// Makes the fixture database in `dir` with Django: `manage.py migrate` and `fill`.
+fn make_django_db(py: &Path, dir: &Path) -> PathBuf {
+    let db = dir.join("db.sqlite3");
+    let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/django");
+    for args in [
+        &["manage.py", "migrate", "-v0"][..],
+        &["manage.py", "fill"][..],
+    ] {
+        let out = std::process::Command::new(py)
+            .args(args)
+            .current_dir(&project)
+            .env("DOCSAI_DB", &db)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    db
+}
+
+/// The venv's python with Django, or `None` to skip (never under `CI=true`).
+fn django_python() -> Option<PathBuf> {
+    let py = python();
+    if py.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "Django is not installed in the test venv (scripts/test installs tests/django/requirements.txt)"
+        );
+        eprintln!("skipped: Django is not installed in .venv");
+    }
+    py
+}
+
 /// The Django-made database (made once per test run), or `None` to skip.
 fn django_db() -> Option<&'static Path> {
     static DB: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
     DB.get_or_init(|| {
-        let Some(py) = python() else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "Django is not installed in the test venv (scripts/test installs tests/django/requirements.txt)"
-            );
-            eprintln!("skipped: Django is not installed in .venv");
-            return None;
-        };
+        let py = django_python()?;
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db.sqlite3");
-        let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/django");
-        for args in [&["manage.py", "migrate", "-v0"][..], &["manage.py", "fill"][..]] {
-            let out = std::process::Command::new(&py)
-                .args(args)
-                .current_dir(&project)
-                .env("DOCSAI_DB", &db)
-                .env("PYTHONDONTWRITEBYTECODE", "1")
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
+        let db = make_django_db(&py, dir.path());
         Some((dir, db))
     })
     .as_ref()
@@ -386,6 +405,20 @@ fn secrets_ids_and_determinism() {
     );
     let ids: BTreeSet<&str> = a.values().flatten().map(|d| d.id.as_str()).collect();
     assert_eq!(ids.len(), a.values().map(Vec::len).sum::<usize>());
+}
+
+/// The fixture is the same every time it is made (a fixed seed, fixed timestamps), so
+/// the tests' expectations and the benchmark's figures hold from run to run.
+#[test]
+fn the_django_fixture_is_deterministic() {
+    let Some(db) = django_db() else { return };
+    let py = django_python().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let again = make_django_db(&py, dir.path());
+    assert_eq!(
+        read_all(db, &ReadOptions::default()),
+        read_all(&again, &ReadOptions::default())
+    );
 }
 
 /// A copy of the database to damage.
