@@ -248,8 +248,13 @@ pub fn field_errors(details: &Value, message: &str) -> Map<String, Value> {
     if let Some(errors) = details.get("errors").and_then(Value::as_array) {
         for e in errors {
             let path = e.get("path").and_then(Value::as_str).unwrap_or("");
-            let field = path.trim_start_matches('/').split('/').next().unwrap_or("");
             let text = e.get("message").and_then(Value::as_str).unwrap_or(message);
+            let mut field = path.trim_start_matches('/').split('/').next().unwrap_or("");
+            // A missing required property is reported on the object: `"name" is a
+            // required property` at path "".
+            if field.is_empty() && text.ends_with("is a required property") {
+                field = text.split('"').nth(1).unwrap_or("");
+            }
             if !field.is_empty() {
                 out.insert(field.to_string(), json!(text));
             }

@@ -262,7 +262,17 @@ async fn new_page(
     ctx: Ctx,
     Path(c): Path<String>,
 ) -> Result<Response, AdminError> {
-    new_form(&st, &ctx, &c, json!({}), None).await
+    new_form(&st, &ctx, &c, Value::Null, None).await
+}
+
+/// A blank record: the schema's defaults (a box that defaults to true starts ticked).
+fn defaults(schema: &Value) -> Value {
+    let props = schema["properties"].as_object().into_iter().flatten();
+    Value::Object(
+        props
+            .filter_map(|(k, p)| p.get("default").map(|d| (k.clone(), d.clone())))
+            .collect(),
+    )
 }
 
 async fn new_form(
@@ -284,6 +294,11 @@ async fn new_form(
         }));
     }
     let schema = editable_schema(&def, &compiled);
+    let values = if values.is_null() {
+        defaults(&schema)
+    } else {
+        values
+    };
     let errors = failure
         .as_ref()
         .map(|f| forms::field_errors(&f.details, &f.message))
