@@ -1,6 +1,7 @@
 //! The HTTP API, over real HTTP against a server on port 0.
 
 mod access;
+mod admin;
 mod auth;
 mod definitions;
 mod envelope;
