@@ -75,6 +75,7 @@ async fn audit(ctx: Ctx, Query(p): Query<Params>) -> Result<Response, AdminError
                 .collect();
             json!({"seq": e["seq"], "at": e["at"], "actor": e["actor"], "source": e["source"],
                    "action": e["action"], "collection": e["collection"], "record_id": e["record_id"],
+                   "href": super::record_href(e),
                    "changes": changes})
         })
         .collect();

@@ -48,11 +48,12 @@ async fn dashboard(
             .push(json!({"name": name, "live": live, "deleted": deleted, "soft_delete": soft}));
     }
     let audit = if ctx.caller().is_super_admin() {
-        ctx.api
-            .get("/api/v1/audit?limit=8")
-            .await
-            .map(|a| a.data)
-            .unwrap_or(Value::Null)
+        let events = ctx.api.get("/api/v1/audit?limit=8").await.map(|a| a.data);
+        let mut events = events.unwrap_or(Value::Null);
+        for e in events.as_array_mut().into_iter().flatten() {
+            e["href"] = json!(super::record_href(e));
+        }
+        events
     } else {
         Value::Null
     };

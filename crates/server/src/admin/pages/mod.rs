@@ -96,3 +96,10 @@ fn cell(v: Option<&Value>) -> String {
         Some(v) => v.to_string(),
     }
 }
+
+/// The admin page of an audited record, if it has one (system collections do not).
+fn record_href(event: &Value) -> Option<String> {
+    let c = event["collection"].as_str()?;
+    let id = event["record_id"].as_str()?;
+    (!c.starts_with('_')).then(|| format!("/admin/c/{c}/{id}"))
+}
