@@ -407,3 +407,151 @@ async fn an_expired_access_cookie_is_renewed_from_the_admin_refresh_cookie() {
     let (status, _, _) = b.get("/admin/").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn with_jwks_the_login_page_takes_a_bearer_token_checked_first() {
+    use crate::fake_jwks::{FakeIssuer, RSA1};
+    let issuer = FakeIssuer::start(&[("k1", RSA1)]).await;
+    let app = crate::jwks::spawn_jwks_app(&issuer).await;
+    let mut b = Browser::new(&app);
+    let (status, body, _) = b.get("/admin/login").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("Bearer token") && !body.contains("type=\"password\""),
+        "{body}"
+    );
+    let csrf = b.csrf();
+
+    let forged = issuer.token("k1", RSA1, &json!({"iss": "someone else"}));
+    let (status, body, _) = b
+        .post(
+            "/admin/login",
+            &[("csrf_token", &csrf), ("token", &forged)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("invalid token"), "{body}");
+    assert!(
+        !b.cookies.contains_key("access_token"),
+        "no cookie for a bad token"
+    );
+
+    let token = issuer.token("k1", RSA1, &crate::jwks::claims(issuer.issuer()));
+    let (status, _, headers) = b
+        .post(
+            "/admin/login",
+            &[("csrf_token", &csrf), ("token", &token)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/admin/");
+    assert_eq!(b.cookies["access_token"], token);
+    let (status, body, _) = b.get("/admin/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("ext@example.com (manager)"), "{body}");
+}
+
+#[tokio::test]
+async fn an_edit_refused_by_the_api_is_shown_beside_its_fields() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    app.define(&admin, notes_definition()).await;
+    let mut ids = Vec::new();
+    for title in ["First", "Second"] {
+        let (_, note, _) = app
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/notes",
+                Some(&admin),
+                Some(json!({"title": title})),
+            )
+            .await;
+        ids.push(note["data"]["id"].as_str().unwrap().to_string());
+    }
+    let (_, note, _) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/notes/{}", ids[0]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let version = note["data"]["_version"].to_string();
+    let mut b = Browser::new(&app);
+    b.login(ADMIN.0, ADMIN.1).await;
+    let csrf = b.csrf();
+    let path = format!("/admin/c/notes/{}", ids[0]);
+
+    // 409: the unique title names the field and links the record in the way.
+    let (status, body, _) = b
+        .post(
+            &path,
+            &[
+                ("csrf_token", &csrf),
+                ("_version", &version),
+                ("title", "Second"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains("id=\"e-title\""), "{body}");
+    assert!(
+        body.contains(&format!("&#x2f;admin&#x2f;c&#x2f;notes&#x2f;{}\">", ids[1])),
+        "{body}"
+    );
+    assert!(
+        body.contains("value=\"Second\""),
+        "what was typed is kept: {body}"
+    );
+
+    // 422: a required field emptied.
+    let (status, body, _) = b
+        .post(
+            &path,
+            &[("csrf_token", &csrf), ("_version", &version), ("title", "")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"e-title\""), "{body}");
+
+    // 412: someone else saved since the form was opened.
+    app.call(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/notes/{}", ids[0]),
+        Some(&admin),
+        Some(json!({"topic": "changed meanwhile"})),
+    )
+    .await;
+    let (status, body, _) = b
+        .post(
+            &path,
+            &[
+                ("csrf_token", &csrf),
+                ("_version", &version),
+                ("title", "Mine"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert!(
+        body.contains("version_conflict") && body.contains("Someone changed this record"),
+        "{body}"
+    );
+    let (_, note, _) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/notes/{}", ids[0]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        note["data"]["title"], "First",
+        "no refused edit was written"
+    );
+}

@@ -66,18 +66,7 @@ async fn audit(ctx: Ctx, Query(p): Query<Params>) -> Result<Response, AdminError
         .as_array()
         .into_iter()
         .flatten()
-        .map(|e| {
-            let changes: Vec<Value> = e["changes"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(f, ch)| json!({"field": f, "from": super::cell(ch.get("from")), "to": super::cell(ch.get("to"))}))
-                .collect();
-            json!({"seq": e["seq"], "at": e["at"], "actor": e["actor"], "source": e["source"],
-                   "action": e["action"], "collection": e["collection"], "record_id": e["record_id"],
-                   "href": super::record_href(e),
-                   "changes": changes})
-        })
+        .map(super::event_view)
         .collect();
     let verified = if p.verify.is_some() {
         Some(chain(&ctx).await?)

@@ -61,15 +61,7 @@ async fn view(
 ) -> Result<Response, AdminError> {
     super_admin(&ctx)?;
     let c = super::collection(&name)?;
-    let def = ctx
-        .api
-        .get(&format!("/api/v1/collections/{c}"))
-        .await
-        .map_err(|f| match f.status {
-            StatusCode::NOT_FOUND => AdminError::NotFound(format!("no collection {name:?}")),
-            _ => f.into(),
-        })?
-        .data;
+    let def = ctx.api.get(&format!("/api/v1/collections/{c}")).await?.data;
     let text = serde_json::to_string_pretty(&def).unwrap_or_default();
     ctx.page(
         "definition.html",

@@ -3,6 +3,7 @@
 //! Each page asks the API (as the signed-in user) for what it shows and sends its forms
 //! to the API; what a page offers is decided with the API's own [`Caller::may`].
 
+mod actions;
 mod audit;
 mod collection;
 mod dashboard;
@@ -14,7 +15,7 @@ use axum::Router;
 use bucketbase_engine::collection::Compiled;
 use bucketbase_engine::collection::expr::Vars;
 use bucketbase_engine::{CollectionName, RecordId};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::error::AdminError;
 use crate::AppState;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(dashboard::router())
         .merge(collection::router())
         .merge(record::router())
+        .merge(actions::router())
         .merge(trash::router())
         .merge(audit::router())
         .merge(definitions::router())
@@ -102,4 +104,18 @@ fn record_href(event: &Value) -> Option<String> {
     let c = event["collection"].as_str()?;
     let id = event["record_id"].as_str()?;
     (!c.starts_with('_')).then(|| format!("/admin/c/{c}/{id}"))
+}
+
+/// An audit event as timelines show it: who, when, from where, and a row per changed
+/// field (from → to).
+fn event_view(e: &Value) -> Value {
+    let changes: Vec<Value> = e["changes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(f, ch)| json!({"field": f, "from": cell(ch.get("from")), "to": cell(ch.get("to"))}))
+        .collect();
+    json!({"seq": e["seq"], "at": e["at"], "actor": e["actor"], "source": e["source"],
+           "action": e["action"], "collection": e["collection"], "record_id": e["record_id"],
+           "href": record_href(e), "changes": changes})
 }

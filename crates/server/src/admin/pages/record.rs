@@ -1,7 +1,7 @@
 //! `/admin/c/{collection}/{id}`: one record (its fields, nested arrays paged), the edit
 //! form generated from the schema (API refusals shown beside the fields they name), its
-//! history as a timeline of field diffs, "as of" any past version, and the delete,
-//! restore and purge actions. `/admin/c/{collection}/new` creates one.
+//! history as a timeline of field diffs, and "as of" any past version (delete, restore
+//! and purge are in `actions`). `/admin/c/{collection}/new` creates one.
 //!
 //! A record the user may not see is the API's 404, shown as a 404 page.
 
@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::api::{Failure, with_query};
 use super::super::error::AdminError;
-use super::super::forms::{self, CsrfForm, Form};
+use super::super::forms::{self, CsrfForm};
 use super::super::session::Ctx;
 use super::{could, label};
 use crate::AppState;
@@ -25,18 +25,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/c/{collection}/new", get(new_page).post(create))
         .route("/admin/c/{collection}/{id}", get(view).post(edit))
-        .route(
-            "/admin/c/{collection}/{id}/delete",
-            axum::routing::post(delete),
-        )
-        .route(
-            "/admin/c/{collection}/{id}/restore",
-            axum::routing::post(restore),
-        )
-        .route(
-            "/admin/c/{collection}/{id}/purge",
-            get(purge_page).post(purge),
-        )
 }
 
 /// Nested items shown per page.
@@ -90,13 +78,8 @@ async fn record_page(
         &path,
         &[("as_of", p.as_of.map(|s| s.to_string()).unwrap_or_default())],
     );
-    let record = match ctx.api.get(&uri).await {
-        Ok(a) => a.data,
-        Err(f) if f.status == StatusCode::NOT_FOUND => {
-            return Err(AdminError::NotFound(format!("{c}/{id} not found")));
-        }
-        Err(f) => return Err(f.into()),
-    };
+    // A record the user may not see is the API's 404: a 404 page.
+    let record = ctx.api.get(&uri).await?.data;
     let def = ctx.api.get(&format!("/api/v1/collections/{c}")).await?.data;
     let compiled = super::compiled(st, &c)?;
     let history = ctx
@@ -157,16 +140,7 @@ async fn record_page(
         .as_array()
         .into_iter()
         .flatten()
-        .map(|e| {
-            let changes: Vec<Value> = e["changes"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(f, ch)| json!({"field": f, "from": super::cell(ch.get("from")), "to": super::cell(ch.get("to"))}))
-                .collect();
-            json!({"seq": e["seq"], "at": e["at"], "actor": e["actor"], "source": e["source"],
-                   "action": e["action"], "changes": changes})
-        })
+        .map(super::event_view)
         .collect();
     ctx.page_with(
         status,
@@ -226,15 +200,7 @@ async fn edit(
 ) -> Result<Response, AdminError> {
     let (c, id) = (super::collection(&cn)?, super::record_id(&idn)?);
     let path = format!("/api/v1/{c}/{id}");
-    let record = ctx
-        .api
-        .get(&path)
-        .await
-        .map_err(|f| match f.status {
-            StatusCode::NOT_FOUND => AdminError::NotFound(format!("{c}/{id} not found")),
-            _ => f.into(),
-        })?
-        .data;
+    let record = ctx.api.get(&path).await?.data;
     let def = ctx.api.get(&format!("/api/v1/collections/{c}")).await?.data;
     let schema = editable_schema(&def, &*super::compiled(&st, &c)?);
     let submitted = forms::to_json(&schema, &form);
@@ -339,112 +305,4 @@ async fn create(
         }
         Err(f) => new_form(&st, &ctx, &cn, body, Some(f)).await,
     }
-}
-
-/// Where to go after an action: an admin page the form names, else `default`.
-fn back(form: &Form, default: String) -> String {
-    form.get("back")
-        .filter(|b| b.starts_with("/admin/") && !b.starts_with("//"))
-        .map(str::to_string)
-        .unwrap_or(default)
-}
-
-async fn delete(
-    ctx: Ctx,
-    Path((c, id)): Path<(String, String)>,
-    CsrfForm(form): CsrfForm,
-) -> Result<Response, AdminError> {
-    let (c, id) = (super::collection(&c)?, super::record_id(&id)?);
-    let answer = ctx
-        .api
-        .call(Method::DELETE, &format!("/api/v1/{c}/{id}"), None, None)
-        .await?;
-    // A soft delete answers the record (still viewable); a hard one answers nothing.
-    let default = if answer.data.is_null() {
-        format!("/admin/c/{c}?notice=deleted")
-    } else {
-        format!("/admin/c/{c}/{id}?notice=deleted")
-    };
-    Ok(Redirect::to(&back(&form, default)).into_response())
-}
-
-/// Restores a soft-deleted record; a restore that would break a unique or overlap rule
-/// is explained, with a link to the record in the way.
-async fn restore(
-    ctx: Ctx,
-    Path((c, id)): Path<(String, String)>,
-    CsrfForm(form): CsrfForm,
-) -> Result<Response, AdminError> {
-    let (c, id) = (super::collection(&c)?, super::record_id(&id)?);
-    let path = format!("/api/v1/{c}/{id}");
-    match ctx
-        .api
-        .call(Method::POST, &format!("{path}/restore"), None, None)
-        .await
-    {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/c/{c}/{id}?notice=restored")).into_response()),
-        Err(f) if f.status == StatusCode::CONFLICT => {
-            let record = ctx
-                .api
-                .get(&path)
-                .await
-                .map(|a| a.data)
-                .unwrap_or(Value::Null);
-            ctx.page_with(
-                f.status,
-                "conflict.html",
-                json!({"title": "Cannot restore", "collection": c.as_str(), "id": id.as_str(),
-                       "label": label(&record), "failure": failure_json(&f),
-                       "back": back(&form, "/admin/trash".into())}),
-            )
-        }
-        Err(f) if f.status == StatusCode::NOT_FOUND => {
-            Err(AdminError::NotFound(format!("{c}/{id} not found")))
-        }
-        Err(f) => Err(f.into()),
-    }
-}
-
-async fn purge_page(
-    ctx: Ctx,
-    Path((c, id)): Path<(String, String)>,
-) -> Result<Response, AdminError> {
-    let (c, id) = (super::collection(&c)?, super::record_id(&id)?);
-    let record = ctx
-        .api
-        .get(&format!("/api/v1/{c}/{id}"))
-        .await
-        .map_err(|f| match f.status {
-            StatusCode::NOT_FOUND => AdminError::NotFound(format!("{c}/{id} not found")),
-            _ => f.into(),
-        })?
-        .data;
-    ctx.page(
-        "purge.html",
-        json!({"title": "Purge", "collection": c.as_str(), "id": id.as_str(), "label": label(&record),
-               "super_admin": ctx.caller().is_super_admin()}),
-    )
-}
-
-/// Purges (SuperAdmin, after the confirmation box is ticked).
-async fn purge(
-    ctx: Ctx,
-    Path((c, id)): Path<(String, String)>,
-    CsrfForm(form): CsrfForm,
-) -> Result<Response, AdminError> {
-    let (c, id) = (super::collection(&c)?, super::record_id(&id)?);
-    if form.get("confirm") != Some("yes") {
-        return Err(AdminError::BadRequest(
-            "tick the box to confirm the purge".into(),
-        ));
-    }
-    ctx.api
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/{c}/{id}?purge=true"),
-            None,
-            None,
-        )
-        .await?;
-    Ok(Redirect::to("/admin/trash?notice=purged").into_response())
 }
