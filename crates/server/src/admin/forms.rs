@@ -40,6 +40,7 @@ impl FromRequest<AppState> for CsrfForm {
 
     async fn from_request(req: Request, st: &AppState) -> Result<Self, AdminError> {
         let (mut parts, body) = req.into_parts();
+        // The API's own body limit (`body_limit`) holds for forms too.
         let bytes = axum::body::to_bytes(body, st.settings.body_limit)
             .await
             .map_err(|_| AdminError::BadRequest("the form is too large".into()))?;

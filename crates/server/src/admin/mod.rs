@@ -68,11 +68,6 @@ pub fn router(state: AppState, api: Router, extra: AdminPages) -> Router<AppStat
     Router::new()
         .route("/", get(|| async { Redirect::to("/admin/") }))
         .route("/admin", get(|| async { Redirect::to("/admin/") }))
-        .route("/admin/assets/admin.css", get(|| asset("text/css", STYLE)))
-        .route(
-            "/admin/assets/htmx-2.0.11.min.js",
-            get(|| asset("text/javascript", HTMX)),
-        )
         .merge(session::router())
         .merge(pages::router())
         .merge(extra.routes)
@@ -84,10 +79,15 @@ pub fn router(state: AppState, api: Router, extra: AdminPages) -> Router<AppStat
             state,
             session::resolve,
         ))
+        // Assets need no session (and must not renew one in parallel with their page).
+        .route("/admin/assets/admin.css", get(|| asset("text/css", STYLE)))
+        .route(
+            "/admin/assets/htmx-2.0.11.min.js",
+            get(|| asset("text/javascript", HTMX)),
+        )
         .layer(Extension(render::Nav(nav)))
         .layer(Extension(InternalApi(api)))
         .layer(axum::middleware::map_response(csp))
-        .layer(axum::extract::DefaultBodyLimit::max(2 * 1024 * 1024))
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -1,7 +1,7 @@
 //! The admin UI's server side, over real HTTP: the CSP on every admin answer, login and
-//! logout on the API's cookie session, the CSRF check of every admin form, a hidden
-//! record as a 404 page, and an expired access cookie renewed on the spot. (The pages
-//! themselves are driven in a real browser by tests/ui.)
+//! logout on the API's cookie session (local, graphql, jwks), the CSRF check of every
+//! admin form, and an expired access cookie renewed on the spot. Pages: admin_pages.rs;
+//! the pages in a real browser: tests/ui.
 
 use std::collections::HashMap;
 
@@ -12,10 +12,10 @@ use serde_json::json;
 use crate::support::{ADMIN, TestApp, notes_definition, spawn_app};
 
 /// A browser without redirects: keeps the cookies it is given (by name; paths aside).
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
-    client: reqwest::Client,
-    cookies: HashMap<String, String>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) cookies: HashMap<String, String>,
 }
 
 fn form(fields: &[(&str, &str)]) -> String {
@@ -36,7 +36,7 @@ fn form(fields: &[(&str, &str)]) -> String {
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Browser {
             app,
             client: reqwest::Client::builder()
@@ -68,7 +68,10 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> (StatusCode, String, reqwest::header::HeaderMap) {
+    pub(crate) async fn get(
+        &mut self,
+        path: &str,
+    ) -> (StatusCode, String, reqwest::header::HeaderMap) {
         let r = self
             .client
             .get(self.app.at(path))
@@ -81,7 +84,7 @@ impl<'a> Browser<'a> {
         (status, r.text().await.unwrap(), headers)
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &mut self,
         path: &str,
         fields: &[(&str, &str)],
@@ -102,11 +105,11 @@ impl<'a> Browser<'a> {
         (status, r.text().await.unwrap(), headers)
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         self.cookies.get("csrf_token").cloned().unwrap_or_default()
     }
 
-    async fn login(&mut self, email: &str, password: &str) -> (StatusCode, String) {
+    pub(crate) async fn login(&mut self, email: &str, password: &str) -> (StatusCode, String) {
         self.get("/admin/login").await;
         let csrf = self.csrf();
         let (status, body, headers) = self
@@ -128,7 +131,7 @@ impl<'a> Browser<'a> {
     }
 }
 
-fn location(headers: &reqwest::header::HeaderMap) -> &str {
+pub(crate) fn location(headers: &reqwest::header::HeaderMap) -> &str {
     headers.get(LOCATION).unwrap().to_str().unwrap()
 }
 
@@ -304,76 +307,6 @@ async fn admin_forms_need_the_csrf_token_or_a_same_origin() {
 }
 
 #[tokio::test]
-async fn a_record_the_user_may_not_see_is_a_404_page() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    app.define(&admin, notes_definition()).await;
-    for email in ["ann@example.com", "bob@example.com"] {
-        app.users
-            .create_user(email, "a long enough password", "user", "test")
-            .await
-            .unwrap();
-    }
-    let ann = app.token("ann@example.com", "a long enough password").await;
-    let (_, me, _) = app
-        .call(reqwest::Method::GET, "/api/auth/me", Some(&ann), None)
-        .await;
-    let (status, note, _) = app
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/notes",
-            Some(&ann),
-            Some(json!({"title": "Ann's", "owner": me["data"]["uuid"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{note}");
-    let path = format!("/admin/c/notes/{}", note["data"]["id"].as_str().unwrap());
-
-    let mut owner = Browser::new(&app);
-    owner
-        .login("ann@example.com", "a long enough password")
-        .await;
-    let (status, body, _) = owner.get(&path).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        body.contains("Ann&#x27;s") || body.contains("Ann's"),
-        "{body}"
-    );
-
-    let mut other = Browser::new(&app);
-    other
-        .login("bob@example.com", "a long enough password")
-        .await;
-    let (status, body, headers) = other.get(&path).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(
-        headers[CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    assert!(
-        body.contains("Not found") && !body.contains("Ann"),
-        "{body}"
-    );
-    // Nor does its list show it, nor its edit form take a change.
-    let (_, body, _) = other.get("/admin/c/notes").await;
-    assert!(
-        body.contains("0 records") && !body.contains("Ann"),
-        "{body}"
-    );
-    let csrf = other.csrf();
-    let (status, _, _) = other
-        .post(
-            &path,
-            &[("csrf_token", &csrf), ("title", "Bob's now")],
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
 async fn an_expired_access_cookie_is_renewed_from_the_admin_refresh_cookie() {
     let app = spawn_app().await;
     let mut b = Browser::new(&app);
@@ -454,104 +387,42 @@ async fn with_jwks_the_login_page_takes_a_bearer_token_checked_first() {
 }
 
 #[tokio::test]
-async fn an_edit_refused_by_the_api_is_shown_beside_its_fields() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    app.define(&admin, notes_definition()).await;
-    let mut ids = Vec::new();
-    for title in ["First", "Second"] {
-        let (_, note, _) = app
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/notes",
-                Some(&admin),
-                Some(json!({"title": title})),
-            )
-            .await;
-        ids.push(note["data"]["id"].as_str().unwrap().to_string());
-    }
-    let (_, note, _) = app
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/v1/notes/{}", ids[0]),
-            Some(&admin),
-            None,
-        )
-        .await;
-    let version = note["data"]["_version"].to_string();
-    let mut b = Browser::new(&app);
-    b.login(ADMIN.0, ADMIN.1).await;
-    let csrf = b.csrf();
-    let path = format!("/admin/c/notes/{}", ids[0]);
-
-    // 409: the unique title names the field and links the record in the way.
-    let (status, body, _) = b
-        .post(
-            &path,
-            &[
-                ("csrf_token", &csrf),
-                ("_version", &version),
-                ("title", "Second"),
-            ],
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert!(body.contains("id=\"e-title\""), "{body}");
-    assert!(
-        body.contains(&format!("&#x2f;admin&#x2f;c&#x2f;notes&#x2f;{}\">", ids[1])),
-        "{body}"
-    );
-    assert!(
-        body.contains("value=\"Second\""),
-        "what was typed is kept: {body}"
-    );
-
-    // 422: a required field emptied.
-    let (status, body, _) = b
-        .post(
-            &path,
-            &[("csrf_token", &csrf), ("_version", &version), ("title", "")],
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body.contains("id=\"e-title\""), "{body}");
-
-    // 412: someone else saved since the form was opened.
-    app.call(
-        reqwest::Method::PATCH,
-        &format!("/api/v1/notes/{}", ids[0]),
-        Some(&admin),
-        Some(json!({"topic": "changed meanwhile"})),
-    )
+async fn with_graphql_the_login_form_signs_in_through_the_remote_service() {
+    use crate::fake_identity::{FakeUser, spawn_fake_identity};
+    let idp = spawn_fake_identity(vec![
+        FakeUser::new("uuid-root", "root@corp", "pw-root", "SuperAdmin"),
+        FakeUser::new("uuid-ann", "ann@corp", "pw-ann", "staff"),
+    ])
     .await;
-    let (status, body, _) = b
-        .post(
-            &path,
-            &[
-                ("csrf_token", &csrf),
-                ("_version", &version),
-                ("title", "Mine"),
-            ],
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
-    assert!(
-        body.contains("version_conflict") && body.contains("Someone changed this record"),
-        "{body}"
-    );
-    let (_, note, _) = app
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/v1/notes/{}", ids[0]),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let config = bucketbase_server::auth::graphql::GraphqlConfig {
+        endpoint: idp.url().to_string(),
+        ..Default::default()
+    };
+    let provider = bucketbase_server::auth::graphql::GraphqlProvider::new(config).unwrap();
+    let settings = bucketbase_server::ServerSettings {
+        cookie_secure: false,
+        require_role: Some("SuperAdmin".into()),
+        ..Default::default()
+    };
+    let app = crate::support::spawn_with(settings, Some(std::sync::Arc::new(provider))).await;
+
+    let mut root = Browser::new(&app);
+    let (status, target) = root.login("root@corp", "pw-root").await;
     assert_eq!(
-        note["data"]["title"], "First",
-        "no refused edit was written"
+        (status, target.as_str()),
+        (StatusCode::SEE_OTHER, "/admin/")
     );
+    let (status, body, _) = root.get("/admin/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("root@corp (SuperAdmin)"), "{body}");
+
+    let (status, _) = root.login("root@corp", "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The server's required role holds for the pages as for the API.
+    let mut ann = Browser::new(&app);
+    ann.login("ann@corp", "pw-ann").await;
+    let (status, body, _) = ann.get("/admin/").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("requires the SuperAdmin role"), "{body}");
 }

@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod admin_pages;
 mod auth;
 mod definitions;
 mod envelope;
