@@ -155,8 +155,10 @@ describe('the admin UI', () => {
     const row = page.locator('.diff tr', { hasText: 'Seaside Loft Deluxe' }).first();
     assert.match(await row.innerText(), /name\s+Seaside Loft\s+Seaside Loft Deluxe/);
     await expectAccessible(page);
+    const before = page.url();
     await page.getByRole('link', { name: 'Verify the chain' }).click();
     await page.getByText('The chain is intact.').waitFor();
+    assert.equal(page.url(), before, 'htmx swapped the result in, no page load');
     expectClean(page);
   });
 
