@@ -225,3 +225,80 @@ async fn nested_arrays_are_paged_on_the_record_page() {
     assert!(second.contains("line-21") && second.contains("line-25"));
     assert!(!second.contains("line-20"));
 }
+
+#[tokio::test]
+async fn purge_is_offered_to_the_super_admin_only_and_asks_for_confirmation() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    app.define(&admin, notes_definition()).await;
+    app.users
+        .create_user("ann@example.com", "a long enough password", "user", "test")
+        .await
+        .unwrap();
+    let ann = app.token("ann@example.com", "a long enough password").await;
+    let (_, me, _) = app
+        .call(reqwest::Method::GET, "/api/auth/me", Some(&ann), None)
+        .await;
+    let (_, note, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/notes",
+            Some(&ann),
+            Some(json!({"title": "Gone soon", "owner": me["data"]["uuid"]})),
+        )
+        .await;
+    let id = note["data"]["id"].as_str().unwrap().to_string();
+    let record = format!("/admin/c/notes/{id}");
+    let purge = format!("{record}/purge");
+
+    // The owner may delete and restore, not purge: no purge link, and the API refuses.
+    let mut owner = Browser::new(&app);
+    owner
+        .login("ann@example.com", "a long enough password")
+        .await;
+    let (_, body, _) = owner.get(&record).await;
+    assert!(
+        body.contains(">Delete<") && !body.contains("Purge"),
+        "{body}"
+    );
+    let csrf = owner.csrf();
+    let (status, _, _) = owner
+        .post(&purge, &[("csrf_token", &csrf), ("confirm", "yes")], None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let mut b = Browser::new(&app);
+    b.login(ADMIN.0, ADMIN.1).await;
+    let (status, body, _) = b.get(&purge).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("cannot be undone"), "{body}");
+    let csrf = b.csrf();
+    let (status, _, _) = b.post(&purge, &[("csrf_token", &csrf)], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not confirmed");
+    let (status, _, _) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/notes/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "still there");
+    let (status, _, headers) = b
+        .post(&purge, &[("csrf_token", &csrf), ("confirm", "yes")], None)
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        crate::admin::location(&headers),
+        "/admin/trash?notice=purged"
+    );
+    let (status, _, _) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/notes/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
