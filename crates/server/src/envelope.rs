@@ -104,7 +104,13 @@ pub async fn envelope_bare_errors(response: Response) -> Response {
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     let enveloped = response.extensions().get::<ErrorBody>().is_some();
-    if !(status.is_client_error() || status.is_server_error()) || is_json || enveloped {
+    // The admin UI answers its browser with HTML error pages (a hidden record is a 404
+    // page); axum's own rejections are plain text, never HTML.
+    let is_page = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || enveloped || is_page {
         return response;
     }
     let mut out = ApiError::for_status(status).into_response();

@@ -4,6 +4,7 @@
 //! the result. Each resource module owns its routes; [`app`] only merges them.
 
 pub mod access;
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod conn;
@@ -183,9 +184,16 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         .merge(routes::metrics::router())
         .merge(routes::docs::router())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));
+    let api = Router::new().merge(app_routes).merge(generic);
+    // The admin UI calls the API in process, so its pages obey the very same rules.
+    let admin = admin::router(
+        state.clone(),
+        api.clone().with_state(state.clone()),
+        admin::AdminPages::default(),
+    );
     let router = Router::new()
-        .merge(app_routes)
-        .merge(generic)
+        .merge(api)
+        .merge(admin)
         .fallback(routes::system::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -348,6 +348,10 @@ impl IdentityProvider for JwksProvider {
         })
     }
 
+    fn password_login(&self) -> bool {
+        false
+    }
+
     async fn login(&self, _email: &str, _password: &str) -> Result<super::Tokens, AuthError> {
         Err(AuthError::NotSupported(
             "login (sign in with the identity provider)",

@@ -87,4 +87,9 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
         access_token: Option<&str>,
         refresh_token: Option<&str>,
     ) -> Result<(), AuthError>;
+    /// Does [`IdentityProvider::login`] take an email and a password? (`jwks` does not:
+    /// its users bring a token from their issuer, which the admin UI lets them paste.)
+    fn password_login(&self) -> bool {
+        true
+    }
 }

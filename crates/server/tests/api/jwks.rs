@@ -22,7 +22,7 @@ fn unix_now() -> u64 {
     now()()
 }
 
-fn claims(issuer: &str) -> Value {
+pub(crate) fn claims(issuer: &str) -> Value {
     let t = unix_now();
     json!({"sub": "ext-42", "email": "ext@example.com", "role": "manager",
            "iss": issuer, "aud": AUDIENCE, "iat": t, "exp": t + 300})
@@ -39,7 +39,7 @@ fn unsigned(header: &Value, claims: &Value) -> String {
     format!("{}.{}.", part(header), part(claims))
 }
 
-async fn spawn_jwks_app(issuer: &FakeIssuer) -> TestApp {
+pub(crate) async fn spawn_jwks_app(issuer: &FakeIssuer) -> TestApp {
     let mut config = JwksConfig::new(&issuer.jwks_url(), issuer.issuer(), AUDIENCE);
     // Let every unknown kid refetch at once (the default limits refetches to one per 10 s).
     config.min_refetch_interval = Duration::ZERO;

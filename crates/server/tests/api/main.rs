@@ -1,6 +1,8 @@
 //! The HTTP API, over real HTTP against a server on port 0.
 
 mod access;
+mod admin;
+mod admin_pages;
 mod auth;
 mod definitions;
 mod envelope;

@@ -320,13 +320,15 @@ fn export_refuses_a_stored_folder_tree_that_loops_or_is_too_deep() {
     );
 }
 
-/// Postman's own library loads an export (tests/postman_load.mjs). The library is
-/// pinned in the repository's package.json by another change; until it is installed the
-/// check says so and passes.
+/// Postman's own library loads an export (tests/postman_load.mjs). The library is pinned
+/// in `tests/ui/package-lock.json`, which `scripts/test` installs (`npm ci`) before the
+/// cargo tests; without it the check says so and passes, except under `CI=true`.
 #[test]
 fn postman_collection_library_loads_an_export() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let script = dir.join("tests/postman_load.mjs");
+    let node_root = dir.join("../../../tests/ui");
+    let ci = std::env::var("CI").as_deref() == Ok("true");
     let tmp = tempfile::tempdir().unwrap();
     for name in GOOD {
         let imp = import(name);
@@ -336,13 +338,22 @@ fn postman_collection_library_loads_an_export() {
         let out = std::process::Command::new("node")
             .arg(&script)
             .arg(&file)
+            .current_dir(&node_root)
             .output();
         let Ok(out) = out else {
+            assert!(
+                !ci,
+                "CI=true but node is missing: run the tests with scripts/test"
+            );
             eprintln!("skipped: node is not installed");
             return;
         };
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("Cannot find module 'postman-collection'") {
+            assert!(
+                !ci,
+                "CI=true but postman-collection is missing: scripts/test installs it"
+            );
             eprintln!("skipped: the postman-collection npm package is not installed");
             return;
         }

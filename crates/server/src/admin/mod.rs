@@ -1,0 +1,109 @@
+//! The admin web UI at `/admin/` (`/` redirects there): server-rendered HTML pages for
+//! people, served by the binary itself (DESIGN.md §5, "Admin UI").
+//!
+//! Design choices:
+//! - **One implementation of every rule.** Pages never read or write records on their
+//!   own: they call the JSON API in process ([`api::Api`], a `oneshot` on the API router
+//!   with the signed-in user's token), so role rules, hidden records (404), system
+//!   fields, constraints and audit are exactly the API's. What a page *offers* (an edit
+//!   form, a restore button) is decided with the same [`crate::access::Caller::may`] the
+//!   API uses; the API still decides.
+//! - **Plain links and forms.** Every flow works without script; the one vendored
+//!   library (htmx, pinned in `assets/admin/vendor/`) only swaps in the chain
+//!   verification result without a page load.
+//! - **A strict Content-Security-Policy** on every admin answer ([`CSP`]): scripts,
+//!   styles and forms from this origin only, nothing inline, no framing. Templates and
+//!   assets are embedded in the binary with `include_str!`; no CDN, no build step.
+//! - **Sessions are the API's cookies** ([`session`]): the `access_token` cookie the API
+//!   reads, the `csrf_token` double-submit cookie (admin forms echo it in a field), and a
+//!   refresh cookie scoped to `/admin` so an expired access token is renewed on the spot.
+//! - **Apps add pages** through [`AdminPages`]: a router mounted under `/admin/` and nav
+//!   entries; the generic pages serve every collection of every app.
+
+mod api;
+mod error;
+mod forms;
+mod pages;
+mod render;
+mod session;
+
+use axum::Router;
+use axum::extract::Extension;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::AppState;
+
+pub use api::InternalApi;
+pub use error::AdminError;
+
+/// The policy every admin answer carries: nothing but this origin, nothing inline.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     object-src 'none'";
+
+/// One entry of the navigation bar an app adds (label and an `/admin/...` link).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NavEntry {
+    pub label: String,
+    pub href: String,
+}
+
+/// What an app adds to the admin UI: pages (routes under `/admin/`, which may use the
+/// same session, API client and templates as the generic pages) and their nav entries.
+#[derive(Default)]
+pub struct AdminPages {
+    pub nav: Vec<NavEntry>,
+    pub routes: Router<AppState>,
+}
+
+const STYLE: &str = include_str!("../../assets/admin/admin.css");
+const HTMX: &str = include_str!("../../assets/admin/vendor/htmx-2.0.11.min.js");
+
+/// The admin UI. `api` is the JSON API it calls in process (the API routes with their
+/// state, without the admin routes).
+pub fn router(state: AppState, api: Router, extra: AdminPages) -> Router<AppState> {
+    let nav = std::sync::Arc::new(extra.nav);
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/admin/") }))
+        .route("/admin", get(|| async { Redirect::to("/admin/") }))
+        .merge(session::router())
+        .merge(pages::router())
+        .merge(extra.routes)
+        .route(
+            "/admin/{*rest}",
+            get(|| async { AdminError::NotFound("no such page".into()) }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            session::resolve,
+        ))
+        // Assets need no session (and must not renew one in parallel with their page).
+        .route("/admin/assets/admin.css", get(|| asset("text/css", STYLE)))
+        .route(
+            "/admin/assets/htmx-2.0.11.min.js",
+            get(|| asset("text/javascript", HTMX)),
+        )
+        .layer(Extension(render::Nav(nav)))
+        .layer(Extension(InternalApi(api)))
+        .layer(axum::middleware::map_response(csp))
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, format!("{content_type}; charset=utf-8")),
+            (CACHE_CONTROL, "public, max-age=300".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn csp(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert("content-security-policy", HeaderValue::from_static(CSP));
+    response
+}
