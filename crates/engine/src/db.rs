@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub opts: DbOptions,
     pub metrics: Arc<EngineMetrics>,
     pub view: ViewQueue,
+    /// Every applied entry goes out to subscribers from here (see `feed`).
+    pub feed: Arc<crate::feed::Feed>,
     state: RwLock<Arc<State>>,
     catchup: tokio::sync::Mutex<()>,
     last_synced: Mutex<Instant>,
@@ -164,7 +166,9 @@ impl Shared {
                     format!("arrived out of order after position {}", guard.seq()),
                 ));
             }
+            let before = self.feed.has_subscribers().then(|| guard.clone());
             change(Arc::make_mut(&mut guard))?;
+            self.feed.publish(entry, before, guard.clone());
             *self.last_synced.lock() = Instant::now();
             let every = self.opts.checkpoint_every;
             (own && every > 0 && entry.seq().get().is_multiple_of(every)).then(|| guard.clone())
@@ -301,6 +305,7 @@ impl Database {
             view_store,
             ctx,
             view: ViewQueue::new(state.seq()),
+            feed: Arc::new(crate::feed::Feed::new(state.seq())),
             state: RwLock::new(Arc::new(state)),
             catchup: tokio::sync::Mutex::new(()),
             last_synced: Mutex::new(Instant::now()),
@@ -401,6 +406,26 @@ impl Database {
             crate::digest::key_id(&key),
             newest,
         ))
+    }
+
+    /// Every change after `from`, in log order: older entries read from the log, then
+    /// live ones, with at most `buffer` entries queued (see `feed`).
+    pub fn subscribe(
+        &self,
+        from: crate::feed::FeedPos,
+        buffer: usize,
+    ) -> crate::feed::Subscription {
+        crate::feed::Subscription::new(
+            self.shared.feed.clone(),
+            self.shared.store.clone(),
+            from,
+            buffer,
+        )
+    }
+
+    /// The feed's counters.
+    pub fn feed_stats(&self) -> crate::feed::FeedStats {
+        self.shared.feed.stats()
     }
 
     /// How the background log tailer is doing (`None` when this handle has none).

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod consistency;
 pub mod envelope;
 pub mod error;
+pub mod feed;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -40,6 +41,8 @@ pub struct ServerSettings {
     /// How long one list query may spend evaluating records (400 `query_too_costly`
     /// past it).
     pub query_budget_ms: u64,
+    /// Limits of the change feed (`/api/v1/.../events`).
+    pub feed: feed::FeedSettings,
 }
 
 impl Default for ServerSettings {
@@ -53,6 +56,7 @@ impl Default for ServerSettings {
             cors_origins: Vec::new(),
             min_seq_wait: std::time::Duration::from_secs(5),
             query_budget_ms: 1000,
+            feed: feed::FeedSettings::default(),
         }
     }
 }
@@ -75,6 +79,8 @@ pub struct AppState {
     /// Names no user collection may take: [`ROUTE_NAMES`] plus every app's name
     /// ([`AppState::with_app_names`]).
     pub reserved_names: Arc<Vec<String>>,
+    /// Open change-feed subscriptions (see [`feed::Limits`]).
+    pub feed_limits: Arc<feed::Limits>,
 }
 
 /// The names the fixed routes use under `/api/v1/` (a collection of that name would be
@@ -99,6 +105,7 @@ impl AppState {
             auth_context: None,
             app_paths: None,
             reserved_names: Arc::new(ROUTE_NAMES.iter().map(|n| n.to_string()).collect()),
+            feed_limits: Arc::default(),
         }
     }
 
@@ -165,6 +172,7 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         .merge(routes::system::router())
         .merge(routes::auth::router())
         .merge(routes::records::router())
+        .merge(routes::events::router())
         .merge(routes::metrics::router())
         .merge(routes::docs::router())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));

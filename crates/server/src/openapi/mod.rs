@@ -239,6 +239,7 @@ const ERRORS: [(&str, (&str, &str)); 12] = [
 /// The whole document for these definitions (system collections excluded by the caller).
 pub fn document<'a>(definitions: impl IntoIterator<Item = &'a Compiled>) -> OpenApi {
     let mut paths = fixed::paths();
+    crate::routes::events::openapi_paths(&mut paths);
     let mut components = fixed::components();
     let mut tags = vec![
         TagBuilder::new()
@@ -248,6 +249,10 @@ pub fn document<'a>(definitions: impl IntoIterator<Item = &'a Compiled>) -> Open
         TagBuilder::new()
             .name("collections")
             .description(Some("Collection definitions"))
+            .build(),
+        TagBuilder::new()
+            .name("events")
+            .description(Some("The change feed (Server-Sent Events)"))
             .build(),
         TagBuilder::new()
             .name("audit")

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod docs;
+pub mod events;
 pub mod metrics;
 pub mod records;
 pub mod system;
