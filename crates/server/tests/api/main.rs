@@ -4,6 +4,7 @@ mod access;
 mod auth;
 mod definitions;
 mod envelope;
+mod events;
 mod filters;
 mod jwks;
 mod metrics;
