@@ -117,6 +117,9 @@ impl View {
         let changes = changes(applied);
         let old_auth = self.auth.clone();
         let mut out = Vec::new();
+        // Records that left the view because `auth` changed: sent after the entry's
+        // own changes, at the positions that follow them.
+        let mut left = Vec::new();
         if self.auth_seq != Some(state.seq()) {
             let caller = Caller::at(self.principal.clone(), &self.st, state);
             self.auth_seq = Some(state.seq());
@@ -125,15 +128,14 @@ impl View {
                 let touched: HashSet<(&CollectionName, &RecordId)> =
                     changes.iter().map(|c| (&c.collection, &c.id)).collect();
                 let seq = applied.entry.seq();
-                let mut index = changes.len() as u32;
-                for (c, id) in self.left_view(state, &old_auth, &touched) {
+                let indexes = changes.len() as u32..;
+                for (index, (c, id)) in indexes.zip(self.left_view(state, &old_auth, &touched)) {
                     let pos = FeedPos {
                         seq,
                         index: Some(index),
                     };
-                    index += 1;
                     if self.since_ok(pos) {
-                        out.push(removed(pos, &c, &id));
+                        left.push(removed(pos, &c, &id));
                     }
                 }
             }
@@ -161,6 +163,7 @@ impl View {
                 out.push(removed(change.pos(), &change.collection, &change.id));
             }
         }
+        out.extend(left);
         out
     }
 

@@ -640,3 +640,42 @@ async fn item_operations_carry_the_item_and_its_path_and_records_are_redacted_li
         "the item, not the whole record"
     );
 }
+
+#[tokio::test]
+async fn a_token_that_expires_ends_the_stream_with_an_error_event() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let settings = ServerSettings {
+        cookie_secure: false,
+        feed: FeedSettings {
+            keepalive: Duration::from_secs(1),
+            ..FeedSettings::default()
+        },
+        ..ServerSettings::default()
+    };
+    let app = spawn_with(settings, None).await;
+    let admin = app.admin().await;
+    define_notes(&app, &admin).await;
+    // The admin's own token, re-signed to expire two seconds from now.
+    let payload = admin.split('.').nth(1).unwrap();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let now = crate::support::now()();
+    claims["exp"] = json!(now + 2);
+    let short = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(crate::support::JWT_SECRET),
+    )
+    .unwrap();
+    let mut stream = open(&app, "/api/v1/notes/events", &short, None).await;
+    let end = collect(&mut stream, |e| e.iter().any(|e| e.event == "error")).await;
+    let error = end.last().expect("an error event before the end");
+    assert_eq!(error.event, "error");
+    assert_eq!(error.data["success"], json!(false));
+    assert_eq!(error.data["error"]["code"], json!("unauthorized"));
+    assert!(
+        stream.next_within(PATIENCE).await.is_none(),
+        "then the stream ends"
+    );
+}

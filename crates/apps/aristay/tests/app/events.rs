@@ -53,7 +53,7 @@ async fn an_owner_losing_a_property_mid_stream_gets_removed_and_nothing_more() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let mut removed = vec![next(&mut stream).await, next(&mut stream).await];
+    let mut removed = [next(&mut stream).await, next(&mut stream).await];
     removed.sort_by(|a, b| {
         a.data["collection"]
             .as_str()
