@@ -207,7 +207,29 @@ async fn run(
             .after
             .clone()
             .unwrap_or_else(|| view.st.db.snapshot());
-        for message in view.entry(&applied, &state) {
+        let messages = match view.auth_at(&state) {
+            None => view.entry(&applied, &state, None),
+            // The caller's rights changed: finding what left the view scans the
+            // subscribed collections, CPU work off the async workers.
+            Some(auth) => {
+                let judged = tokio::task::spawn_blocking(move || {
+                    let messages = view.entry(&applied, &state, Some(auth));
+                    (view, messages)
+                })
+                .await;
+                match judged {
+                    Ok((back, messages)) => {
+                        view = back;
+                        messages
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "event subscription task failed");
+                        return;
+                    }
+                }
+            }
+        };
+        for message in messages {
             match tokio::time::timeout(settings.keepalive, tx.send(message)).await {
                 Ok(Ok(())) => {
                     metrics.events.inc();

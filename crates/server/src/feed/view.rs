@@ -113,30 +113,33 @@ impl View {
 
     /// The messages one applied entry gives this subscriber, judged against `state`
     /// (the state just after the entry when live, the newest one when replayed).
-    pub fn entry(&mut self, applied: &Applied, state: &State) -> Vec<Message> {
+    ///
+    /// `new_auth` is [`View::auth_at`] of `state` (the caller's `auth` when it changed).
+    pub fn entry(
+        &mut self,
+        applied: &Applied,
+        state: &State,
+        new_auth: Option<Value>,
+    ) -> Vec<Message> {
         let changes = changes(applied);
         let old_auth = self.auth.clone();
         let mut out = Vec::new();
         // Records that left the view because `auth` changed: sent after the entry's
         // own changes, at the positions that follow them.
         let mut left = Vec::new();
-        if self.auth_seq != Some(state.seq()) {
-            let caller = Caller::at(self.principal.clone(), &self.st, state);
-            self.auth_seq = Some(state.seq());
-            if caller.auth != self.auth {
-                self.auth = caller.auth;
-                let touched: HashSet<(&CollectionName, &RecordId)> =
-                    changes.iter().map(|c| (&c.collection, &c.id)).collect();
-                let seq = applied.entry.seq();
-                let indexes = changes.len() as u32..;
-                for (index, (c, id)) in indexes.zip(self.left_view(state, &old_auth, &touched)) {
-                    let pos = FeedPos {
-                        seq,
-                        index: Some(index),
-                    };
-                    if self.since_ok(pos) {
-                        left.push(removed(pos, &c, &id));
-                    }
+        if let Some(auth) = new_auth {
+            self.auth = auth;
+            let touched: HashSet<(&CollectionName, &RecordId)> =
+                changes.iter().map(|c| (&c.collection, &c.id)).collect();
+            let seq = applied.entry.seq();
+            let indexes = changes.len() as u32..;
+            for (index, (c, id)) in indexes.zip(self.left_view(state, &old_auth, &touched)) {
+                let pos = FeedPos {
+                    seq,
+                    index: Some(index),
+                };
+                if self.since_ok(pos) {
+                    left.push(removed(pos, &c, &id));
                 }
             }
         }
@@ -165,6 +168,18 @@ impl View {
         }
         out.extend(left);
         out
+    }
+
+    /// The caller's `auth` as of `state`, when it differs from the current one (an
+    /// index lookup or two: computed once per state). A change means a scan of the
+    /// subscribed collections ([`View::entry`]): the caller runs that off the workers.
+    pub fn auth_at(&mut self, state: &State) -> Option<Value> {
+        if self.auth_seq == Some(state.seq()) {
+            return None;
+        }
+        self.auth_seq = Some(state.seq());
+        let caller = Caller::at(self.principal.clone(), &self.st, state);
+        (caller.auth != self.auth).then_some(caller.auth)
     }
 
     fn since_ok(&self, pos: FeedPos) -> bool {
