@@ -261,6 +261,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             max_subscribers: settings.feed_max_subscribers,
             max_per_user: settings.feed_max_per_user,
             buffer: settings.feed_buffer_entries,
+            buffer_bytes: settings.feed_buffer_bytes,
             keepalive: std::time::Duration::from_secs(settings.feed_keepalive_secs),
         },
     };

@@ -69,6 +69,8 @@ pub struct Settings {
     pub feed_max_per_user: usize,
     /// Log entries queued for one feed subscriber before it is cut off (resumable).
     pub feed_buffer_entries: usize,
+    /// Bytes of documents those queued entries may hold before the subscriber is cut off.
+    pub feed_buffer_bytes: usize,
     /// Seconds between keep-alive comments and token re-checks of a feed subscription.
     pub feed_keepalive_secs: u64,
     pub auth: AuthSettings,
@@ -134,6 +136,7 @@ impl Default for Settings {
             feed_max_subscribers: 1000,
             feed_max_per_user: 10,
             feed_buffer_entries: 1024,
+            feed_buffer_bytes: 64 << 20,
             feed_keepalive_secs: 15,
             auth: AuthSettings::default(),
         }
@@ -179,6 +182,7 @@ impl std::fmt::Debug for Settings {
             .field("feed_max_subscribers", &self.feed_max_subscribers)
             .field("feed_max_per_user", &self.feed_max_per_user)
             .field("feed_buffer_entries", &self.feed_buffer_entries)
+            .field("feed_buffer_bytes", &self.feed_buffer_bytes)
             .field("feed_keepalive_secs", &self.feed_keepalive_secs)
             .field("auth", &self.auth)
             .finish_non_exhaustive()

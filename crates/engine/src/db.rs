@@ -409,17 +409,18 @@ impl Database {
     }
 
     /// Every change after `from`, in log order: older entries read from the log, then
-    /// live ones, with at most `buffer` entries queued (see `feed`).
+    /// live ones, with at most `limit` queued (entries, or a [`crate::feed::QueueLimit`]
+    /// of entries and bytes; see `feed`).
     pub fn subscribe(
         &self,
         from: crate::feed::FeedPos,
-        buffer: usize,
+        limit: impl Into<crate::feed::QueueLimit>,
     ) -> crate::feed::Subscription {
         crate::feed::Subscription::new(
             self.shared.feed.clone(),
             self.shared.store.clone(),
             from,
-            buffer,
+            limit.into(),
         )
     }
 

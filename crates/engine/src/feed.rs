@@ -92,6 +92,9 @@ impl std::fmt::Display for FeedPos {
 #[derive(Debug)]
 pub struct Applied {
     pub entry: Arc<LogEntry>,
+    /// What the entry's documents and audit events weigh, in bytes (what a queue holding
+    /// it keeps alive; see [`QueueLimit`]).
+    pub bytes: usize,
     pub before: Option<Arc<State>>,
     pub after: Option<Arc<State>>,
 }
@@ -321,10 +324,44 @@ pub enum Next {
     Lagged,
 }
 
+/// How much a subscriber's queue may hold before it is cut off: entries, and the bytes
+/// of their documents and audit events (an entry alone over `bytes` is still handed to a
+/// subscriber whose queue is empty, so a large import cuts off only those behind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimit {
+    pub entries: usize,
+    pub bytes: usize,
+}
+
+impl From<usize> for QueueLimit {
+    /// At most `entries` entries, whatever their size.
+    fn from(entries: usize) -> Self {
+        QueueLimit {
+            entries,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// What an entry keeps alive while queued: its documents and audit events.
+fn weight(entry: &LogEntry) -> usize {
+    entry
+        .body
+        .txns
+        .iter()
+        .flat_map(|t| {
+            let docs = t.ops.iter().filter_map(|o| o.doc.as_ref());
+            docs.chain(t.audit.iter()).map(|raw| raw.get().len())
+        })
+        .sum()
+}
+
 /// How a subscriber is doing, shared between the hub and the subscription.
 #[derive(Debug, Default)]
 struct SubHealth {
     lagged: AtomicBool,
+    /// Bytes of the entries in its queue now.
+    queued_bytes: AtomicUsize,
     /// The most entries its queue ever held.
     high_water: AtomicUsize,
 }
@@ -332,6 +369,7 @@ struct SubHealth {
 struct Slot {
     tx: mpsc::Sender<Arc<Applied>>,
     capacity: usize,
+    max_bytes: usize,
     health: Arc<SubHealth>,
 }
 
@@ -389,6 +427,7 @@ impl Feed {
         }
         let applied = Arc::new(Applied {
             entry: Arc::new(entry.clone()),
+            bytes: weight(entry),
             before,
             after: Some(after),
         });
@@ -398,19 +437,33 @@ impl Feed {
             high_water,
             ..
         } = &mut *hub;
-        slots.retain(|slot| match slot.tx.try_send(applied.clone()) {
-            Ok(()) => {
-                let queued = slot.capacity - slot.tx.capacity();
-                slot.health.high_water.fetch_max(queued, Relaxed);
-                *high_water = (*high_water).max(queued);
-                true
+        slots.retain(|slot| {
+            let held = slot.health.queued_bytes.load(Relaxed);
+            let queued = slot.capacity - slot.tx.capacity();
+            let over = queued > 0 && held.saturating_add(applied.bytes) > slot.max_bytes;
+            let sent = if over {
+                Err(mpsc::error::TrySendError::Full(()))
+            } else {
+                slot.tx.try_send(applied.clone()).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
+                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
+                })
+            };
+            match sent {
+                Ok(()) => {
+                    slot.health.queued_bytes.fetch_add(applied.bytes, Relaxed);
+                    let queued = slot.capacity - slot.tx.capacity();
+                    slot.health.high_water.fetch_max(queued, Relaxed);
+                    *high_water = (*high_water).max(queued);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    slot.health.lagged.store(true, Relaxed);
+                    *lagged += 1;
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => false,
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                slot.health.lagged.store(true, Relaxed);
-                *lagged += 1;
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
         self.live.store(slots.len(), Relaxed);
     }
@@ -439,13 +492,13 @@ pub struct Subscription {
     store: DynStore,
     /// The next entry to hand out.
     next: Seq,
-    buffer: usize,
+    limit: QueueLimit,
     health: Arc<SubHealth>,
     phase: Phase,
 }
 
 impl Subscription {
-    pub(crate) fn new(feed: Arc<Feed>, store: DynStore, from: FeedPos, buffer: usize) -> Self {
+    pub(crate) fn new(feed: Arc<Feed>, store: DynStore, from: FeedPos, limit: QueueLimit) -> Self {
         // A position inside an entry hands that entry out again (the caller skips the
         // changes up to the index).
         let next = match from.index {
@@ -456,7 +509,10 @@ impl Subscription {
             feed,
             store,
             next,
-            buffer: buffer.max(1),
+            limit: QueueLimit {
+                entries: limit.entries.max(1),
+                bytes: limit.bytes,
+            },
             health: Arc::default(),
             phase: Phase::Replay,
         }
@@ -486,6 +542,7 @@ impl Subscription {
                         })?;
                         self.next = self.next.next();
                         return Ok(Next::Entry(Arc::new(Applied {
+                            bytes: weight(&entry),
                             entry: Arc::new(entry),
                             before: None,
                             after: None,
@@ -494,8 +551,11 @@ impl Subscription {
                     self.register();
                 }
                 Phase::Live(rx) => match rx.recv().await {
-                    Some(applied) if applied.entry.seq() < self.next => continue,
+                    Some(applied) if applied.entry.seq() < self.next => {
+                        self.health.queued_bytes.fetch_sub(applied.bytes, Relaxed);
+                    }
                     Some(applied) => {
+                        self.health.queued_bytes.fetch_sub(applied.bytes, Relaxed);
                         self.next = applied.entry.seq().next();
                         return Ok(Next::Entry(applied));
                     }
@@ -513,10 +573,11 @@ impl Subscription {
     fn register(&mut self) {
         let mut hub = self.feed.hub.lock();
         if hub.head < self.next {
-            let (tx, rx) = mpsc::channel(self.buffer);
+            let (tx, rx) = mpsc::channel(self.limit.entries);
             hub.slots.push(Slot {
                 tx,
-                capacity: self.buffer,
+                capacity: self.limit.entries,
+                max_bytes: self.limit.bytes,
                 health: self.health.clone(),
             });
             self.feed.live.store(hub.slots.len(), Relaxed);
@@ -619,5 +680,27 @@ mod tests {
         }
         assert!(matches!(sub.next().await.unwrap(), Next::Lagged));
         assert_eq!(sub.position(), FeedPos::after(Seq(5)));
+    }
+
+    #[tokio::test]
+    async fn a_queue_is_also_limited_by_the_bytes_it_holds() {
+        let (db, notes) = db().await;
+        let limit = QueueLimit {
+            entries: 1000,
+            bytes: 4000,
+        };
+        let mut sub = db.subscribe(FeedPos::after(db.snapshot().seq()), limit);
+        let first = tokio::time::timeout(Duration::from_millis(20), sub.next()).await;
+        assert!(first.is_err(), "registered, nothing yet");
+        for _ in 0..20 {
+            db.transact(&TxnMeta::new("t", "t"), |tx| {
+                tx.create(&notes, json!({"text": "x".repeat(1000)}))
+            })
+            .await
+            .unwrap();
+        }
+        let stats = db.feed_stats();
+        assert_eq!(stats.lagged, 1, "cut off long before 1000 entries");
+        assert!(stats.high_water <= 4, "{stats:?}");
     }
 }

@@ -7,8 +7,8 @@
 //! for its caller ([`view`]), and hands the messages to the client through a small
 //! bounded channel. Resources stay bounded and the committer never waits:
 //! - at most `max_subscribers` per process and `max_per_user` per user ([`Limits`]);
-//! - the engine queues at most `buffer` entries for a subscriber and cuts it off when
-//!   that fills up; a client that takes nothing for a `keepalive` interval while messages
+//! - the engine queues at most `buffer` entries (and `buffer_bytes` of their documents)
+//!   for a subscriber and cuts it off when that fills up; a client that takes nothing for a `keepalive` interval while messages
 //!   wait is cut off too. Either way the last message is [`Message::Dropped`] with the
 //!   position to resume from (when the client still reads at all), and its
 //!   `Last-Event-ID` is exact anyway;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use bucketbase_engine::feed::Next;
+use bucketbase_engine::feed::{Next, QueueLimit};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -43,6 +43,9 @@ pub struct FeedSettings {
     pub max_per_user: usize,
     /// Log entries queued for one subscriber before it is cut off.
     pub buffer: usize,
+    /// Bytes of documents and audit events those entries may hold (the entries are
+    /// shared, but a subscriber that lags keeps old ones alive).
+    pub buffer_bytes: usize,
     /// Interval of keep-alive comments and of re-authentication; also how long a
     /// client may leave messages waiting before it is cut off.
     pub keepalive: Duration,
@@ -54,6 +57,7 @@ impl Default for FeedSettings {
             max_subscribers: 1000,
             max_per_user: 10,
             buffer: 1024,
+            buffer_bytes: 64 << 20,
             keepalive: Duration::from_secs(15),
         }
     }
@@ -151,7 +155,11 @@ pub fn subscribe(
     let metrics = st.metrics.feed.clone();
     let permit = st.feed_limits.acquire(caller.uuid(), &settings, &metrics)?;
     let (tx, rx) = mpsc::channel(OUTBOX);
-    let sub = st.db.subscribe(spec.since, settings.buffer);
+    let limit = QueueLimit {
+        entries: settings.buffer,
+        bytes: settings.buffer_bytes,
+    };
+    let sub = st.db.subscribe(spec.since, limit);
     let view = view::View::new(st.clone(), caller, spec);
     tokio::spawn(run(view, sub, token, tx, settings, permit));
     Ok(rx)
