@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, Server};
+use bucketbase_testkit::process::{ADMIN, ADMIN_PASSWORD, Server, create_concurrently};
 use bucketbase_testkit::sse::{EventStream, SseEvent};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::processes::serve;
 
@@ -99,40 +99,33 @@ async fn subscribers_on_two_processes_get_exactly_what_they_may_see() {
         subscribe(&b, "/api/v1/notes/events", &admin).await,
         subscribe(&b, "/api/v1/notes/events", &reader).await,
     ];
-    let (a_url, b_url) = (a.url.clone(), b.url.clone());
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let url = format!("{}/api/v1/notes", if w % 2 == 0 { &a_url } else { &b_url });
-        let (admin, reader_id) = (admin.clone(), reader_id.clone());
-        writers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut written = Vec::new();
-            for i in 0..EACH {
-                let owner = if (w + i) % 3 == 0 {
-                    reader_id.as_str()
-                } else {
-                    "someone"
-                };
-                let r = client
-                    .post(&url)
-                    .bearer_auth(&admin)
-                    .json(&json!({"title": format!("{w}-{i}"), "owner": owner}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 201);
-                let body: Value = r.json().await.unwrap();
-                let d = &body["data"];
-                let id = d["id"].as_str().unwrap().to_string();
-                written.push((d["_version"].as_u64().unwrap(), id, owner == reader_id));
-            }
-            written
-        }));
-    }
-    let mut written = Vec::new();
-    for w in writers {
-        written.extend(w.await.unwrap());
-    }
+    let note = {
+        let reader_id = reader_id.clone();
+        move |w: usize, i: usize| {
+            let owner = if (w + i).is_multiple_of(3) {
+                reader_id.as_str()
+            } else {
+                "someone"
+            };
+            json!({"title": format!("{w}-{i}"), "owner": owner})
+        }
+    };
+    let urls = [
+        format!("{}/api/v1/notes", a.url),
+        format!("{}/api/v1/notes", b.url),
+    ];
+    let created = create_concurrently(&urls, &admin, WRITERS, EACH, note).await;
+    let mut written: Vec<(u64, String, bool)> = created
+        .iter()
+        .map(|d| {
+            let id = d["id"].as_str().unwrap().to_string();
+            (
+                d["_version"].as_u64().unwrap(),
+                id,
+                d["owner"] == json!(reader_id),
+            )
+        })
+        .collect();
     written.sort();
     let expect = |only_reader: bool| -> Vec<(u64, String)> {
         written
