@@ -137,8 +137,8 @@ pub struct FeedChange {
     /// The record as its transaction left it (`None` once purged or hard-deleted).
     pub record: Option<Value>,
     /// The record before the entry: exact for live entries; for replayed ones rebuilt
-    /// from `record` and the audit diff (metadata fields the diff leaves out are missing
-    /// when the record is gone).
+    /// from `record` and the audit diff (fields whose old value the diff masked, and the
+    /// metadata fields the diff leaves out when the record is gone, are missing).
     pub before: Option<Value>,
 }
 
@@ -284,7 +284,8 @@ fn item_changes(
 }
 
 /// The record before a replayed change: the record with each plain field's `from`
-/// put back (nested arrays and the metadata the diff skips stay as they are now).
+/// put back (nested arrays and the metadata the diff skips stay as they are after the
+/// change; a field whose old value the diff masked is left out).
 fn rebuild_before(
     action: Action,
     id: &RecordId,
@@ -303,9 +304,18 @@ fn rebuild_before(
         }
     };
     for (field, change) in diff {
+        // A nested array's diff (`added`/`removed`) is left out: rules judge a record's
+        // own fields. A masked value (secret, redacted) cannot be put back: the field is
+        // left absent, so a rule that reads it does not admit the record (no `removed`
+        // names a record on a guess) and one that does not is judged as usual.
         let Some(from) = change.get("from") else {
             continue;
         };
+        let masked = ["[secret]", crate::collection::definition::REDACTED];
+        if from.as_str().is_some_and(|f| masked.contains(&f)) {
+            before.remove(field);
+            continue;
+        }
         if from.is_null() {
             before.remove(field);
         } else {

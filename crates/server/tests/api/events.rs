@@ -211,7 +211,7 @@ async fn resuming_after_random_disconnects_gives_the_uninterrupted_stream() {
         let r = post_note(
             &app,
             &admin,
-            json!({"title": format!("n{i}"), "owner": "x"}),
+            json!({"title": format!("n{i}"), "owner": "x", "secret": "s"}),
         )
         .await;
         let id = r["id"].as_str().unwrap().to_string();
