@@ -235,6 +235,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.query_budget_ms > 0,
         "query_budget_ms must be at least 1 (milliseconds)"
     );
+    anyhow::ensure!(
+        settings.feed_buffer_entries > 0 && settings.feed_keepalive_secs > 0,
+        "feed_buffer_entries and feed_keepalive_secs must be at least 1"
+    );
     let server_settings = ServerSettings {
         cors_origins,
         require_role: settings.require_role.clone().map(Role::from),
@@ -244,6 +248,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         login_per_minute: settings.auth.login_per_minute,
         min_seq_wait: std::time::Duration::from_millis(settings.min_seq_wait_ms),
         query_budget_ms: settings.query_budget_ms,
+        feed: bucketbase_server::feed::FeedSettings {
+            max_subscribers: settings.feed_max_subscribers,
+            max_per_user: settings.feed_max_per_user,
+            buffer: settings.feed_buffer_entries,
+            buffer_bytes: settings.feed_buffer_bytes,
+            keepalive: std::time::Duration::from_secs(settings.feed_keepalive_secs),
+        },
     };
     let state = AppState::new(db.clone(), auth, server_settings, secrets)
         .with_app_names(&crate::apps::names());

@@ -56,6 +56,16 @@ pub struct Settings {
     pub max_record_bytes: usize,
     /// Largest log entry, bytes.
     pub max_entry_bytes: usize,
+    /// Change-feed subscriptions open at once in this process.
+    pub feed_max_subscribers: usize,
+    /// Change-feed subscriptions open at once per user.
+    pub feed_max_per_user: usize,
+    /// Log entries queued for one feed subscriber before it is cut off (resumable).
+    pub feed_buffer_entries: usize,
+    /// Bytes of documents those queued entries may hold before the subscriber is cut off.
+    pub feed_buffer_bytes: usize,
+    /// Seconds between keep-alive comments and token re-checks of a feed subscription.
+    pub feed_keepalive_secs: u64,
     pub auth: AuthSettings,
 }
 
@@ -116,6 +126,11 @@ impl Default for Settings {
             query_budget_ms: 1000,
             max_record_bytes: bucketbase_engine::DEFAULT_MAX_RECORD_BYTES,
             max_entry_bytes: bucketbase_engine::DEFAULT_MAX_ENTRY_BYTES,
+            feed_max_subscribers: 1000,
+            feed_max_per_user: 10,
+            feed_buffer_entries: 1024,
+            feed_buffer_bytes: 64 << 20,
+            feed_keepalive_secs: 15,
             auth: AuthSettings::default(),
         }
     }
@@ -157,6 +172,11 @@ impl std::fmt::Debug for Settings {
             .field("query_budget_ms", &self.query_budget_ms)
             .field("max_record_bytes", &self.max_record_bytes)
             .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("feed_max_subscribers", &self.feed_max_subscribers)
+            .field("feed_max_per_user", &self.feed_max_per_user)
+            .field("feed_buffer_entries", &self.feed_buffer_entries)
+            .field("feed_buffer_bytes", &self.feed_buffer_bytes)
+            .field("feed_keepalive_secs", &self.feed_keepalive_secs)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
@@ -244,6 +264,7 @@ mod tests {
             jail.set_env("BUCKETBASE_QUERY_BUDGET_MS", "250");
             jail.set_env("BUCKETBASE_MAX_RECORD_BYTES", "65536");
             jail.set_env("BUCKETBASE_SETTLE_TIMEOUT_MS", "2500");
+            jail.set_env("BUCKETBASE_FEED_MAX_PER_USER", "3");
             jail.set_env("BUCKETBASE_TEST_S3_BUCKET", "not a setting");
             jail.set_env("BUCKETBASE_PASSWORD", "not a setting either");
             let s = Settings::load(
@@ -263,6 +284,8 @@ mod tests {
             assert_eq!(s.max_record_bytes, 65536);
             assert_eq!(s.settle_timeout_ms, 2500);
             assert_eq!(s.max_entry_bytes, 64 << 20, "default");
+            assert_eq!(s.feed_max_per_user, 3);
+            assert_eq!(s.feed_max_subscribers, 1000, "default");
             let flags = Overrides {
                 store: Some("/from/flag".into()),
                 ..Default::default()

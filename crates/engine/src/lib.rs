@@ -25,6 +25,7 @@ mod committer;
 mod db;
 pub mod digest;
 mod error;
+pub mod feed;
 #[cfg(unix)]
 pub mod keyfile;
 pub mod log;

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub opts: DbOptions,
     pub metrics: Arc<EngineMetrics>,
     pub view: ViewQueue,
+    /// Every applied entry goes out to subscribers from here (see `feed`).
+    pub feed: Arc<crate::feed::Feed>,
     pub(crate) state: RwLock<Arc<State>>,
     pub(crate) catchup: tokio::sync::Mutex<()>,
     pub(crate) last_synced: Mutex<Instant>,
@@ -80,7 +82,9 @@ impl Shared {
                     format!("arrived out of order after position {}", guard.seq()),
                 ));
             }
+            let before = self.feed.has_subscribers().then(|| guard.clone());
             change(Arc::make_mut(&mut guard))?;
+            self.feed.publish(entry, before, guard.clone());
             *self.last_synced.lock() = Instant::now();
             let every = self.opts.checkpoint_every;
             (own && every > 0 && entry.seq().get().is_multiple_of(every)).then(|| guard.clone())

@@ -87,12 +87,17 @@ pub trait AuthContext: Send + Sync {
 impl Caller {
     /// The caller, with what the app adds to `auth` (`state.auth_context`).
     pub fn new(principal: Principal, state: &AppState) -> Self {
+        Self::at(principal, state, &state.db.snapshot())
+    }
+
+    /// The caller, with `auth` as of `snapshot` (the feed re-judges rights per entry).
+    pub fn at(principal: Principal, state: &AppState, snapshot: &bucketbase_engine::State) -> Self {
         let mut auth = serde_json::Map::new();
         auth.insert("uuid".into(), json!(principal.uuid));
         auth.insert("email".into(), json!(principal.email));
         auth.insert("role".into(), json!(principal.role));
         if let Some(context) = &state.auth_context {
-            context.extend(&principal, &state.db.snapshot(), &mut auth);
+            context.extend(&principal, snapshot, &mut auth);
         }
         Caller {
             principal,

@@ -12,6 +12,7 @@ pub mod consistency;
 pub mod contract;
 pub mod envelope;
 pub mod error;
+pub mod feed;
 pub mod form;
 pub mod metrics;
 pub mod openapi;
@@ -45,6 +46,8 @@ pub struct ServerSettings {
     /// How long one list query may spend evaluating records (400 `query_too_costly`
     /// past it).
     pub query_budget_ms: u64,
+    /// Limits of the change feed (`/api/v1/.../events`).
+    pub feed: feed::FeedSettings,
 }
 
 impl Default for ServerSettings {
@@ -58,6 +61,7 @@ impl Default for ServerSettings {
             cors_origins: Vec::new(),
             min_seq_wait: std::time::Duration::from_secs(5),
             query_budget_ms: 1000,
+            feed: feed::FeedSettings::default(),
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct AppState {
     /// Who besides SuperAdmin may revert the app's changesets, and what the app keeps of
     /// them (see [`routes::revert::RevertPolicy`]).
     pub revert_policy: Option<Arc<dyn routes::revert::RevertPolicy>>,
+    /// Open change-feed subscriptions (see [`feed::Limits`]).
+    pub feed_limits: Arc<feed::Limits>,
 }
 
 /// The names the fixed routes use under `/api/v1/` (a collection of that name would be
@@ -108,6 +114,7 @@ impl AppState {
             app_paths: None,
             reserved_names: Arc::new(ROUTE_NAMES.iter().map(|n| n.to_string()).collect()),
             revert_policy: None,
+            feed_limits: Arc::default(),
         }
     }
 
@@ -181,6 +188,7 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         .merge(routes::auth::router())
         .merge(routes::records::router())
         .merge(routes::revert::router())
+        .merge(routes::events::router())
         .merge(routes::metrics::router())
         .merge(routes::docs::router())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));

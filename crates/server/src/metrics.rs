@@ -56,6 +56,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
+    /// The change feed's subscribers, events and drops (see `crate::feed`).
+    pub feed: crate::feed::FeedMetrics,
 }
 
 impl Metrics {
@@ -77,10 +79,27 @@ impl Metrics {
             latency.clone(),
         );
         registry.register_collector(Box::new(EngineCollector(engine)));
+        let feed = crate::feed::FeedMetrics::default();
+        registry.register(
+            "feed_subscribers",
+            "Change-feed subscriptions open now",
+            feed.subscribers.clone(),
+        );
+        registry.register(
+            "feed_events",
+            "Change-feed events handed to subscribers",
+            feed.events.clone(),
+        );
+        registry.register(
+            "feed_drops",
+            "Change-feed subscribers cut off because they did not keep up",
+            feed.drops.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            feed,
         }
     }
 

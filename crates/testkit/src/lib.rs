@@ -7,10 +7,12 @@
 //! - [`workbook`]: booking workbooks (.xlsx) as a channel manager exports them.
 //! - `aristay` (feature `aristay`): a server serving the aristay app on a fresh local
 //!   database, with a user of every role and request helpers.
+//! - [`sse`]: a Server-Sent Events client for the change feed.
 
 #[cfg(feature = "aristay")]
 pub mod aristay;
 pub mod fake_identity;
 pub mod fake_jwks;
 pub mod process;
+pub mod sse;
 pub mod workbook;

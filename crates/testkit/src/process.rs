@@ -139,3 +139,45 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Creates `writers * each` records concurrently: writer `w` posts `body(w, i)` for
+/// `i` in `0..each` to `urls[w % urls.len()]` (a collection's URL, on one server or
+/// several) as `token`. Returns the created records (`data`), each checked to be 201.
+pub async fn create_concurrently(
+    urls: &[String],
+    token: &str,
+    writers: usize,
+    each: usize,
+    body: impl Fn(usize, usize) -> Value + Clone + Send + 'static,
+) -> Vec<Value> {
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (url, token, body) = (
+            urls[w % urls.len()].clone(),
+            token.to_string(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut created = Vec::with_capacity(each);
+            for i in 0..each {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body(w, i))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                let answer: Value = r.json().await.unwrap();
+                created.push(answer["data"].clone());
+            }
+            created
+        }));
+    }
+    let mut all = Vec::with_capacity(writers * each);
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}

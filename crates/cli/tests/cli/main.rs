@@ -8,6 +8,7 @@ mod backup;
 mod cluster;
 mod crash;
 mod digests;
+mod feed;
 mod processes;
 mod torn;
 

@@ -56,6 +56,16 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
+/// Creates a user with `bucketbase user create` on `root`.
+pub fn cli_create_user(root: &str, email: &str, role: &str, password: &str) {
+    cli(
+        &[
+            "user", "create", "--store", root, "--email", email, "--role", role,
+        ],
+        Some(password),
+    );
+}
+
 fn cli(args: &[&str], password: Option<&str>) {
     let mut cmd = bucketbase();
     cmd.args(args);

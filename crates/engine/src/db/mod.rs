@@ -150,6 +150,7 @@ impl Database {
             view_store,
             ctx,
             view: ViewQueue::new(state.seq()),
+            feed: Arc::new(crate::feed::Feed::new(state.seq())),
             state: RwLock::new(Arc::new(state)),
             catchup: tokio::sync::Mutex::new(()),
             last_synced: Mutex::new(Instant::now()),
@@ -255,6 +256,27 @@ impl Database {
             crate::digest::key_id(&key),
             newest,
         ))
+    }
+
+    /// Every change after `from`, in log order: older entries read from the log, then
+    /// live ones, with at most `limit` queued (entries, or a [`crate::feed::QueueLimit`]
+    /// of entries and bytes; see `feed`).
+    pub fn subscribe(
+        &self,
+        from: crate::feed::FeedPos,
+        limit: impl Into<crate::feed::QueueLimit>,
+    ) -> crate::feed::Subscription {
+        crate::feed::Subscription::new(
+            self.shared.feed.clone(),
+            self.shared.store.clone(),
+            from,
+            limit.into(),
+        )
+    }
+
+    /// The feed's counters.
+    pub fn feed_stats(&self) -> crate::feed::FeedStats {
+        self.shared.feed.stats()
     }
 
     /// How the background log tailer is doing (`None` when this handle has none).

@@ -268,6 +268,10 @@ pub fn document<'a>(definitions: impl IntoIterator<Item = &'a Compiled>) -> Open
             .description(Some("Collection definitions"))
             .build(),
         TagBuilder::new()
+            .name("events")
+            .description(Some("The change feed (Server-Sent Events)"))
+            .build(),
+        TagBuilder::new()
             .name("audit")
             .description(Some("The audit trail"))
             .build(),

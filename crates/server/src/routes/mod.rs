@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod docs;
+pub mod events;
 pub mod metrics;
 pub mod records;
 pub mod revert;
@@ -24,6 +25,7 @@ pub fn resource() -> Resource {
         .merge(auth::resource())
         .merge(records::resource())
         .merge(revert::resource())
+        .merge(events::resource())
         .merge(metrics::resource())
         .merge(docs::resource())
 }

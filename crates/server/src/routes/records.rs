@@ -54,7 +54,13 @@ fn hidden(c: &CollectionName, id: &RecordId) -> ApiError {
 }
 
 /// Shows a stored record (secrets masked, credential material redacted) with its version.
-fn show(st: &AppState, def: &Compiled, id: &RecordId, value: Value, version: Seq) -> Result<Value> {
+pub(crate) fn show(
+    st: &AppState,
+    def: &Compiled,
+    id: &RecordId,
+    value: Value,
+    version: Seq,
+) -> Result<Value> {
     let mut shown = render(
         Some(def),
         &def.name,

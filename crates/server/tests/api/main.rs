@@ -6,6 +6,7 @@ mod admin_pages;
 mod auth;
 mod definitions;
 mod envelope;
+mod events;
 mod filters;
 mod jwks;
 mod metrics;

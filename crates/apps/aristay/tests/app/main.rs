@@ -4,6 +4,7 @@
 mod access;
 mod automation;
 mod bookings;
+mod events;
 mod import;
 mod photos;
 mod revert;
