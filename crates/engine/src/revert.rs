@@ -24,7 +24,7 @@
 //! otherwise, an updated one gets its prior fields back, a deleted one is restored. It
 //! refuses when there are conflicts, unless forced, and re-checks each record's version
 //! inside the transaction, so a write that lands after the plan was made is a conflict
-//! too. The handle's hooks do not run in it ([`crate::txn::NO_HOOKS`]): the changeset
+//! too. The handle's hooks do not run in it ([`crate::txn::Tag::NO_HOOKS`]): the changeset
 //! already holds what they did, and that is reverted with it. The commit checks every
 //! rule on the result, as for any commit: a restore that would collide with a newer
 //! record is refused, naming it.
@@ -48,7 +48,7 @@ use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::log::{TxnRecord, read_entry};
 use crate::names::{CollectionName, RecordId, Seq};
-use crate::txn::{Committed, NO_HOOKS, Txn, TxnMeta};
+use crate::txn::{Committed, Tag, Txn, TxnMeta};
 use crate::txn::{Reverted, diff};
 
 /// Which transactions to revert.
@@ -320,14 +320,11 @@ impl Revert {
     /// The transaction a revert commits as: `meta`'s actor and request id, the source
     /// `revert:<changeset>`, no hooks.
     pub fn meta(&self, meta: &TxnMeta) -> TxnMeta {
-        let mut out = TxnMeta {
+        TxnMeta {
             source: Source::Revert(self.changeset.clone()),
             ..meta.clone()
-        };
-        if !out.has_tag(NO_HOOKS) {
-            out = out.with_tag(NO_HOOKS);
         }
-        out
+        .with_tag(Tag::NO_HOOKS)
     }
 
     /// What the revert would change, checked like a commit against the current state,

@@ -2,7 +2,8 @@
 //! PostgreSQL implementation of the same plan measured on this kind of machine:
 //!
 //! - a 1,000-booking import over 50 properties with 2 active templates (2,000 tasks),
-//!   end to end (one multipart request; fresh database each run);
+//!   end to end (one multipart request; fresh database each run), and its revert
+//!   (`POST /api/v1/audit/revert`: 5,000 records put back in one transaction);
 //! - rejecting a conflicting booking (sequential requests, p50/p99);
 //! - soft-deleting a booking with its 2 automatic tasks (sequential, p50/p99);
 //! - 64 clients × 5 overlapping attempts on one property (wall time, 5xx count).
@@ -62,7 +63,8 @@ async fn two_templates(app: &TestApp) {
     .await;
 }
 
-async fn import_run() -> (f64, u64) {
+/// The import's time, its tasks, and the time its revert took.
+async fn import_run() -> (f64, u64, f64) {
     let app = spawn().await;
     two_templates(&app).await;
     for p in 1..=50 {
@@ -84,7 +86,28 @@ async fn import_run() -> (f64, u64) {
     app.db.flush_view().await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["counts"]["created"], 1000);
-    (took, app.count("tasks", "").await)
+    let tasks = app.count("tasks", "").await;
+    let source = format!(
+        "import:{}",
+        body["data"]["log_id"].as_str().unwrap_or_default()
+    );
+    let started = Instant::now();
+    let (status, answer) = app
+        .call(
+            Method::POST,
+            "/api/v1/audit/revert",
+            &app.manager,
+            Some(json!({"source": source})),
+        )
+        .await;
+    let revert = ms(started.elapsed());
+    assert_eq!(status, 200, "{}", answer["error"]);
+    assert_eq!(
+        answer["data"]["changes"].as_array().map(Vec::len),
+        Some(5000)
+    );
+    app.db.flush_view().await;
+    (took, tasks, revert)
 }
 
 /// Sequential timings of `n` calls made by `call(i)`.
@@ -125,15 +148,22 @@ async fn main() {
     println!("aristay over HTTP, local-disk store with fsync; medians of {runs} runs (range)\n");
 
     let mut imports = Vec::new();
+    let mut reverts = Vec::new();
     for _ in 0..runs {
-        let (took, tasks) = import_run().await;
+        let (took, tasks, revert) = import_run().await;
         assert_eq!(tasks, 2000);
         imports.push(took);
+        reverts.push(revert);
     }
     let (m, lo, hi) = median(imports);
     println!(
         "{:<44} {m:>8.1} ms ({lo:.1}-{hi:.1})  [target < 60 ms; Django 314 ms bulk_create, 1.9 s per-row saves]",
         "import 1,000 bookings + 2,000 tasks"
+    );
+    let (m, lo, hi) = median(reverts);
+    println!(
+        "{:<44} {m:>8.1} ms ({lo:.1}-{hi:.1})  [5,000 records in one transaction]",
+        "revert that import"
     );
 
     if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "import") {

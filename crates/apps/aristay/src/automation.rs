@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bucketbase_engine::collection::expr::{Expr, Vars};
 use bucketbase_engine::collection::keys::is_live;
 use bucketbase_engine::collection::{Action, Change, Hook};
-use bucketbase_engine::{CollectionName, Error, RecordId, Result, Txn};
+use bucketbase_engine::{CollectionName, Error, RecordId, Result, Tag, Txn};
 use chrono::{Duration, NaiveDate};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 /// Audit source of everything the automation writes.
 pub const AUTOMATION: &str = "automation";
 /// Transaction tag that turns the automation off (imports with `run_automations=false`).
-pub const NO_AUTOMATION: &str = "no_automation";
+pub const NO_AUTOMATION: Tag = Tag::new("no_automation");
 
 const OPEN: [&str; 2] = ["pending", "in_progress"];
 

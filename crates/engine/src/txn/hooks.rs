@@ -32,7 +32,7 @@ pub trait Hook: Send + Sync + std::fmt::Debug {
 
 /// Runs the hooks to a fixed point (at most 8 rounds).
 pub(crate) fn run_hooks(tx: &mut Txn, hooks: &[Arc<dyn Hook>]) -> Result<()> {
-    if hooks.is_empty() || tx.meta().has_tag(super::NO_HOOKS) {
+    if hooks.is_empty() || tx.meta().has_tag(super::Tag::NO_HOOKS) {
         return Ok(());
     }
     // Changes the hooks saw in an earlier call (`Txn::run_hooks`) are not shown again.

@@ -44,9 +44,24 @@ pub(crate) use hooks::run_hooks;
 pub use hooks::{Action, Change, Hook};
 pub use revert::Reverted;
 
-/// A tag that keeps the handle's hooks out of a transaction: a revert writes states the
-/// hooks already reacted to when they were first written (see `crate::revert`).
-pub const NO_HOOKS: &str = "no_hooks";
+/// A flag on a transaction for its hooks to read, never stored (apps name theirs as
+/// constants: aristay's `NO_AUTOMATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag(&'static str);
+
+impl Tag {
+    /// Keeps the handle's hooks out of a transaction: a revert writes states the hooks
+    /// already reacted to when they were first written (see `crate::revert`).
+    pub const NO_HOOKS: Tag = Tag("no_hooks");
+
+    pub const fn new(name: &'static str) -> Tag {
+        Tag(name)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
 
 /// Who did it and where it came from; recorded with every transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +71,7 @@ pub struct TxnMeta {
     pub request_id: Option<String>,
     /// Flags for hooks, not stored (e.g. aristay's `no_automation` for an import run
     /// without automations).
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
 }
 
 impl TxnMeta {
@@ -74,13 +89,15 @@ impl TxnMeta {
         self
     }
 
-    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
-        self.tags.push(tag.into());
+    pub fn with_tag(mut self, tag: Tag) -> Self {
+        if !self.has_tag(tag) {
+            self.tags.push(tag);
+        }
         self
     }
 
-    pub fn has_tag(&self, tag: &str) -> bool {
-        self.tags.iter().any(|t| t == tag)
+    pub fn has_tag(&self, tag: Tag) -> bool {
+        self.tags.contains(&tag)
     }
 }
 

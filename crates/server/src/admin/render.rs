@@ -38,6 +38,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "conflict.html",
         "purge.html",
         "audit.html",
+        "revert.html",
         "verify.html",
         "definitions.html",
         "definition.html",
@@ -80,6 +81,6 @@ impl Ctx {
 mod tests {
     #[test]
     fn every_template_compiles() {
-        assert!(super::ENV.templates().count() >= 15);
+        assert!(super::ENV.templates().count() >= 16);
     }
 }

@@ -206,3 +206,95 @@ async fn purge_is_offered_to_the_super_admin_only_and_asks_for_confirmation() {
     assert_eq!(location(&headers), "/admin/trash?notice=purged");
     assert_eq!(read(&app, &admin, "notes", &id).await.0, 404);
 }
+
+/// The audit page links each event to the revert of its log entry; the revert page shows
+/// the API's dry run, reverts on its form, and refuses to overwrite a later change unless
+/// "revert over these changes" is ticked.
+#[tokio::test]
+async fn the_audit_page_offers_a_revert_with_its_dry_run() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    app.define(&admin, notes_definition()).await;
+    let note = create(&app, &admin, "notes", json!({"title": "Wrong one"})).await;
+    let (_, record) = read(&app, &admin, "notes", &note).await;
+    let seq = record["_version"].as_u64().unwrap();
+
+    let mut browser = Browser::new(&app);
+    browser.login(ADMIN.0, ADMIN.1).await;
+    let (status, audit, _) = browser.get("/admin/audit?collection=notes").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        audit.contains(&format!("revert?seq={seq}\">log entry {seq}")),
+        "{audit}"
+    );
+    let page = format!("/admin/revert?seq={seq}");
+    let (status, dry, _) = browser.get(&page).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert!(dry.contains("What the revert would change"), "{dry}");
+    assert!(
+        dry.contains("<td>notes</td><td>deleted</td><td>1</td>"),
+        "{dry}"
+    );
+    assert_eq!(
+        read(&app, &admin, "notes", &note).await.0,
+        200,
+        "a dry run writes nothing"
+    );
+
+    let csrf = browser.csrf();
+    let seq_text = seq.to_string();
+    let (status, done, _) = browser
+        .post(
+            "/admin/revert",
+            &[("csrf_token", &csrf), ("seq", &seq_text)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(done.contains("Reverted at log position"), "{done}");
+    let (_, after) = read(&app, &admin, "notes", &note).await;
+    assert!(after.is_null() || !after["deleted_at"].is_null(), "{after}");
+
+    // A change after the changeset is in the way: listed, refused, then forced.
+    let other = create(&app, &admin, "notes", json!({"title": "Kept"})).await;
+    let (_, record) = read(&app, &admin, "notes", &other).await;
+    let seq = record["_version"].as_u64().unwrap().to_string();
+    let path = format!("/api/v1/notes/{other}");
+    let (status, _, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"topic": "later"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, dry, _) = browser.get(&format!("/admin/revert?seq={seq}")).await;
+    assert!(
+        dry.contains("Changed since") && dry.contains("<td>topic</td>"),
+        "{dry}"
+    );
+    let (status, refused, _) = browser
+        .post(
+            "/admin/revert",
+            &[("csrf_token", &csrf), ("seq", &seq)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(refused.contains("revert_conflict"), "{refused}");
+    assert_eq!(
+        read(&app, &admin, "notes", &other).await.1["topic"],
+        "later"
+    );
+    let (status, forced, _) = browser
+        .post(
+            "/admin/revert",
+            &[("csrf_token", &csrf), ("seq", &seq), ("force", "true")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{forced}");
+    let (_, after) = read(&app, &admin, "notes", &other).await;
+    assert!(after.is_null() || !after["deleted_at"].is_null(), "{after}");
+}

@@ -9,6 +9,7 @@ mod collection;
 mod dashboard;
 mod definitions;
 mod record;
+mod revert;
 mod trash;
 
 use axum::Router;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(actions::router())
         .merge(trash::router())
         .merge(audit::router())
+        .merge(revert::router())
         .merge(definitions::router())
 }
 
@@ -117,5 +119,5 @@ fn event_view(e: &Value) -> Value {
         .collect();
     json!({"seq": e["seq"], "at": e["at"], "actor": e["actor"], "source": e["source"],
            "action": e["action"], "collection": e["collection"], "record_id": e["record_id"],
-           "href": record_href(e), "changes": changes})
+           "href": record_href(e), "changes": changes, "revert": revert::links(e)})
 }
