@@ -178,6 +178,40 @@ describe('the admin UI', () => {
     expectClean(page);
   });
 
+  /** Waits until the server holds `n` change-feed subscriptions (its /metrics gauge). */
+  async function subscribers(n) {
+    for (let i = 0; i < 100; i++) {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const m = text.match(/^bucketbase_feed_subscribers (\d+)/m);
+      if (m && Number(m[1]) >= n) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error(`never ${n} feed subscribers`);
+  }
+
+  it('shows changes live on the dashboard and in a staff member\'s task list', async () => {
+    const staff = await server.createUser('lee@example.com', 'staff');
+    const page = await newPage(browser);
+    await login(page, server);
+    await page.getByRole('heading', { name: 'Live changes' }).waitFor();
+    await subscribers(1);
+    const cottage = await server.api('POST', '/api/v1/properties', { name: 'Live Cottage', city: 'Faro' });
+    await page.locator('#live-changes a', { hasText: `properties/${cottage.id}` }).waitFor();
+
+    const tasks = await newPage(browser);
+    await login(tasks, server, staff);
+    await tasks.goto(`${server.url}/admin/c/tasks`);
+    await subscribers(2);
+    await server.api('POST', '/api/v1/tasks', { title: 'Replace the bulb', property_id: ids.property, assigned_to: staff.uuid });
+    await server.api('POST', '/api/v1/tasks', { title: 'Not for Lee', property_id: ids.property, assigned_to: 'someone-else' });
+    await tasks.getByRole('link', { name: 'Replace the bulb' }).waitFor();
+    assert.equal(tasks.url(), `${server.url}/admin/c/tasks`, 'the table was refreshed in place');
+    assert.equal(await tasks.getByRole('link', { name: 'Not for Lee' }).count(), 0);
+    await expectAccessible(page);
+    expectClean(page);
+    expectClean(tasks);
+  });
+
   it('shows staff only their own tasks and lets them mark one done', async () => {
     const staff = await server.createUser('sam@example.com', 'staff');
     const mine = await server.api('POST', '/api/v1/tasks', { title: 'Fix the tap', property_id: ids.property, assigned_to: staff.uuid });

@@ -152,7 +152,13 @@ export async function newPage(browser) {
     problems.push(`console: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('requestfailed', (r) => {
+    // A change-feed stream (EventSource) is open for as long as its page is: leaving the
+    // page aborts it, by design. Any other failure of it, or of any request, counts.
+    const aborted = r.failure()?.errorText === 'net::ERR_ABORTED';
+    if (aborted && r.resourceType() === 'eventsource') return;
+    problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
   await page.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
       console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);

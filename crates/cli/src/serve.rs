@@ -258,6 +258,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let state = AppState::new(db.clone(), auth, server_settings, secrets)
         .with_app_names(&crate::apps::names());
+    let stopping = state.clone();
     let app = match crate::apps::find(&settings.app)? {
         Some(app) => bucketbase_server::app_for(state, app.as_ref()),
         None => bucketbase_server::app(state),
@@ -271,7 +272,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     bucketbase_server::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stopping.begin_shutdown();
+        })
         .await?;
     tracing::info!("shutting down: flushing the database");
     match Arc::try_unwrap(db) {

@@ -89,6 +89,9 @@ pub struct AppState {
     pub revert_policy: Option<Arc<dyn routes::revert::RevertPolicy>>,
     /// Open change-feed subscriptions (see [`feed::Limits`]).
     pub feed_limits: Arc<feed::Limits>,
+    /// Set when the server begins to shut down: long-lived answers (change-feed streams)
+    /// end then, so a graceful shutdown does not wait on them forever.
+    pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The names the fixed routes use under `/api/v1/` (a collection of that name would be
@@ -115,6 +118,7 @@ impl AppState {
             reserved_names: Arc::new(ROUTE_NAMES.iter().map(|n| n.to_string()).collect()),
             revert_policy: None,
             feed_limits: Arc::default(),
+            shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -132,6 +136,13 @@ impl AppState {
     pub fn with_app_paths(mut self, paths: serde_json::Value) -> Self {
         self.app_paths = Some(Arc::new(paths));
         self
+    }
+
+    /// Ends the long-lived answers (change-feed streams, which a client would otherwise
+    /// keep open): call it when a graceful shutdown begins. Clients resume elsewhere, or
+    /// here after a restart, with `Last-Event-ID`.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
     }
 
     /// Lets an app decide about reverts of its changesets.

@@ -133,6 +133,27 @@ pub fn seq_of(r: &reqwest::Response) -> Option<u64> {
         .and_then(|v| v.to_str().ok()?.parse().ok())
 }
 
+impl Server {
+    /// Sends SIGTERM (a graceful shutdown) and waits up to `within` for the process to
+    /// exit: its exit status, or `None` if it is still running then.
+    pub fn terminate(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "could not signal the server");
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -165,3 +165,21 @@ async fn subscribers_on_two_processes_get_exactly_what_they_may_see() {
     );
     assert_eq!(reader_a, reader_b);
 }
+
+/// SIGTERM with a change-feed stream open: the stream ends (the client would resume with
+/// `Last-Event-ID`) and the process exits, instead of waiting on the stream forever.
+#[tokio::test]
+async fn a_graceful_shutdown_ends_open_feed_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let mut server = serve(&root);
+    let token = login_eventually(&server, ADMIN, ADMIN_PASSWORD).await;
+    server.define_notes(&token).await;
+    let stream = subscribe(&server, "/api/v1/notes/events", &token).await;
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "with a feed stream open, the server did not stop: {status:?}"
+    );
+    drop(stream);
+}

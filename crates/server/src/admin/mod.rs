@@ -60,6 +60,8 @@ pub struct AdminPages {
 
 const STYLE: &str = include_str!("../../assets/admin/admin.css");
 const HTMX: &str = include_str!("../../assets/admin/vendor/htmx-2.0.11.min.js");
+/// Live data from the change feed on the pages that show it (our own, no dependency).
+const LIVE: &str = include_str!("../../assets/admin/live.js");
 
 /// The admin UI. `api` is the JSON API it calls in process (the API routes with their
 /// state, without the admin routes).
@@ -84,6 +86,10 @@ pub fn router(state: AppState, api: Router, extra: AdminPages) -> Router<AppStat
         .route(
             "/admin/assets/htmx-2.0.11.min.js",
             get(|| asset("text/javascript", HTMX)),
+        )
+        .route(
+            "/admin/assets/live.js",
+            get(|| asset("text/javascript", LIVE)),
         )
         .layer(Extension(render::Nav(nav)))
         .layer(Extension(InternalApi(api)))

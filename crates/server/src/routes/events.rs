@@ -73,7 +73,7 @@ type Events = Sse<KeepAliveStream<BoxStream<'static, Result<Event, Infallible>>>
 const PARAMS: [&str; 4] = ["collections", "record_id", "filter", "since"];
 
 /// Most collections one subscription may name.
-const MAX_COLLECTIONS: usize = 32;
+pub(crate) const MAX_COLLECTIONS: usize = 32;
 
 async fn one(
     State(st): State<AppState>,
@@ -157,9 +157,14 @@ fn open(
         since,
     };
     let rx = feed::subscribe(&st, caller, token, spec)?;
+    // A graceful shutdown ends the stream (the client resumes with Last-Event-ID).
+    let mut stopping = st.shutdown.subscribe();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let message = rx.recv().await?;
         Some((Ok(event(message)), rx))
+    })
+    .take_until(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
     })
     .boxed();
     Ok(Sse::new(stream).keep_alive(

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::super::error::AdminError;
 use super::super::session::Ctx;
 use crate::AppState;
+use crate::routes::events::MAX_COLLECTIONS as MAX_FEED_COLLECTIONS;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/admin/", get(dashboard))
@@ -61,6 +62,17 @@ async fn dashboard(
         Ok(a) => json!({"ready": true, "tail": a.data["tail"]}),
         Err(f) => json!({"ready": false, "reason": f.message, "tail": f.details["tail"]}),
     };
+    // Live changes of the collections the user may list, from the current position
+    // (the change feed sends only what they may see).
+    let listable: Vec<&str> = collections
+        .iter()
+        .filter(|c| !c["live"].is_null())
+        .filter_map(|c| c["name"].as_str())
+        .take(MAX_FEED_COLLECTIONS)
+        .collect();
+    let feed = (!listable.is_empty()).then(|| {
+        super::super::api::with_query("/api/v1/events", &[("collections", listable.join(","))])
+    });
     let engine = st.db.metrics().snapshot();
     ctx.page(
         "dashboard.html",
@@ -69,6 +81,7 @@ async fn dashboard(
             "notice": super::notice(p.notice.as_deref()),
             "collections": collections,
             "audit": audit,
+            "feed": feed,
             "health": health,
             "seq": st.db.snapshot().seq().get(),
             "view": {"writes": engine.view_writes, "errors": engine.view_errors},
