@@ -91,7 +91,7 @@ async fn table(
     if fields.contains(&field) && !value.is_empty() {
         params.push((field.as_str(), value.clone()));
     }
-    let (rows, total, error, status) = match ctx
+    let (rows, total, seq, error, status) = match ctx
         .api
         .get(&with_query(&format!("/api/v1/{c}"), &params))
         .await
@@ -99,12 +99,21 @@ async fn table(
         Ok(answer) => (
             answer.data,
             answer.meta["total"].as_u64().unwrap_or(0),
+            answer.meta["seq"].as_u64(),
             None,
             StatusCode::OK,
         ),
-        Err(f) if f.status == StatusCode::BAD_REQUEST => (json!([]), 0, Some(f.message), f.status),
+        Err(f) if f.status == StatusCode::BAD_REQUEST => {
+            (json!([]), 0, None, Some(f.message), f.status)
+        }
         Err(f) => return Err(f.into()),
     };
+    // Live updates follow the feed from the position this table shows, so no change
+    // after it is missed, however late the page subscribes.
+    let feed = with_query(
+        &format!("/api/v1/{c}/events"),
+        &[("since", seq.map(|s| s.to_string()).unwrap_or_default())],
+    );
     let rows: Vec<Value> = rows
         .as_array()
         .into_iter()
@@ -150,6 +159,7 @@ async fn table(
         json!({
             "title": c.as_str(),
             "collection": c.as_str(),
+            "feed": feed,
             "notice": super::notice(p.notice.as_deref()),
             "headers": headers,
             "rows": rows,

@@ -70,8 +70,15 @@ async fn dashboard(
         .filter_map(|c| c["name"].as_str())
         .take(MAX_FEED_COLLECTIONS)
         .collect();
+    let seq = st.db.snapshot().seq().get();
     let feed = (!listable.is_empty()).then(|| {
-        super::super::api::with_query("/api/v1/events", &[("collections", listable.join(","))])
+        super::super::api::with_query(
+            "/api/v1/events",
+            &[
+                ("collections", listable.join(",")),
+                ("since", seq.to_string()),
+            ],
+        )
     });
     let engine = st.db.metrics().snapshot();
     ctx.page(
@@ -83,7 +90,7 @@ async fn dashboard(
             "audit": audit,
             "feed": feed,
             "health": health,
-            "seq": st.db.snapshot().seq().get(),
+            "seq": seq,
             "view": {"writes": engine.view_writes, "errors": engine.view_errors},
         }),
     )
