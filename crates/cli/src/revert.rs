@@ -140,11 +140,8 @@ fn print_report(plan: &revert::Revert, steps: &[Step]) {
     }
     let mut by: BTreeMap<(String, String), usize> = BTreeMap::new();
     for s in steps {
-        let action = serde_json::to_value(s.action)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        *by.entry((s.collection.clone(), action)).or_default() += 1;
+        *by.entry((s.collection.clone(), s.action.as_str().to_owned()))
+            .or_default() += 1;
     }
     for ((collection, action), n) in by {
         println!("  {collection}: {n} {action}");

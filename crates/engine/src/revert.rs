@@ -266,8 +266,10 @@ pub async fn prepare(db: &Database, changeset: &Changeset) -> Result<Revert> {
     }
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
-    // Prior states of the records the changeset did not create, in one walk back.
+    // Prior states of the records the changeset did not create (the targets at
+    // `needs`), in one walk back.
     let mut asks = Vec::new();
+    let mut needs = Vec::new();
     // Reverse order of first writes: what hooks and cascades wrote after a record goes
     // back before it.
     for (collection, id) in order.into_iter().rev() {
@@ -277,6 +279,7 @@ pub async fn prepare(db: &Database, changeset: &Changeset) -> Result<Revert> {
         }
         let (first, last, created) = written[&(collection.clone(), id.clone())];
         if !created {
+            needs.push(targets.len());
             asks.push((collection.clone(), id.clone(), Seq(first.get() - 1)));
         }
         targets.push(Target {
@@ -286,12 +289,9 @@ pub async fn prepare(db: &Database, changeset: &Changeset) -> Result<Revert> {
             prior: None,
         });
     }
-    let mut priors = audit::as_of_many(store, &asks).await?.into_iter();
-    for target in &mut targets {
-        let (_, _, created) = written[&(target.collection.clone(), target.id.clone())];
-        if !created {
-            target.prior = priors.next().flatten().map(|(_, doc)| doc);
-        }
+    let priors = audit::as_of_many(store, &asks).await?;
+    for (i, prior) in needs.into_iter().zip(priors) {
+        targets[i].prior = prior.map(|(_, doc)| doc);
     }
     Ok(Revert {
         changeset: changeset.label(),

@@ -27,6 +27,20 @@ pub enum Reverted {
     Updated,
 }
 
+impl Reverted {
+    /// Its name in answers and reports (`deleted`, `restored`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reverted::Unchanged => "unchanged",
+            Reverted::Deleted => "deleted",
+            Reverted::Purged => "purged",
+            Reverted::Restored => "restored",
+            Reverted::Recreated => "recreated",
+            Reverted::Updated => "updated",
+        }
+    }
+}
+
 impl Txn {
     /// Puts record `c/id` back to `target`, a stored form read from the log (`None`: the
     /// record did not exist), as a revert does (see `crate::revert`). No references are
