@@ -1,6 +1,7 @@
 //! Deferred appends: nested items whose final array is only known at the commit position.
 //! The committer resolves them against the state the entry applies to.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -23,16 +24,21 @@ pub struct DeferredAppend {
     pub event: AuditEvent,
 }
 
-/// Applies a transaction's deferred appends to the records as they are in `state` (after
-/// the transaction's own writes), returning the transaction as it goes into the log.
+/// Resolves a transaction's deferred appends against the records as they are in `state`
+/// (after the transaction's own writes): each becomes an `append` op carrying only the
+/// item (entry format 2), with its audit event, once the record is known to be live and
+/// the item's id new. Returns the transaction as it goes into the log.
 pub(crate) fn resolve_appends(
     state: &crate::state::State,
     txn: &crate::log::TxnRecord,
     appends: &[DeferredAppend],
 ) -> Result<crate::log::TxnRecord> {
     use crate::canonical::to_canonical_raw;
+    use crate::collection::ops::{apply_op, array_mut};
     use crate::log::{Op, OpKind};
     let mut out = txn.clone();
+    // The records the appends go to, as this transaction leaves them so far.
+    let mut records: HashMap<(CollectionName, RecordId), Option<Value>> = HashMap::new();
     for a in appends {
         let def =
             state
@@ -41,55 +47,51 @@ pub(crate) fn resolve_appends(
                 .ok_or_else(|| Error::UnknownCollection {
                     collection: a.collection.to_string(),
                 })?;
-        let staged = out
-            .ops
-            .iter()
-            .position(|o| o.collection == a.collection && o.id == a.id);
-        let current: Option<Value> = match staged {
-            Some(i) => out.ops[i]
-                .doc
-                .as_ref()
-                .map(|d| serde_json::from_str(d.get()).expect("valid JSON")),
-            None => state.get(&a.collection, &a.id).map(|d| d.value()),
-        };
-        let before = current.filter(is_live).ok_or_else(|| Error::NotFound {
-            collection: a.collection.to_string(),
-            id: a.id.to_string(),
-        })?;
-        let mut after = before.clone();
-        let map = after.as_object_mut().expect("records are objects");
-        match map.get_mut(&a.field) {
-            Some(Value::Array(items)) => {
-                if items.iter().any(|i| i.get("id") == a.item.get("id")) {
-                    return Err(bad_input(
-                        &def,
-                        &format!("/{}/id", a.field),
-                        "an item with this id already exists",
-                    ));
-                }
-                items.push(a.item.clone());
+        let key = (a.collection.clone(), a.id.clone());
+        if !records.contains_key(&key) {
+            let mut current = state.get(&a.collection, &a.id).map(|d| d.value());
+            for op in out
+                .ops
+                .iter()
+                .filter(|o| o.collection == a.collection && o.id == a.id)
+            {
+                current = apply_op(current, op).map_err(|e| Error::invalid("transaction", e))?;
             }
-            _ => {
-                map.insert(a.field.clone(), json!([a.item.clone()]));
-            }
+            records.insert(key.clone(), current);
         }
-        map.insert("updated_at".into(), json!(a.event.at));
-        map.insert("updated_by".into(), json!(a.event.actor));
+        let record = records
+            .get_mut(&key)
+            .and_then(Option::as_mut)
+            .filter(|r| is_live(r))
+            .ok_or_else(|| Error::NotFound {
+                collection: a.collection.to_string(),
+                id: a.id.to_string(),
+            })?;
+        let path = vec![a.field.clone()];
+        let items = array_mut(record, &path, true).expect("a record is an object");
+        if items.iter().any(|i| i.get("id") == a.item.get("id")) {
+            return Err(bad_input(
+                &def,
+                &format!("/{}/id", a.field),
+                "an item with this id already exists",
+            ));
+        }
+        items.push(a.item.clone());
         let mut event = a.event.clone();
         // Only the appended item changed: no need to diff the whole array.
         event.changes =
             json!({ a.field.clone(): {"added": [a.item.clone()], "removed": [], "changed": {}} });
         out.audit.push(Arc::from(event.to_raw()));
-        let op = Op {
-            collection: a.collection.clone(),
-            doc: Some(Arc::from(to_canonical_raw(&after))),
-            id: a.id.clone(),
-            op: OpKind::Put,
-        };
-        match staged {
-            Some(i) => out.ops[i] = op,
-            None => out.ops.push(op),
-        }
+        out.ops.push(Op::item(
+            a.collection.clone(),
+            a.id.clone(),
+            OpKind::Append,
+            path,
+            Some(Arc::from(to_canonical_raw(&a.item))),
+            None,
+            &event.at,
+            &event.actor,
+        ));
     }
     Ok(out)
 }

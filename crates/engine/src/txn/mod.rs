@@ -33,7 +33,7 @@ use crate::canonical::to_canonical_raw;
 use crate::collection::event::{AuditEvent, Source};
 use crate::collection::keys::SortKey;
 use crate::error::{Error, Result};
-use crate::log::{ENTRY_OVERHEAD, Op, OpKind, Read, TxnRecord, json_len};
+use crate::log::{ENTRY_OVERHEAD, Op, Read, TxnRecord, json_len};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{Doc, State};
 
@@ -88,7 +88,7 @@ impl TxnMeta {
 pub struct Txn {
     pub(crate) snapshot: Arc<State>,
     reads: BTreeMap<(CollectionName, Option<RecordId>), Seq>,
-    writes: BTreeMap<(CollectionName, RecordId), Option<Arc<RawValue>>>,
+    writes: BTreeMap<(CollectionName, RecordId), Staged>,
     audit: Vec<Arc<RawValue>>,
     pub(crate) ctx: Arc<TxnContext>,
     pub(crate) meta: TxnMeta,
@@ -107,6 +107,26 @@ pub struct Txn {
     staged_bytes: usize,
     /// How many of `changes` the hooks have seen (see `hooks::run_hooks`).
     pub(crate) hooked: usize,
+}
+
+/// A staged write of one record: the record as this transaction leaves it (`None`:
+/// deleted), for the transaction's own reads, and how it goes into the log: the whole
+/// document (`items` is `None`), or only the item operations that made it (a record this
+/// transaction changed only through nested item operations).
+#[derive(Debug, Clone)]
+struct Staged {
+    doc: Option<Arc<RawValue>>,
+    items: Option<Vec<Op>>,
+}
+
+impl Staged {
+    /// Its encoded bytes in the log, with the commas.
+    fn log_len(&self, collection: &CollectionName, id: &RecordId) -> usize {
+        match &self.items {
+            Some(ops) => ops.iter().map(|op| json_len(op) + 1).sum(),
+            None => json_len(&Op::whole(collection.clone(), id.clone(), self.doc.clone())) + 1,
+        }
+    }
 }
 
 /// `(field, value)` → staged records of one collection.
@@ -212,26 +232,43 @@ impl Txn {
         self.staged_bytes += bytes;
     }
 
-    /// The encoded bytes of one op, with its comma.
-    fn op_len(collection: &CollectionName, id: &RecordId, doc: Option<&Arc<RawValue>>) -> usize {
-        let op = Op {
-            collection: collection.clone(),
-            doc: doc.cloned(),
-            id: id.clone(),
-            op: if doc.is_some() {
-                OpKind::Put
-            } else {
-                OpKind::Delete
-            },
-        };
-        json_len(&op) + 1
-    }
-
     /// Stages `doc` (or a deletion) for `collection/id`, keeping `staged_bytes` exact.
     fn stage(&mut self, collection: &CollectionName, id: &RecordId, doc: Option<Arc<RawValue>>) {
-        let added = Self::op_len(collection, id, doc.as_ref());
-        if let Some(old) = self.writes.insert((collection.clone(), id.clone()), doc) {
-            self.staged_bytes -= Self::op_len(collection, id, old.as_ref());
+        self.restage(collection, id, Staged { doc, items: None });
+    }
+
+    /// Stages an item operation that leaves `collection/id` as `doc`. A record this
+    /// transaction already writes whole stays a whole write (its new document holds the
+    /// change); otherwise the operation is what goes into the log.
+    pub(crate) fn stage_item(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        doc: Arc<RawValue>,
+        op: Op,
+    ) {
+        let key = (collection.clone(), id.clone());
+        let items = match self.writes.get(&key) {
+            Some(Staged { items: None, .. }) => None,
+            Some(Staged {
+                items: Some(ops), ..
+            }) => Some(ops.iter().cloned().chain([op]).collect()),
+            None => Some(vec![op]),
+        };
+        self.restage(
+            collection,
+            id,
+            Staged {
+                doc: Some(doc),
+                items,
+            },
+        );
+    }
+
+    fn restage(&mut self, collection: &CollectionName, id: &RecordId, staged: Staged) {
+        let added = staged.log_len(collection, id);
+        if let Some(old) = self.writes.insert((collection.clone(), id.clone()), staged) {
+            self.staged_bytes -= old.log_len(collection, id);
         }
         self.staged_bytes += added;
     }
@@ -268,7 +305,7 @@ impl Txn {
         self.writes
             .get(&(collection.clone(), id.clone()))
             .map(|staged| {
-                staged.as_ref().map(|raw| {
+                staged.doc.as_ref().map(|raw| {
                     serde_json::from_str(raw.get()).expect("stored documents are valid JSON")
                 })
             })
@@ -277,7 +314,7 @@ impl Txn {
     /// Reads a record (this transaction's own writes first).
     pub fn get(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Arc<RawValue>> {
         if let Some(staged) = self.writes.get(&(collection.clone(), id.clone())) {
-            return staged.clone();
+            return staged.doc.clone();
         }
         let doc = self.snapshot.get(collection, id);
         let version = doc.map_or(Seq::ZERO, |d| d.version);
@@ -360,7 +397,7 @@ impl Txn {
             let mut index = StagedIndex::new();
             for ((c, id), staged) in &self.writes {
                 if c == collection
-                    && let Some(raw) = staged
+                    && let Some(raw) = &staged.doc
                 {
                     let doc: Value = serde_json::from_str(raw.get())
                         .map_err(|e| Error::corrupt("staged document", e))?;
@@ -401,7 +438,7 @@ impl Txn {
             .unwrap_or_default();
         for ((c, id), staged) in &self.writes {
             if c == collection {
-                match staged {
+                match &staged.doc {
                     Some(body) => out.insert(id.clone(), body.clone()),
                     None => out.remove(id),
                 };
@@ -464,15 +501,9 @@ impl Txn {
         let ops = self
             .writes
             .into_iter()
-            .map(|((collection, id), doc)| Op {
-                collection,
-                op: if doc.is_some() {
-                    OpKind::Put
-                } else {
-                    OpKind::Delete
-                },
-                doc,
-                id,
+            .flat_map(|((collection, id), staged)| match staged.items {
+                Some(ops) => ops,
+                None => vec![Op::whole(collection, id, staged.doc)],
             })
             .collect();
         PendingTxn {

@@ -11,14 +11,17 @@ use serde_json::{Value, json};
 
 use super::Txn;
 use super::deferred::DeferredAppend;
-use super::hooks::Action;
+use super::hooks::{Action, Change};
+use crate::canonical::to_canonical_raw;
 use crate::collection::definition::Compiled;
 use crate::collection::document::{
     bad_input, check_item_size, find_item, item_not_found, merge_patch, validation,
 };
 use crate::collection::keys::is_live;
 use crate::error::{Error, Result};
+use crate::log::{Op, OpKind};
 use crate::names::{CollectionName, RecordId};
+use serde_json::value::RawValue;
 
 impl Txn {
     /// Appends an item to a nested array; returns the item with its id.
@@ -50,9 +53,8 @@ impl Txn {
         let item = self.fresh_items(&def, field, json!([item]))?[0].clone();
         let item_len = crate::log::json_len(&item);
         check_item_size(c, field, item_len, self.ctx.max_record_bytes)?;
-        // Resolved at commit into the whole record plus an event carrying the item.
-        let record_len = self.snapshot.get(c, id).map_or(0, |d| d.body.get().len());
-        self.note_deferred_bytes(record_len + 2 * item_len + 1024);
+        // Resolved at commit into an `append` op and an event, each carrying the item.
+        self.note_deferred_bytes(2 * item_len + 1024);
         self.deferred.push(DeferredAppend {
             collection: c.clone(),
             id: id.clone(),
@@ -78,19 +80,35 @@ impl Txn {
         }
         let before = self.live_record(c, id, None)?;
         let mut after = before.clone();
-        let now = json!(self.now());
+        let now = self.now();
         let item = find_item(&mut after, field, item_id)
             .ok_or_else(|| item_not_found(c, id, field, item_id))?;
         let item_id_value = item.get("id").cloned();
         merge_patch(item, patch);
         let map = item.as_object_mut().expect("items are objects");
         map.insert("id".into(), item_id_value.unwrap_or(Value::Null));
-        map.insert("updated_at".into(), now);
+        map.insert("updated_at".into(), json!(now));
         let updated = item.clone();
         def.validate_item(field, &updated)
             .map_err(|e| validation(&def, e))?;
-        self.touch(&mut after);
-        self.store(&def, id, Some(before), after, Action::Update)?;
+        check_item_size(
+            c,
+            field,
+            crate::log::json_len(&updated),
+            self.ctx.max_record_bytes,
+        )?;
+        let path = vec![field.to_string(), item_id.to_string()];
+        let raw = Arc::from(to_canonical_raw(&updated));
+        self.store_item(
+            &def,
+            id,
+            before,
+            after,
+            OpKind::ItemSet,
+            path,
+            Some(raw),
+            &now,
+        )?;
         Ok(updated)
     }
 
@@ -114,8 +132,61 @@ impl Txn {
         if items.len() == len {
             return Err(item_not_found(c, id, field, item_id));
         }
-        self.touch(&mut after);
-        self.store(&def, id, Some(before), after, Action::Update)?;
+        let now = self.now();
+        let path = vec![field.to_string(), item_id.to_string()];
+        self.store_item(
+            &def,
+            id,
+            before,
+            after,
+            OpKind::ItemDelete,
+            path,
+            None,
+            &now,
+        )?;
+        Ok(())
+    }
+
+    /// Stages an item operation (logged as itself, not as the whole record; see
+    /// [`crate::collection::ops`]) with the audit event and change of the record it
+    /// changes from `before` to `after`.
+    #[allow(clippy::too_many_arguments)]
+    fn store_item(
+        &mut self,
+        def: &Compiled,
+        id: &RecordId,
+        before: Value,
+        mut after: Value,
+        kind: OpKind,
+        path: Vec<String>,
+        item: Option<Arc<RawValue>>,
+        now: &str,
+    ) -> Result<()> {
+        let actor = self.meta.actor.clone();
+        let map = after.as_object_mut().expect("records are objects");
+        map.insert("updated_at".into(), json!(now));
+        map.insert("updated_by".into(), json!(actor));
+        let op = Op::item(
+            def.name.clone(),
+            id.clone(),
+            kind,
+            path,
+            item,
+            None,
+            now,
+            &actor,
+        );
+        let doc = Arc::from(to_canonical_raw(&after));
+        self.stage_item(&def.name, id, doc, op);
+        self.event(def, id, Action::Update, Some(&before), Some(&after));
+        self.changes.push(Change {
+            collection: def.name.clone(),
+            id: id.clone(),
+            action: Action::Update,
+            before: Some(before),
+            after: Some(after),
+            source: self.source(),
+        });
         Ok(())
     }
 

@@ -9,6 +9,7 @@ mod conformance;
 mod faults;
 mod fixtures;
 mod format;
+mod nested;
 mod processes;
 mod recovery;
 mod revert;
