@@ -104,6 +104,10 @@ pub struct Op {
     pub id: RecordId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<Arc<RawValue>>,
+    /// `item_set`: fields of the old item kept as they are (its own nested arrays, which
+    /// `item` leaves out), so the op replays without the definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<Vec<String>>,
     pub op: OpKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<Vec<String>>,
@@ -125,6 +129,7 @@ impl Op {
             doc,
             id,
             item: None,
+            keep: None,
             path: None,
         }
     }
@@ -149,6 +154,7 @@ impl Op {
             doc: None,
             id,
             item,
+            keep: None,
             op,
             path: Some(path),
         }

@@ -56,7 +56,13 @@ pub fn apply_item_op(doc: &mut Value, op: &Op) -> Result<(), String> {
             let items = array_mut(doc, array, false).ok_or("no such nested array")?;
             let at = position(items, item_id).ok_or("no such nested item")?;
             if op.op == OpKind::ItemSet {
-                items[at] = item()?;
+                let mut new = item()?;
+                for field in op.keep.iter().flatten() {
+                    if let (Some(old), Some(map)) = (items[at].get(field), new.as_object_mut()) {
+                        map.insert(field.clone(), old.clone());
+                    }
+                }
+                items[at] = new;
             } else {
                 items.remove(at);
             }
@@ -99,6 +105,14 @@ pub fn array_mut<'a>(
     array_mut(&mut items[at], rest, create)
 }
 
+/// The item at `path` (even length).
+pub fn item_mut<'a>(doc: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    let (item_id, array) = path.split_last()?;
+    let items = array_mut(doc, array, false)?;
+    let at = position(items, item_id)?;
+    Some(&mut items[at])
+}
+
 /// The item at `path` (even length), read-only.
 pub fn item_at<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
     let (field, rest) = path.split_first()?;
@@ -109,6 +123,53 @@ pub fn item_at<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
         Some(item)
     } else {
         item_at(item, rest)
+    }
+}
+
+/// A path into a record's nested arrays: an array (`["executions"]`,
+/// `["executions", "<id>", "logs"]`) or an item (`["executions", "<id>"]`,
+/// `["executions", "<id>", "logs", "<id>"]`). Fields and item ids alternate; two levels
+/// at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NestedPath(Vec<String>);
+
+impl NestedPath {
+    /// The record's array `field`.
+    pub fn array(field: impl Into<String>) -> Self {
+        NestedPath(vec![field.into()])
+    }
+
+    /// One step down: an item id after an array, a field after an item.
+    pub fn then(mut self, segment: impl Into<String>) -> Self {
+        self.0.push(segment.into());
+        self
+    }
+
+    /// A path from its segments (1 to 4 of them).
+    pub fn parse(segments: Vec<String>) -> Result<Self, String> {
+        if segments.is_empty() || segments.len() > 4 || segments.iter().any(String::is_empty) {
+            return Err("a nested path is field[/item id[/field[/item id]]]".into());
+        }
+        Ok(NestedPath(segments))
+    }
+
+    pub fn segments(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Does it name an item (rather than an array)?
+    pub fn is_item(&self) -> bool {
+        self.0.len().is_multiple_of(2)
+    }
+
+    /// The fields along the path, item ids left out: the array's name in a definition.
+    pub fn fields(&self) -> Vec<String> {
+        self.0.iter().step_by(2).cloned().collect()
+    }
+
+    /// The path shown in errors: `executions/<id>/logs`.
+    pub fn display(&self) -> String {
+        self.0.join("/")
     }
 }
 

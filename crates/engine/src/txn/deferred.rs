@@ -1,5 +1,6 @@
 //! Deferred appends: nested items whose final array is only known at the commit position.
-//! The committer resolves them against the state the entry applies to.
+//! The committer resolves them against the state the entry applies to, where retention
+//! (`max_items`, `max_age`) prunes too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,23 +12,29 @@ use crate::collection::event::AuditEvent;
 use crate::collection::keys::is_live;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId};
+use crate::txn::events::item_changes;
 
-/// A nested append waiting for the commit position (see [`Txn::nested_append`]).
+/// A nested append waiting for the commit position (see [`Txn::nested_append_at`]).
 #[derive(Debug, Clone)]
 pub struct DeferredAppend {
     pub collection: CollectionName,
     pub id: RecordId,
-    pub field: String,
+    /// The array's path (`["executions"]`, `["executions", "<id>", "logs"]`).
+    pub path: Vec<String>,
     pub item: Value,
     /// The append's audit event, built when the append was asked for; its `changes`
     /// (the added item) are filled in at commit.
     pub event: AuditEvent,
+    /// The event of a retention prune this append may cause (source `retention`).
+    pub retention: AuditEvent,
 }
 
 /// Resolves a transaction's deferred appends against the records as they are in `state`
 /// (after the transaction's own writes): each becomes an `append` op carrying only the
-/// item (entry format 2), with its audit event, once the record is known to be live and
-/// the item's id new. Returns the transaction as it goes into the log.
+/// item (entry format 2), with its audit event, once the record is known to be live, the
+/// parent item present and the item's id new. When the append takes the array past its
+/// retention bounds, a `trim` op and a `retention` event follow in the same transaction.
+/// Returns the transaction as it goes into the log.
 pub(crate) fn resolve_appends(
     state: &crate::state::State,
     txn: &crate::log::TxnRecord,
@@ -67,31 +74,66 @@ pub(crate) fn resolve_appends(
                 collection: a.collection.to_string(),
                 id: a.id.to_string(),
             })?;
-        let path = vec![a.field.clone()];
-        let items = array_mut(record, &path, true).expect("a record is an object");
+        let items = array_mut(record, &a.path, true).ok_or_else(|| {
+            let (item_id, array) = a.path[..a.path.len() - 1]
+                .split_last()
+                .expect("a sub-array path");
+            Error::NotFound {
+                collection: format!("{}/{}/{}", a.collection, a.id, array.join("/")),
+                id: item_id.clone(),
+            }
+        })?;
         if items.iter().any(|i| i.get("id") == a.item.get("id")) {
             return Err(bad_input(
                 &def,
-                &format!("/{}/id", a.field),
+                &format!("/{}/id", a.path.join("/")),
                 "an item with this id already exists",
             ));
         }
         items.push(a.item.clone());
         let mut event = a.event.clone();
         // Only the appended item changed: no need to diff the whole array.
-        event.changes =
-            json!({ a.field.clone(): {"added": [a.item.clone()], "removed": [], "changed": {}} });
+        let added = json!({"added": [a.item.clone()], "removed": [], "changed": {}});
+        event.changes = item_changes(&a.path, added);
         out.audit.push(Arc::from(event.to_raw()));
         out.ops.push(Op::item(
             a.collection.clone(),
             a.id.clone(),
             OpKind::Append,
-            path,
+            a.path.clone(),
             Some(Arc::from(to_canonical_raw(&a.item))),
             None,
             &event.at,
             &event.actor,
         ));
+        // Retention, at the append's time: the oldest items go in the same commit.
+        let fields: Vec<String> = a.path.iter().step_by(2).cloned().collect();
+        let now = chrono::DateTime::parse_from_rfc3339(&a.retention.at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| Error::invalid("transaction", e.to_string()))?;
+        let prune = def
+            .nested_at(&fields)
+            .map_or(0, |array| array.retention_count(items, now));
+        if prune > 0 {
+            let removed: Vec<Value> = items
+                .drain(..prune)
+                .map(|i| i.get("id").cloned().unwrap_or(Value::Null))
+                .collect();
+            let mut event = a.retention.clone();
+            let change = json!({"added": [], "removed": removed, "changed": {}});
+            event.changes = item_changes(&a.path, change);
+            out.audit.push(Arc::from(event.to_raw()));
+            out.ops.push(Op::item(
+                a.collection.clone(),
+                a.id.clone(),
+                OpKind::Trim,
+                a.path.clone(),
+                None,
+                Some(prune as u64),
+                &event.at,
+                &event.actor,
+            ));
+        }
     }
     Ok(out)
 }

@@ -125,7 +125,10 @@ impl Txn {
         for field in fields.keys().cloned().collect::<Vec<_>>() {
             if def.is_nested(&field) {
                 let items = fields.remove(&field).unwrap_or(Value::Null);
-                fields.insert(field.clone(), self.fresh_items(&def, &field, items)?);
+                let chain = [field.clone()];
+                let mut items = self.fresh_items(&def, &chain, &format!("/{field}"), items)?;
+                self.retain(&def, &chain, &mut items);
+                fields.insert(field.clone(), items);
             }
         }
         fields.insert("id".into(), json!(id.as_str()));
