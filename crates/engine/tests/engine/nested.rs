@@ -12,7 +12,8 @@ use bucketbase_engine::log::read_entry;
 use bucketbase_engine::{Database, DbOptions, Error, ManualClock, Seq, State, StoreUrl};
 use serde_json::{Value, json};
 
-use crate::support::{coll, meta};
+use crate::fixtures::define;
+use crate::support::{Backend, coll, meta};
 
 const WORKFLOWS: &str = r#"
 name = "workflows"
@@ -524,4 +525,84 @@ fn record_of(
     id: &bucketbase_engine::RecordId,
 ) -> Value {
     db.snapshot().get(c, id).unwrap().value()
+}
+
+const CONCURRENT: &str = r#"
+name = "runs"
+[nested.executions]
+[nested.executions.nested.logs]
+"#;
+
+/// 32 writers append executions to one record while 32 append logs to one execution,
+/// half through each of two handles on one store: every acknowledged item is there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_writers_append_at_two_levels_over_two_handles() {
+    for b in [Backend::memory(), Backend::local()] {
+        let one = Arc::new(b.open().await);
+        let two = Arc::new(b.open().await);
+        define(&one, &[CONCURRENT]).await;
+        let runs = coll("runs");
+        let (id, record) = one
+            .transact(&meta(), |tx| tx.create(&runs, json!({"executions": [{}]})))
+            .await
+            .unwrap()
+            .value;
+        let ex = record["executions"][0]["id"].as_str().unwrap().to_string();
+        two.catch_up().await.unwrap();
+        let mut writers = Vec::new();
+        for w in 0..64 {
+            let db = if w % 2 == 0 { one.clone() } else { two.clone() };
+            let (runs, id) = (runs.clone(), id.clone());
+            let target = if w < 32 {
+                NestedPath::array("executions")
+            } else {
+                NestedPath::array("executions")
+                    .then(ex.clone())
+                    .then("logs")
+            };
+            writers.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..8 {
+                    let item = db
+                        .transact(&meta(), |tx| {
+                            tx.nested_append_at(&runs, &id, &target, json!({"w": w, "i": i}))
+                        })
+                        .await
+                        .unwrap()
+                        .value;
+                    acked.push((w < 32, item["id"].as_str().unwrap().to_string()));
+                }
+                acked
+            }));
+        }
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.extend(w.await.unwrap());
+        }
+        let snap = one
+            .read(bucketbase_engine::Consistency::Latest)
+            .await
+            .unwrap();
+        let record = snap.get(&runs, &id).unwrap().value();
+        let executions = ids(&record["executions"]);
+        let logs = ids(&record["executions"][0]["logs"]);
+        for (top, item) in &acked {
+            let found = if *top { &executions } else { &logs };
+            assert_eq!(
+                found.iter().filter(|i| *i == item).count(),
+                1,
+                "{} {item}",
+                b.name
+            );
+        }
+        assert_eq!(
+            (executions.len(), logs.len()),
+            (1 + 32 * 8, 32 * 8),
+            "{}",
+            b.name
+        );
+        for h in [one, two] {
+            Arc::into_inner(h).unwrap().close().await;
+        }
+    }
 }
