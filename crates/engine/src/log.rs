@@ -11,8 +11,8 @@
 //! edited in any way that changes its meaning is detected.
 //!
 //! Entries are versioned (`v`, [`ENTRY_FORMAT`]): format 1 entries (no `v`) hold whole
-//! documents only; format 2 adds operations on one nested item (`append`, `item_set`,
-//! `item_delete`, `trim`), so an item costs the log its own size, not its record's
+//! documents only; format 2 adds `set` (a record's own fields, its nested arrays kept)
+//! and operations on one nested item (`append`, `item_set`, `item_delete`, `trim`), so an item costs the log its own size, not its record's
 //! (docs/decisions/0014-nested-item-operations.md). Both replay.
 //!
 //! An entry file is never larger than `DbOptions::max_entry_bytes`. Its size is known
@@ -70,6 +70,9 @@ pub enum OpKind {
     /// The whole new document (`doc`).
     Put,
     Delete,
+    /// Format 2: the record's own fields (`doc`) replace the old ones; the fields named
+    /// in `keep` (its nested arrays) stay as they are.
+    Set,
     /// Format 2: `item` added at the end of the nested array at `path`.
     Append,
     /// Format 2: the item at `path` replaced by `item`.
@@ -104,7 +107,7 @@ pub struct Op {
     pub id: RecordId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<Arc<RawValue>>,
-    /// `item_set`: fields of the old item kept as they are (its own nested arrays, which
+    /// `set` / `item_set`: fields of the old record / item kept as they are (its own nested arrays, which
     /// `item` leaves out), so the op replays without the definition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep: Option<Vec<String>>,
@@ -131,6 +134,21 @@ impl Op {
             item: None,
             keep: None,
             path: None,
+        }
+    }
+
+    /// The record's own fields `doc`, keeping its fields `keep` (its nested arrays).
+    pub fn set(
+        collection: CollectionName,
+        id: RecordId,
+        doc: Arc<RawValue>,
+        keep: Vec<String>,
+    ) -> Op {
+        Op {
+            op: OpKind::Set,
+            doc: Some(doc),
+            keep: Some(keep),
+            ..Op::whole(collection, id, None)
         }
     }
 

@@ -25,6 +25,13 @@ pub fn apply_op(current: Option<Value>, op: &Op) -> Result<Option<Value>, String
                 .map_err(|e| e.to_string())
         }
         OpKind::Delete => Ok(None),
+        OpKind::Set => {
+            let old = current.ok_or("a set of a record that does not exist")?;
+            let doc = op.doc.as_ref().ok_or("set without a document")?;
+            let mut new: Value = serde_json::from_str(doc.get()).map_err(|e| e.to_string())?;
+            keep_fields(&old, &mut new, op.keep.as_deref().unwrap_or_default());
+            Ok(Some(new))
+        }
         _ => {
             let mut doc = current.ok_or("an item operation on a record that does not exist")?;
             apply_item_op(&mut doc, op)?;
@@ -57,11 +64,7 @@ pub fn apply_item_op(doc: &mut Value, op: &Op) -> Result<(), String> {
             let at = position(items, item_id).ok_or("no such nested item")?;
             if op.op == OpKind::ItemSet {
                 let mut new = item()?;
-                for field in op.keep.iter().flatten() {
-                    if let (Some(old), Some(map)) = (items[at].get(field), new.as_object_mut()) {
-                        map.insert(field.clone(), old.clone());
-                    }
-                }
+                keep_fields(&items[at], &mut new, op.keep.as_deref().unwrap_or_default());
                 items[at] = new;
             } else {
                 items.remove(at);
@@ -72,7 +75,9 @@ pub fn apply_item_op(doc: &mut Value, op: &Op) -> Result<(), String> {
             let items = array_mut(doc, path, false).ok_or("trim of a missing array")?;
             items.drain(..count.min(items.len()));
         }
-        OpKind::Put | OpKind::Delete => return Err("not an item operation".into()),
+        OpKind::Put | OpKind::Delete | OpKind::Set => {
+            return Err("not an item operation".into());
+        }
     }
     let map = doc.as_object_mut().ok_or("records are objects")?;
     if let Some(at) = &op.at {
@@ -82,6 +87,15 @@ pub fn apply_item_op(doc: &mut Value, op: &Op) -> Result<(), String> {
         map.insert("updated_by".into(), json!(by));
     }
     Ok(())
+}
+
+/// Copies the fields `keep` of `old` (those it has) into `new`.
+fn keep_fields(old: &Value, new: &mut Value, keep: &[String]) {
+    for field in keep {
+        if let (Some(value), Some(map)) = (old.get(field), new.as_object_mut()) {
+            map.insert(field.clone(), value.clone());
+        }
+    }
 }
 
 /// The array at `path` (odd length: field, item id, field, ...). With `create`, a missing

@@ -237,9 +237,10 @@ impl Txn {
         self.restage(collection, id, Staged { doc, items: None });
     }
 
-    /// Stages an item operation that leaves `collection/id` as `doc`. A record this
-    /// transaction already writes whole stays a whole write (its new document holds the
-    /// change); otherwise the operation is what goes into the log.
+    /// Stages an operation that changes part of a record (`set`, an item operation) and
+    /// leaves `collection/id` as `doc`. A record this transaction already writes whole
+    /// stays a whole write (its new document holds the change); otherwise the operation
+    /// is what goes into the log.
     pub(crate) fn stage_item(
         &mut self,
         collection: &CollectionName,
@@ -467,6 +468,43 @@ impl Txn {
             stage_keys(index, &def.def.index, id, doc);
         }
         self.stage(collection, id, Some(raw));
+        Ok(())
+    }
+
+    /// Stages a record's new document `doc` as a `set`: logged without its fields `keep`
+    /// (its nested arrays, which `doc` must hold unchanged), so changing a record with
+    /// many nested items does not log them again. Checked as [`Txn::put`] checks.
+    pub(crate) fn put_keeping(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        doc: &Value,
+        keep: Vec<String>,
+    ) -> Result<()> {
+        let Value::Object(map) = doc else {
+            return Err(Error::invalid("document", "must be a JSON object"));
+        };
+        let raw: Arc<RawValue> = Arc::from(to_canonical_raw(doc));
+        crate::collection::document::check_record_size(
+            self.snapshot.definition(collection).map(|d| d.as_ref()),
+            collection,
+            doc,
+            raw.get().len(),
+            self.ctx.max_record_bytes,
+        )?;
+        if let Some(index) = self.staged_index.get_mut(collection)
+            && let Some(def) = self.snapshot.definition(collection)
+        {
+            stage_keys(index, &def.def.index, id, doc);
+        }
+        let own: serde_json::Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| !keep.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let own = Arc::from(to_canonical_raw(&Value::Object(own)));
+        let op = Op::set(collection.clone(), id.clone(), own, keep);
+        self.stage_item(collection, id, raw, op);
         Ok(())
     }
 

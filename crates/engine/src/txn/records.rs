@@ -311,7 +311,17 @@ impl Txn {
             let sealed = key.seal(&v, &aad(&def.name, id, field));
             after[field.as_str()] = json!(sealed);
         }
-        self.put(&def.name, id, &after)?;
+        // A change that leaves a record's nested arrays as they were (an update, a soft
+        // delete; not a revert to an older document) logs its own fields only (`set`).
+        let keep: Vec<String> = def.def.nested.keys().cloned().collect();
+        let arrays_kept = before
+            .as_ref()
+            .is_some_and(|b| keep.iter().all(|f| b.get(f) == after.get(f)));
+        if arrays_kept && !keep.is_empty() {
+            self.put_keeping(&def.name, id, &after, keep)?;
+        } else {
+            self.put(&def.name, id, &after)?;
+        }
         self.event(def, id, action, before.as_ref(), Some(&after));
         self.changes.push(Change {
             collection: def.name.clone(),

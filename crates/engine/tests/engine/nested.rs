@@ -113,6 +113,23 @@ async fn an_append_to_a_record_of_ten_thousand_items_logs_only_the_item() {
     assert_eq!(executions[10_000], committed.value);
     assert_eq!(record["updated_at"], committed.value["created_at"]);
 
+    // A change of the record's own fields does not log its items (a `set`).
+    let renamed = db
+        .transact(&meta(), |tx| {
+            tx.update(&wf, &id, &json!({"name": "renamed"}), None)
+        })
+        .await
+        .unwrap();
+    let bytes = entry_bytes(&db, renamed.seq).await;
+    assert!(
+        bytes.len() < 2048,
+        "a rename took {} bytes of log",
+        bytes.len()
+    );
+    let record = db.snapshot().get(&wf, &id).unwrap().value();
+    assert_eq!(record["executions"].as_array().unwrap().len(), 10_001);
+    assert_eq!(record["name"], "renamed");
+
     // An item patch and an item removal are logged as themselves too.
     let first = executions[0]["id"].as_str().unwrap().to_string();
     let patched = db
