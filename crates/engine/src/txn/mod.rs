@@ -41,7 +41,7 @@ pub use deferred::DeferredAppend;
 pub(crate) use deferred::resolve_appends;
 pub use events::diff;
 pub(crate) use hooks::run_hooks;
-pub use hooks::{Action, Change, Hook};
+pub use hooks::{Action, Change, Hook, ItemChange};
 pub use revert::Reverted;
 
 /// A tag that keeps the handle's hooks out of a transaction: a revert writes states the

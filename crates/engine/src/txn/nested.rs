@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::Txn;
 use super::deferred::DeferredAppend;
 use super::events::{item_changes, nested_diff};
-use super::hooks::{Action, Change};
+use super::hooks::{Action, Change, ItemChange};
 use crate::canonical::to_canonical_raw;
 use crate::collection::definition::{Compiled, CompiledNested};
 use crate::collection::document::{bad_input, check_item_size, merge_patch, validation};
@@ -153,14 +153,12 @@ impl Txn {
             &self.meta.actor.clone(),
         );
         op.keep = (!array.subs.is_empty()).then(|| array.subs.clone());
-        self.store_item(
-            &def,
-            id,
-            before,
-            after,
-            op,
-            item_changes(array_path, changes),
-        )?;
+        let item = ItemChange {
+            path: path.segments().to_vec(),
+            item: Some(own),
+        };
+        let changes = item_changes(array_path, changes);
+        self.store_item(&def, id, before, after, op, changes, item)?;
         Ok(updated)
     }
 
@@ -205,14 +203,12 @@ impl Txn {
             &self.meta.actor.clone(),
         );
         let changes = json!({"added": [], "removed": [item_id], "changed": {}});
-        self.store_item(
-            &def,
-            id,
-            before,
-            after,
-            op,
-            item_changes(array_path, changes),
-        )
+        let item = ItemChange {
+            path: path.segments().to_vec(),
+            item: None,
+        };
+        let changes = item_changes(array_path, changes);
+        self.store_item(&def, id, before, after, op, changes, item)
     }
 
     /// The item at `path` of a live record (read: a concurrent change re-runs the caller).
@@ -230,7 +226,8 @@ impl Txn {
     }
 
     /// Stages an item operation with its audit event (`changes`, built from the item) and
-    /// the change of the record from `before` to `after` (for hooks).
+    /// the change for hooks: the record's own fields before and after, and the item.
+    #[allow(clippy::too_many_arguments)]
     fn store_item(
         &mut self,
         def: &Compiled,
@@ -239,6 +236,7 @@ impl Txn {
         mut after: Value,
         op: Op,
         changes: Value,
+        item: ItemChange,
     ) -> Result<()> {
         let map = after.as_object_mut().expect("records are objects");
         map.insert("updated_at".into(), json!(op.at));
@@ -247,13 +245,15 @@ impl Txn {
         self.stage_item(&def.name, id, doc, op);
         let event = self.audit_event(def.name.as_str(), id.as_str(), Action::Update, changes);
         self.audit(&event);
+        let arrays: Vec<String> = def.def.nested.keys().cloned().collect();
         self.changes.push(Change {
             collection: def.name.clone(),
             id: id.clone(),
             action: Action::Update,
-            before: Some(before),
-            after: Some(after),
+            before: Some(own_fields(&before, &arrays)),
+            after: Some(own_fields(&after, &arrays)),
             source: self.source(),
+            item: Some(item),
         });
         Ok(())
     }

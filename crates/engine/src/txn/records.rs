@@ -330,6 +330,7 @@ impl Txn {
             before,
             after: Some(after.clone()),
             source: self.source(),
+            item: None,
         });
         Ok(after)
     }
@@ -350,6 +351,7 @@ impl Txn {
             before: Some(before),
             after: None,
             source: self.source(),
+            item: None,
         });
         Ok(())
     }

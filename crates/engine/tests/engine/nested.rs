@@ -623,3 +623,66 @@ async fn sixty_four_writers_append_at_two_levels_over_two_handles() {
         }
     }
 }
+
+/// Records what hooks are shown.
+#[derive(Debug, Default)]
+struct Seen(parking_lot::Mutex<Vec<bucketbase_engine::Change>>);
+
+impl bucketbase_engine::Hook for Seen {
+    fn on_changes(
+        &self,
+        _tx: &mut bucketbase_engine::Txn,
+        changes: &[bucketbase_engine::Change],
+    ) -> bucketbase_engine::Result<()> {
+        self.0.lock().extend(changes.iter().cloned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn hooks_see_the_item_and_the_records_own_fields() {
+    let store = StoreUrl::Memory.build().unwrap();
+    let seen = Arc::new(Seen::default());
+    let opts = DbOptions {
+        hooks: vec![seen.clone()],
+        ..options()
+    };
+    let db = Database::open(store, opts).await.unwrap();
+    db.define_all(&meta(), &[Definition::from_toml(WORKFLOWS).unwrap()])
+        .await
+        .unwrap();
+    let wf = coll("workflows");
+    let (id, record) = db
+        .transact(&meta(), |tx| {
+            tx.create(
+                &wf,
+                json!({"name": "w", "executions": [{"status": "a"}, {"status": "b"}]}),
+            )
+        })
+        .await
+        .unwrap()
+        .value;
+    let first = record["executions"][0]["id"].as_str().unwrap().to_string();
+    seen.0.lock().clear();
+    db.transact(&meta(), |tx| {
+        tx.nested_patch(&wf, &id, "executions", &first, &json!({"status": "A"}))?;
+        tx.nested_remove(&wf, &id, "executions", &first)
+    })
+    .await
+    .unwrap();
+    let changes = seen.0.lock().clone();
+    assert_eq!(changes.len(), 2);
+    for change in &changes {
+        for side in [&change.before, &change.after] {
+            let side = side.as_ref().unwrap();
+            assert_eq!(side["name"], "w");
+            assert!(side.get("executions").is_none(), "{side}");
+        }
+    }
+    let patched = changes[0].item.as_ref().unwrap();
+    assert_eq!(patched.path, ["executions".to_string(), first.clone()]);
+    assert_eq!(patched.item.as_ref().unwrap()["status"], "A");
+    let removed = changes[1].item.as_ref().unwrap();
+    assert_eq!((removed.path.len(), removed.item.is_none()), (2, true));
+    db.close().await;
+}
