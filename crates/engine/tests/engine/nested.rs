@@ -686,3 +686,59 @@ async fn hooks_see_the_item_and_the_records_own_fields() {
     assert_eq!((removed.path.len(), removed.item.is_none()), (2, true));
     db.close().await;
 }
+
+/// A changeset of item operations (an import appending, patching and removing
+/// executions) reverts to the record as it was: revert reads prior states through
+/// `as_of_many`, which applies item operations as replay does.
+#[tokio::test]
+async fn a_changeset_of_item_operations_reverts() {
+    use bucketbase_engine::TxnMeta;
+    use bucketbase_engine::revert::{self, Changeset};
+    let store = StoreUrl::Memory.build().unwrap();
+    let db = open(&store).await;
+    let wf = coll("workflows");
+    let (id, record) = db
+        .transact(&meta(), |tx| {
+            tx.create(
+                &wf,
+                json!({"name": "w", "executions": [{"status": "a"}, {"status": "b"}]}),
+            )
+        })
+        .await
+        .unwrap()
+        .value;
+    let before = db.snapshot().get(&wf, &id).unwrap().value();
+    let (a, b) = (
+        record["executions"][0]["id"].as_str().unwrap().to_string(),
+        record["executions"][1]["id"].as_str().unwrap().to_string(),
+    );
+    let import = TxnMeta::new("importer", "import:i1");
+    for step in 0..3 {
+        db.transact(&import, |tx| match step {
+            0 => tx
+                .nested_append(&wf, &id, "executions", json!({"status": "c"}))
+                .map(|_| ()),
+            1 => tx
+                .nested_patch(&wf, &id, "executions", &a, &json!({"status": "A"}))
+                .map(|_| ()),
+            _ => tx.nested_remove(&wf, &id, "executions", &b),
+        })
+        .await
+        .unwrap();
+    }
+    let plan = revert::prepare(&db, &Changeset::Source("import:i1".into()))
+        .await
+        .unwrap();
+    assert!(plan.conflicts.is_empty());
+    let admin = TxnMeta::new("admin", "api");
+    plan.apply(&db, &admin, false, &|_| Ok(())).await.unwrap();
+    let mut after = db.snapshot().get(&wf, &id).unwrap().value();
+    let mut expected = before;
+    for doc in [&mut after, &mut expected] {
+        let map = doc.as_object_mut().unwrap();
+        map.remove("updated_at");
+        map.remove("updated_by");
+    }
+    assert_eq!(after, expected);
+    db.close().await;
+}
