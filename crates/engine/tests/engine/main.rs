@@ -10,6 +10,7 @@ mod faults;
 mod fixtures;
 mod format;
 mod nested;
+mod nested_effects;
 mod nested_model;
 mod processes;
 mod recovery;
