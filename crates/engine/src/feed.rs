@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::collection::event::Action;
-use crate::collection::ops::apply_op;
+use crate::collection::stored::Doc;
 use crate::error::{Error, Result};
 use crate::log::{LogEntry, Op, OpKind, read_entry};
 use crate::names::{CollectionName, RecordId, Seq};
@@ -145,7 +145,8 @@ pub struct FeedChange {
     pub item: Option<ItemChange>,
     /// The record as its transaction left it (`None` once purged or hard-deleted, and
     /// for a replayed item operation: format 2 logs the item, not the record, so a
-    /// reader judges such a change against the record as it is now).
+    /// reader judges such a change against the record as it is now). For an item
+    /// operation, only the record's own fields (its nested arrays left out).
     pub record: Option<Value>,
     /// The record before the entry: exact for live entries; for replayed ones rebuilt
     /// from `record` and the audit diff (fields whose old value the diff masked, and the
@@ -163,32 +164,34 @@ impl FeedChange {
 }
 
 /// The documents an entry's transactions leave, record by record, as far as the entry
-/// tells them: a live entry starts from the state before it; a replayed one knows only
+/// tells them: a live entry starts from the state before it (documents with their nested
+/// arrays kept apart, so an item operation costs the item); a replayed one knows only
 /// what it writes whole (format 1 and `put`), and a `set` gives the record's own fields.
 struct Running<'a> {
     before: Option<&'a State>,
-    docs: HashMap<(CollectionName, RecordId), Option<Value>>,
+    docs: HashMap<(CollectionName, RecordId), Option<Doc>>,
 }
 
 impl Running<'_> {
     fn apply(&mut self, op: &Op) {
         let key = (op.collection.clone(), op.id.clone());
-        let known = match self.docs.get(&key) {
+        let shape = self
+            .before
+            .map(|s| s.shape(&op.collection))
+            .unwrap_or_default();
+        let version = Seq::ZERO;
+        let known: Option<Option<Doc>> = match self.docs.get(&key) {
             Some(doc) => Some(doc.clone()),
             None => self
                 .before
-                .map(|state| state.get(&op.collection, &op.id).map(|d| d.value())),
+                .map(|state| state.get(&op.collection, &op.id).cloned()),
         };
         let next = match known {
-            Some(current) => apply_op(current, op).ok(),
+            Some(current) => Doc::apply(current.as_ref(), op, version, &shape).ok(),
             // Replayed: a whole write is known; a set gives the own fields.
             None => match op.op {
-                OpKind::Put | OpKind::Delete => apply_op(None, op).ok(),
-                OpKind::Set => op
-                    .doc
-                    .as_ref()
-                    .and_then(|d| serde_json::from_str(d.get()).ok())
-                    .map(Some),
+                OpKind::Put | OpKind::Delete => Doc::apply(None, op, version, &shape).ok(),
+                OpKind::Set => op.doc.clone().map(|d| Some(Doc::whole(version, d))),
                 _ => None,
             },
         };
@@ -203,7 +206,7 @@ impl Running<'_> {
     }
 
     /// The record after the ops applied so far (`None`: absent or unknown).
-    fn get(&self, c: &CollectionName, id: &RecordId) -> Option<Value> {
+    fn get(&self, c: &CollectionName, id: &RecordId) -> Option<Doc> {
         self.docs.get(&(c.clone(), id.clone())).cloned().flatten()
     }
 }
@@ -255,20 +258,35 @@ pub fn changes(applied: &Applied) -> Vec<FeedChange> {
             if !touched.contains(&(c.as_str(), id.as_str())) {
                 continue;
             }
-            let record = running.get(&c, &id);
+            let doc = running.get(&c, &id);
             let diff = event["changes"].as_object().cloned().unwrap_or_default();
-            let before = match &applied.before {
-                Some(state) => state.get(&c, &id).map(|d| d.value()),
-                None if record.is_none() && action == Action::Update => None,
-                None => rebuild_before(action, &id, record.as_ref(), &diff),
-            };
             let lookup = |path: &[String]| -> Option<Value> {
                 if let Some(raw) = written.get(&(c.as_str(), id.as_str(), path)) {
                     return serde_json::from_str(raw.get()).ok();
                 }
-                find_item(record.as_ref()?, path)
+                let (item_id, array) = path.split_last()?;
+                let doc = doc.as_ref()?;
+                match doc.items(array) {
+                    Some(items) => items.iter().find(|i| i.id() == item_id).map(|i| i.value()),
+                    None => find_item(&doc.value(), path),
+                }
             };
             let items = item_changes(action, &diff, &lookup);
+            // An item operation leaves the record's own fields, which is what readers
+            // judge it by: the nested arrays are not assembled for it.
+            let read = |d: &Doc| {
+                if items.is_empty() {
+                    d.value()
+                } else {
+                    d.own_value()
+                }
+            };
+            let record = doc.as_ref().map(read);
+            let before = match &applied.before {
+                Some(state) => state.get(&c, &id).map(read),
+                None if record.is_none() && action == Action::Update => None,
+                None => rebuild_before(action, &id, record.as_ref(), &diff),
+            };
             let base = FeedChange {
                 seq: entry.seq(),
                 index,

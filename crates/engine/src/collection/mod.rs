@@ -32,6 +32,7 @@ pub mod query;
 pub mod records;
 pub mod render;
 pub mod secret;
+pub mod stored;
 
 pub use definition::{Compiled, Definition, FieldError, OnDelete};
 pub use event::{AuditEvent, Source};

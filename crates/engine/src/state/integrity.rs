@@ -19,9 +19,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use super::{Doc, State};
+use super::{Doc, Shape, State};
 use crate::collection::definition::{Compiled, Definition};
 use crate::collection::event::AuditEvent;
 use crate::collection::integrity::{Indexes, Mode, validate_doc, violation};
@@ -45,12 +44,35 @@ impl State {
                 touched.push((&op.collection, &op.id));
             }
         }
+        // Records this transaction changes only in part (own fields with `set`, items):
+        // their nested arrays, kept apart in the state, are neither read nor validated
+        // again (their items were validated when staged), unless a `check` expression
+        // might read them.
+        let partial: Vec<bool> = touched
+            .iter()
+            .map(|&(c, id)| {
+                let checks = self.catalog.get(c).is_none_or(|d| !d.checks.is_empty());
+                !checks
+                    && txn
+                        .ops
+                        .iter()
+                        .filter(|o| &o.collection == c && &o.id == id)
+                        .all(|o| !o.op.is_whole())
+            })
+            .collect();
+        let read = |doc: &Doc, partial: bool| {
+            if partial {
+                doc.own_value()
+            } else {
+                doc.value()
+            }
+        };
         let mut olds: Vec<Option<Doc>> = Vec::with_capacity(touched.len());
         // 1. Old index entries out.
-        for &(c, id) in &touched {
+        for (i, &(c, id)) in touched.iter().enumerate() {
             let old = self.get(c, id).cloned();
             if let (Some(old_doc), Some(def)) = (&old, self.catalog.get(c).cloned()) {
-                let value = old_doc.value();
+                let value = read(old_doc, partial[i]);
                 let keys = RecordKeys::of(&def, &value).unwrap_or_default();
                 self.unindex(c, id, &keys);
             }
@@ -64,19 +86,19 @@ impl State {
         for name in &redefined {
             self.install_definition(name, mode)?;
         }
-        // 3. Validate and index the new documents. `news`: the parsed new document of a
-        // record of a defined collection; `exists`: whether the record is there at all.
+        // 3. Validate and index the new documents. `news`: the parsed new document (own
+        // fields only when partial) of a record of a defined collection; `exists`: whether
+        // the record is there at all.
         let mut news: Vec<Option<Value>> = Vec::with_capacity(touched.len());
         let mut exists: Vec<bool> = Vec::with_capacity(touched.len());
-        for &(c, id) in &touched {
-            let doc = self.get(c, id).map(|d| d.body.clone());
+        for (i, &(c, id)) in touched.iter().enumerate() {
+            let doc = self.get(c, id).cloned();
             exists.push(doc.is_some());
             let (Some(def), Some(doc)) = (self.catalog.get(c).cloned(), doc) else {
                 news.push(None);
                 continue;
             };
-            let value: Value =
-                serde_json::from_str(doc.get()).map_err(|e| Error::corrupt("document", e))?;
+            let value = read(&doc, partial[i]);
             if !redefined.contains(c) {
                 if mode == Mode::Validate {
                     validate_doc(&def, id, &value)?;
@@ -99,7 +121,7 @@ impl State {
                 {
                     self.check_outgoing(def, id, value)?;
                 }
-                let was_live = olds[i].as_ref().is_some_and(|d| is_live(&d.value()));
+                let was_live = olds[i].as_ref().is_some_and(|d| is_live(&d.own_value()));
                 let is_live_now = new.as_ref().is_some_and(is_live) || (new.is_none() && exists[i]);
                 if was_live && !is_live_now {
                     self.check_no_referrers(c, id, new.is_some())?;
@@ -127,12 +149,12 @@ impl State {
         &mut self,
         def: &Compiled,
         id: &RecordId,
-        body: &Arc<RawValue>,
+        doc: &Doc,
         keys: &RecordKeys,
         mode: Mode,
     ) -> Result<()> {
         let coll = self.collections.entry(def.name.clone()).or_default();
-        coll.indexes.insert(def, keys, id, body, mode)?;
+        coll.indexes.insert(def, keys, id, doc, mode)?;
         for target in keys.refs.iter().flatten() {
             self.referrers
                 .entry(target.clone())
@@ -181,14 +203,27 @@ impl State {
             .get(name)
             .map(|c| c.docs.clone())
             .unwrap_or_default();
-        self.collections.entry(name.clone()).or_default().indexes = Indexes::for_def(&compiled);
+        let shape = Shape::of(&compiled);
+        let coll = self.collections.entry(name.clone()).or_default();
+        coll.indexes = Indexes::for_def(&compiled);
         for (id, doc) in docs.iter() {
             let value = doc.value();
             if mode == Mode::Validate {
                 validate_doc(&compiled, id, &value).map_err(|e| existing_data(name, e))?;
             }
             let keys = RecordKeys::of(&compiled, &value).map_err(|e| existing_data(name, e))?;
-            self.index(&compiled, id, &doc.body, &keys, mode)
+            // Documents keep this definition's nested arrays apart (a checkpoint loads
+            // them whole; a new definition may declare new arrays).
+            let doc = if shape.is_empty() {
+                doc.clone()
+            } else {
+                let doc = Doc::from_value(doc.version, value, &shape);
+                if let Some(coll) = self.collections.get_mut(name) {
+                    coll.docs.insert(id.clone(), doc.clone());
+                }
+                doc
+            };
+            self.index(&compiled, id, &doc, &keys, mode)
                 .map_err(|e| existing_data(name, e))?;
         }
         Ok(())

@@ -41,11 +41,14 @@ pub(crate) fn resolve_appends(
     appends: &[DeferredAppend],
 ) -> Result<crate::log::TxnRecord> {
     use crate::canonical::to_canonical_raw;
-    use crate::collection::ops::{apply_op, array_mut};
+    use crate::collection::ops::array_mut;
     use crate::log::{Op, OpKind};
+    use crate::state::Doc;
     let mut out = txn.clone();
-    // The records the appends go to, as this transaction leaves them so far.
-    let mut records: HashMap<(CollectionName, RecordId), Option<Value>> = HashMap::new();
+    let version = state.seq().next();
+    // The records the appends go to, as this transaction leaves them so far (their
+    // nested arrays kept apart: an append touches its item, not the record's others).
+    let mut records: HashMap<(CollectionName, RecordId), Option<Doc>> = HashMap::new();
     for a in appends {
         let def =
             state
@@ -54,27 +57,30 @@ pub(crate) fn resolve_appends(
                 .ok_or_else(|| Error::UnknownCollection {
                     collection: a.collection.to_string(),
                 })?;
+        let shape = state.shape(&a.collection);
         let key = (a.collection.clone(), a.id.clone());
         if !records.contains_key(&key) {
-            let mut current = state.get(&a.collection, &a.id).map(|d| d.value());
+            let mut current = state.get(&a.collection, &a.id).cloned();
             for op in out
                 .ops
                 .iter()
                 .filter(|o| o.collection == a.collection && o.id == a.id)
             {
-                current = apply_op(current, op).map_err(|e| Error::invalid("transaction", e))?;
+                current = Doc::apply(current.as_ref(), op, version, &shape)
+                    .map_err(|e| Error::invalid("transaction", e))?;
             }
             records.insert(key.clone(), current);
         }
-        let record = records
-            .get_mut(&key)
-            .and_then(Option::as_mut)
-            .filter(|r| is_live(r))
-            .ok_or_else(|| Error::NotFound {
-                collection: a.collection.to_string(),
-                id: a.id.to_string(),
-            })?;
-        let items = array_mut(record, &a.path, true).ok_or_else(|| {
+        let not_found = || Error::NotFound {
+            collection: a.collection.to_string(),
+            id: a.id.to_string(),
+        };
+        let slot = records.get_mut(&key).ok_or_else(not_found)?;
+        let record = slot
+            .as_ref()
+            .filter(|r| is_live(&r.own_value()))
+            .ok_or_else(not_found)?;
+        let parent_missing = || {
             let (item_id, array) = a.path[..a.path.len() - 1]
                 .split_last()
                 .expect("a sub-array path");
@@ -82,21 +88,30 @@ pub(crate) fn resolve_appends(
                 collection: format!("{}/{}/{}", a.collection, a.id, array.join("/")),
                 id: item_id.clone(),
             }
-        })?;
-        if items.iter().any(|i| i.get("id") == a.item.get("id")) {
+        };
+        let new_id = a.item.get("id").and_then(Value::as_str).unwrap_or_default();
+        let duplicate = match record.items(&a.path) {
+            Some(items) => items.iter().any(|i| i.id() == new_id),
+            // Not kept apart (a first append to this array, or an old document): the
+            // whole value, once.
+            None => {
+                let mut whole = record.value();
+                let items = array_mut(&mut whole, &a.path, true).ok_or_else(parent_missing)?;
+                items.iter().any(|i| i.get("id") == a.item.get("id"))
+            }
+        };
+        if duplicate {
             return Err(bad_input(
                 &def,
                 &format!("/{}/id", a.path.join("/")),
                 "an item with this id already exists",
             ));
         }
-        items.push(a.item.clone());
         let mut event = a.event.clone();
         // Only the appended item changed: no need to diff the whole array.
         let added = json!({"added": [a.item.clone()], "removed": [], "changed": {}});
         event.changes = item_changes(&a.path, added);
-        out.audit.push(Arc::from(event.to_raw()));
-        out.ops.push(Op::item(
+        let append = Op::item(
             a.collection.clone(),
             a.id.clone(),
             OpKind::Append,
@@ -105,25 +120,42 @@ pub(crate) fn resolve_appends(
             None,
             &event.at,
             &event.actor,
-        ));
+        );
+        let record = Doc::apply(Some(record), &append, version, &shape)
+            .map_err(|_| parent_missing())?
+            .ok_or_else(not_found)?;
+        out.audit.push(Arc::from(event.to_raw()));
+        out.ops.push(append);
         // Retention, at the append's time: the oldest items go in the same commit.
         let fields: Vec<String> = a.path.iter().step_by(2).cloned().collect();
         let now = chrono::DateTime::parse_from_rfc3339(&a.retention.at)
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(|e| Error::invalid("transaction", e.to_string()))?;
-        let prune = def
-            .nested_at(&fields)
-            .map_or(0, |array| array.retention_count(items, now));
+        let (prune, removed) = match (def.nested_at(&fields), record.items(&a.path)) {
+            (None, _) => (0, Vec::new()),
+            (Some(array), Some(items)) => {
+                let created = items.iter().map(|i| i.created_at());
+                let prune = array.retention_count_of(items.len(), created, now);
+                let removed = items.iter().take(prune).map(|i| json!(i.id())).collect();
+                (prune, removed)
+            }
+            (Some(array), None) => {
+                let mut whole = record.value();
+                let items = array_mut(&mut whole, &a.path, false).ok_or_else(parent_missing)?;
+                let prune = array.retention_count(items, now);
+                let removed = items[..prune]
+                    .iter()
+                    .map(|i| i.get("id").cloned().unwrap_or(Value::Null))
+                    .collect();
+                (prune, removed)
+            }
+        };
+        let mut record = record;
         if prune > 0 {
-            let removed: Vec<Value> = items
-                .drain(..prune)
-                .map(|i| i.get("id").cloned().unwrap_or(Value::Null))
-                .collect();
             let mut event = a.retention.clone();
             let change = json!({"added": [], "removed": removed, "changed": {}});
             event.changes = item_changes(&a.path, change);
-            out.audit.push(Arc::from(event.to_raw()));
-            out.ops.push(Op::item(
+            let trim = Op::item(
                 a.collection.clone(),
                 a.id.clone(),
                 OpKind::Trim,
@@ -132,8 +164,14 @@ pub(crate) fn resolve_appends(
                 Some(prune as u64),
                 &event.at,
                 &event.actor,
-            ));
+            );
+            record = Doc::apply(Some(&record), &trim, version, &shape)
+                .map_err(|e| Error::invalid("transaction", e))?
+                .ok_or_else(not_found)?;
+            out.audit.push(Arc::from(event.to_raw()));
+            out.ops.push(trim);
         }
+        *slot = Some(record);
     }
     Ok(out)
 }

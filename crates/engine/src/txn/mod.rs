@@ -336,7 +336,7 @@ impl Txn {
         }
         let doc = self.snapshot.get(collection, id);
         let version = doc.map_or(Seq::ZERO, |d| d.version);
-        let body = doc.map(|d| d.body.clone());
+        let body = doc.map(|d| d.body().clone());
         self.note_read(collection, Some(id), version);
         body
     }
@@ -450,7 +450,7 @@ impl Txn {
             .map(|c| {
                 c.docs
                     .iter()
-                    .map(|(id, d)| (id.clone(), d.body.clone()))
+                    .map(|(id, d)| (id.clone(), d.body().clone()))
                     .collect()
             })
             .unwrap_or_default();

@@ -56,7 +56,7 @@ impl Txn {
             None => self
                 .snapshot
                 .get(c, id)
-                .is_some_and(|d| is_live(&d.value())),
+                .is_some_and(|d| is_live(&d.own_value())),
         };
         if !exists {
             return Err(Error::NotFound {

@@ -109,16 +109,28 @@ impl CompiledNested {
     /// `max_items`, and the leading run of items whose `created_at` is older than
     /// `max_age` (array order is age order; the first item not expired ends the run).
     pub fn retention_count(&self, items: &[Value], now: DateTime<Utc>) -> usize {
-        let over = self
-            .max_items
-            .map_or(0, |max| items.len().saturating_sub(max));
+        let created = items.iter().map(|i| {
+            i.get("created_at")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        self.retention_count_of(items.len(), created, now)
+    }
+
+    /// [`Self::retention_count`] of an array of `len` items whose `created_at` values,
+    /// oldest first, `created` yields (read only as far as retention by age needs).
+    pub fn retention_count_of(
+        &self,
+        len: usize,
+        created: impl Iterator<Item = Option<String>>,
+        now: DateTime<Utc>,
+    ) -> usize {
+        let over = self.max_items.map_or(0, |max| len.saturating_sub(max));
         let expired = self.max_age.map_or(0, |age| {
             let cutoff = now - age;
-            items
-                .iter()
-                .take_while(|i| {
-                    i.get("created_at")
-                        .and_then(Value::as_str)
+            created
+                .take_while(|t| {
+                    t.as_deref()
                         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                         .is_some_and(|t| t < cutoff)
                 })

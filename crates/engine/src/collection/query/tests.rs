@@ -659,13 +659,10 @@ fn filter_shapes() {
 
 #[test]
 fn picks_top_level_fields() {
-    let doc = |v: Value| Doc {
-        version: Seq(1),
-        body: Arc::from(to_canonical_raw(&v)),
-    };
+    let doc = |v: Value| Doc::whole(Seq(1), Arc::from(to_canonical_raw(&v)));
     let object = doc(json!({"a": {"x": [1]}, "b": "t", "c\"d": 2, "e": null}));
     let fields = ["a", "c\"d", "e", "z"];
-    let record = Record::of(&object.body, &fields, false);
+    let record = Record::of(object.body(), &fields, false);
     assert!(matches!(record, Record::Fields(..)));
     assert_eq!(record.get("a"), Some(&json!({"x": [1]})));
     assert_eq!(record.get("e"), Some(&Value::Null));
@@ -676,6 +673,6 @@ fn picks_top_level_fields() {
         json!({"a": {"x": [1]}, "c\"d": 2, "e": null})
     );
     let array = doc(json!([1, 2]));
-    let record = Record::of(&array.body, &fields, false);
+    let record = Record::of(array.body(), &fields, false);
     assert_eq!(*record.object(), json!([1, 2]));
 }
