@@ -198,6 +198,7 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         .merge(routes::system::router())
         .merge(routes::auth::router())
         .merge(routes::records::router())
+        .merge(routes::nested::router())
         .merge(routes::revert::router())
         .merge(routes::events::router())
         .merge(routes::metrics::router())

@@ -10,6 +10,7 @@ mod events;
 mod filters;
 mod jwks;
 mod metrics;
+mod nested;
 mod openapi;
 mod outage;
 mod records;
