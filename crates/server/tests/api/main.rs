@@ -14,6 +14,7 @@ mod openapi;
 mod outage;
 mod records;
 mod redaction;
+mod renew;
 mod support;
 
 use bucketbase_testkit::{fake_identity, fake_jwks};
