@@ -13,6 +13,7 @@
 
 pub mod cookies;
 pub mod graphql;
+pub mod graphql_preset;
 pub mod jwks;
 pub mod jwt;
 pub mod local;
