@@ -1,4 +1,5 @@
-//! `bucketbase serve`: settings → store → app definitions → identity provider → HTTP.
+//! `bucketbase serve`: settings → store (with the secret-field key, see `keys`) → app
+//! definitions → identity provider → HTTP.
 //!
 //! On first start with the `local` provider and no users, a SuperAdmin is created and its
 //! one-time password printed once on stdout (never logged), or taken from

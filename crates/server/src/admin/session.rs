@@ -6,8 +6,9 @@
 //! double-submit token every admin form echoes in a field; `refresh_token`, `Path=/`).
 //! An expired access cookie is renewed on the spot by the server-wide
 //! [`crate::auth::renew`] middleware, the same one the API relies on, before [`resolve`]
-//! reads the session: the admin has no refresh logic of its own. Tokens are signed with the root's `_keys/token.key` and refresh tokens are records, so
-//! a session survives a restart of the server on the same root.
+//! reads the session: the admin has no refresh logic of its own. Tokens are signed with
+//! the root's `_keys/token.key` and refresh tokens are records, so a session survives a
+//! restart of the server on the same root.
 //!
 //! With the `jwks` provider (no passwords here) the login page asks for a bearer token
 //! instead, checked through `GET /api/auth/me` before any cookie is set.
