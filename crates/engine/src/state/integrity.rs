@@ -36,17 +36,26 @@ impl State {
     pub(crate) fn apply_txn(&mut self, txn: &TxnRecord, seq: Seq, mode: Mode) -> Result<()> {
         let defs_coll = CollectionName::definitions();
         let mut redefined: BTreeSet<CollectionName> = BTreeSet::new();
-        let mut olds: Vec<Option<Doc>> = Vec::with_capacity(txn.ops.len());
-        // 1. Old index entries out.
+        // Each record once, in the order first touched (a transaction may apply several
+        // operations to one record: a put and item operations, or many appends).
+        let mut touched: Vec<(&CollectionName, &RecordId)> = Vec::with_capacity(txn.ops.len());
+        let mut seen: BTreeSet<(&CollectionName, &RecordId)> = BTreeSet::new();
         for op in &txn.ops {
-            let old = self.get(&op.collection, &op.id).cloned();
-            if let (Some(old_doc), Some(def)) = (&old, self.catalog.get(&op.collection).cloned()) {
+            if seen.insert((&op.collection, &op.id)) {
+                touched.push((&op.collection, &op.id));
+            }
+        }
+        let mut olds: Vec<Option<Doc>> = Vec::with_capacity(touched.len());
+        // 1. Old index entries out.
+        for &(c, id) in &touched {
+            let old = self.get(c, id).cloned();
+            if let (Some(old_doc), Some(def)) = (&old, self.catalog.get(c).cloned()) {
                 let value = old_doc.value();
                 let keys = RecordKeys::of(&def, &value).unwrap_or_default();
-                self.unindex(&op.collection, &op.id, &keys);
+                self.unindex(c, id, &keys);
             }
-            if op.collection == defs_coll {
-                redefined.insert(CollectionName::parse_any(op.id.as_str())?);
+            if *c == defs_coll {
+                redefined.insert(CollectionName::parse_any(id.as_str())?);
             }
             olds.push(old);
         }
@@ -55,25 +64,25 @@ impl State {
         for name in &redefined {
             self.install_definition(name, mode)?;
         }
-        // 3. Validate and index the new documents.
-        let mut news: Vec<Option<Value>> = Vec::with_capacity(txn.ops.len());
-        for op in &txn.ops {
-            let Some(def) = self.catalog.get(&op.collection).cloned() else {
-                news.push(None);
-                continue;
-            };
-            let Some(doc) = &op.doc else {
+        // 3. Validate and index the new documents. `news`: the parsed new document of a
+        // record of a defined collection; `exists`: whether the record is there at all.
+        let mut news: Vec<Option<Value>> = Vec::with_capacity(touched.len());
+        let mut exists: Vec<bool> = Vec::with_capacity(touched.len());
+        for &(c, id) in &touched {
+            let doc = self.get(c, id).map(|d| d.body.clone());
+            exists.push(doc.is_some());
+            let (Some(def), Some(doc)) = (self.catalog.get(c).cloned(), doc) else {
                 news.push(None);
                 continue;
             };
             let value: Value =
                 serde_json::from_str(doc.get()).map_err(|e| Error::corrupt("document", e))?;
-            if !redefined.contains(&op.collection) {
+            if !redefined.contains(c) {
                 if mode == Mode::Validate {
-                    validate_doc(&def, &op.id, &value)?;
+                    validate_doc(&def, id, &value)?;
                 }
                 let keys = RecordKeys::of(&def, &value)?;
-                self.index(&def, &op.id, doc, &keys, mode)?;
+                self.index(&def, id, &doc, &keys, mode)?;
             }
             news.push(Some(value));
         }
@@ -83,17 +92,17 @@ impl State {
         }
         // 5. References.
         if mode == Mode::Validate {
-            for ((op, old), new) in txn.ops.iter().zip(&olds).zip(&news) {
-                if let (Some(def), Some(value)) = (self.catalog.get(&op.collection), new)
+            for (i, &(c, id)) in touched.iter().enumerate() {
+                let new = &news[i];
+                if let (Some(def), Some(value)) = (self.catalog.get(c), new)
                     && is_live(value)
                 {
-                    self.check_outgoing(def, &op.id, value)?;
+                    self.check_outgoing(def, id, value)?;
                 }
-                let was_live = old.as_ref().is_some_and(|d| is_live(&d.value()));
-                let is_live_now =
-                    new.as_ref().is_some_and(is_live) || (new.is_none() && op.doc.is_some());
+                let was_live = olds[i].as_ref().is_some_and(|d| is_live(&d.value()));
+                let is_live_now = new.as_ref().is_some_and(is_live) || (new.is_none() && exists[i]);
                 if was_live && !is_live_now {
-                    self.check_no_referrers(&op.collection, &op.id, new.is_some())?;
+                    self.check_no_referrers(c, id, new.is_some())?;
                 }
             }
         }

@@ -209,7 +209,8 @@ impl State {
         self.hash = hash.to_string();
     }
 
-    /// Writes a transaction's documents at `seq` (no index work).
+    /// Writes a transaction's documents at `seq` (no index work): whole documents as they
+    /// are, item operations applied to the record they change.
     pub(crate) fn write_docs(&mut self, txn: &TxnRecord, seq: Seq) -> Result<()> {
         for op in &txn.ops {
             let coll = self.collections.entry(op.collection.clone()).or_default();
@@ -229,6 +230,24 @@ impl State {
                 }
                 (OpKind::Delete, _) => {
                     coll.docs.remove(&op.id);
+                }
+                _ => {
+                    let current = coll.docs.get(&op.id).map(Doc::value);
+                    let after = crate::collection::ops::apply_op(current, op)
+                        .map_err(|e| {
+                            Error::corrupt(
+                                log_path(seq),
+                                format!("{}/{}: {e}", op.collection, op.id),
+                            )
+                        })?
+                        .expect("item operations keep the record");
+                    coll.docs.insert(
+                        op.id.clone(),
+                        Doc {
+                            version: seq,
+                            body: Arc::from(crate::canonical::to_canonical_raw(&after)),
+                        },
+                    );
                 }
             }
         }

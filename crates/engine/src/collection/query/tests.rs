@@ -15,7 +15,7 @@ thread_local! {
 }
 use crate::collection::Definition;
 use crate::collection::integrity::Mode;
-use crate::log::{Op, OpKind, TxnRecord};
+use crate::log::{Op, TxnRecord};
 use crate::names::Seq;
 
 /// The list as first written: parses every record, sorts them all with [`compare`].
@@ -173,12 +173,11 @@ fn txn(ops: Vec<Op>) -> TxnRecord {
 }
 
 fn put(c: &CollectionName, id: &str, doc: &Value) -> Op {
-    Op {
-        collection: c.clone(),
-        doc: Some(Arc::from(to_canonical_raw(doc))),
-        id: RecordId::parse(id).unwrap(),
-        op: OpKind::Put,
-    }
+    Op::whole(
+        c.clone(),
+        RecordId::parse(id).unwrap(),
+        Some(Arc::from(to_canonical_raw(doc))),
+    )
 }
 
 /// What happens to record `i` after the creates.
@@ -277,12 +276,7 @@ fn build(records: &[Vec<(usize, Option<Value>)>], changes: &[Change]) -> State {
                 docs[i] = None;
                 apply(
                     &mut state,
-                    vec![Op {
-                        collection: c.clone(),
-                        doc: None,
-                        id: RecordId::parse(&id).unwrap(),
-                        op: OpKind::Delete,
-                    }],
+                    vec![Op::whole(c.clone(), RecordId::parse(&id).unwrap(), None)],
                 );
                 continue;
             }
