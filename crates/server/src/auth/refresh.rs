@@ -51,11 +51,18 @@ struct Flight {
     done: Option<Instant>,
 }
 
+/// The remembered refreshes, swept of expired ones at least once per grace, so that no
+/// token stays in memory much longer than the grace.
+struct Flights {
+    map: HashMap<String, Flight>,
+    swept: Instant,
+}
+
 /// A provider whose refreshes are shared per token. See the module docs.
 pub struct CoalescedRefresh {
     inner: Arc<dyn IdentityProvider>,
     grace: Duration,
-    flights: Mutex<HashMap<String, Flight>>,
+    flights: Mutex<Flights>,
 }
 
 impl fmt::Debug for CoalescedRefresh {
@@ -63,7 +70,7 @@ impl fmt::Debug for CoalescedRefresh {
         f.debug_struct("CoalescedRefresh")
             .field("inner", &self.inner)
             .field("grace", &self.grace)
-            .field("remembered", &self.flights.lock().len())
+            .field("remembered", &self.flights.lock().map.len())
             .finish()
     }
 }
@@ -77,27 +84,35 @@ impl CoalescedRefresh {
         Self {
             inner,
             grace,
-            flights: Mutex::new(HashMap::new()),
+            flights: Mutex::new(Flights {
+                map: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 
     /// The flight of `key`, joined or started; `None` when the table is full.
     fn join(&self, key: &str) -> Option<Arc<OnceCell<Outcome>>> {
         let now = Instant::now();
-        let mut flights = self.flights.lock();
+        let mut guard = self.flights.lock();
+        let Flights {
+            map: flights,
+            swept,
+        } = &mut *guard;
         let grace = self.grace;
         let expired = |f: &Flight| {
             f.done
                 .is_some_and(|at| now.saturating_duration_since(at) >= grace)
         };
+        if now.saturating_duration_since(*swept) >= grace || flights.len() >= MAX_ENTRIES {
+            flights.retain(|_, f| !expired(f));
+            *swept = now;
+        }
         if flights.get(key).is_some_and(expired) {
             flights.remove(key);
         }
         if !flights.contains_key(key) && flights.len() >= MAX_ENTRIES {
-            flights.retain(|_, f| !expired(f));
-            if flights.len() >= MAX_ENTRIES {
-                return None;
-            }
+            return None;
         }
         let flight = flights.entry(key.to_owned()).or_insert_with(|| Flight {
             cell: Arc::new(OnceCell::new()),
@@ -108,7 +123,7 @@ impl CoalescedRefresh {
 
     /// Marks the flight done (or forgets it after an outage, so the next try is fresh).
     fn land(&self, key: &str, cell: &Arc<OnceCell<Outcome>>, outcome: &Outcome) {
-        let mut flights = self.flights.lock();
+        let flights = &mut self.flights.lock().map;
         let Some(flight) = flights.get_mut(key).filter(|f| Arc::ptr_eq(&f.cell, cell)) else {
             return;
         };
@@ -123,7 +138,7 @@ impl CoalescedRefresh {
     /// and as the new token one handed out (so a logout ends the grace too).
     fn forget(&self, refresh_token: &str) {
         let gone = key(refresh_token);
-        let mut flights = self.flights.lock();
+        let flights = &mut self.flights.lock().map;
         flights.remove(&gone);
         flights.retain(|_, f| {
             let handed_out = f.cell.get().and_then(|o| o.as_ref().ok());
@@ -254,6 +269,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn answers_are_forgotten_after_the_grace() {
+        let (_, p) = coalesced(Duration::from_millis(1));
+        p.refresh("t0").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        p.refresh("t1").await.unwrap();
+        assert_eq!(p.flights.lock().map.len(), 1, "t0's answer was swept");
+        assert!(
+            matches!(p.refresh("t0").await, Err(AuthError::InvalidToken(_))),
+            "after the grace, a reuse is the provider's to judge"
+        );
+    }
+
+    #[tokio::test]
     async fn outages_are_not_remembered_and_logout_forgets() {
         let (inner, p) = coalesced(DEFAULT_GRACE);
         inner.down.store(true, Ordering::SeqCst);
@@ -267,7 +295,7 @@ mod tests {
         p.logout(None, tokens.refresh_token.as_deref())
             .await
             .unwrap();
-        assert!(p.flights.lock().is_empty());
+        assert!(p.flights.lock().map.is_empty());
         assert!(p.refresh("t0").await.is_err());
     }
 }
