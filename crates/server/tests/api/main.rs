@@ -15,6 +15,8 @@ mod openapi;
 mod outage;
 mod records;
 mod redaction;
+mod renew;
+mod renew_graphql;
 mod support;
 
 use bucketbase_testkit::{fake_identity, fake_jwks};
