@@ -22,6 +22,9 @@ pub struct DeferredAppend {
     /// The array's path (`["executions"]`, `["executions", "<id>", "logs"]`).
     pub path: Vec<String>,
     pub item: Value,
+    /// Whether the caller chose the item's id (a generated one is new by construction:
+    /// the array is not searched for it, whatever its length).
+    pub id_given: bool,
     /// The append's audit event, built when the append was asked for; its `changes`
     /// (the added item) are filled in at commit.
     pub event: AuditEvent,
@@ -91,6 +94,7 @@ pub(crate) fn resolve_appends(
         };
         let new_id = a.item.get("id").and_then(Value::as_str).unwrap_or_default();
         let duplicate = match record.items(&a.path) {
+            Some(_) if !a.id_given => false,
             Some(items) => items.iter().any(|i| i.id() == new_id),
             // Not kept apart (a first append to this array, or an old document): the
             // whole value, once.

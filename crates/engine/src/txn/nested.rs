@@ -64,6 +64,7 @@ impl Txn {
                 id: id.to_string(),
             });
         }
+        let id_given = item.get("id").is_some_and(|id| !id.is_null());
         let at = format!("/{}", path.display());
         let item = self.fresh_items(&def, &path.fields(), &at, json!([item]))?[0].clone();
         check_item_size(
@@ -82,6 +83,7 @@ impl Txn {
             id: id.clone(),
             path: path.segments().to_vec(),
             item: item.clone(),
+            id_given,
             event: self.audit_event(c.as_str(), id.as_str(), Action::Update, Value::Null),
             retention,
         });
