@@ -17,13 +17,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use bucketbase_engine::RecordId;
 use bucketbase_server::AppState;
+use bucketbase_server::access::Action;
 use bucketbase_server::admin::{
     AdminError, CsrfForm, Ctx, Failure, Form, field_errors, with_query,
 };
 use chrono::Duration;
 use serde_json::{Map, Value, json};
 
-use super::{TEMPLATES, cel_string, notice, today};
+use super::{TEMPLATES, cel_string, could, notice, today};
 use crate::automation::{AutoTasks, check_template};
 
 pub fn router() -> Router<AppState> {
@@ -44,13 +45,18 @@ struct Params {
     notice: Option<String>,
 }
 
-async fn list(ctx: Ctx, Query(p): Query<Params>) -> Result<Response, AdminError> {
+async fn list(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Query(p): Query<Params>,
+) -> Result<Response, AdminError> {
     let uri = with_query(API, &[("sort", "name".into()), ("per_page", "200".into())]);
     let templates = ctx.api.get(&uri).await?.data;
     ctx.render(
         &TEMPLATES,
         "aristay/templates.html",
         json!({"title": "Task templates", "templates": templates,
+               "can_create": could(&st, &ctx, "auto_task_templates", Action::Create),
                "notice": notice(p.notice.as_deref())}),
     )
 }
@@ -351,7 +357,12 @@ async fn editor(
     failure: Option<Failure>,
     status: StatusCode,
 ) -> Result<Response, AdminError> {
-    let _ = st;
+    let action_needed = if id.is_some() {
+        Action::Update
+    } else {
+        Action::Create
+    };
+    let can_save = could(st, ctx, "auto_task_templates", action_needed);
     let uri = with_query(
         "/api/v1/properties",
         &[("sort", "name".into()), ("per_page", "500".into())],
@@ -401,7 +412,7 @@ async fn editor(
         "aristay/template.html",
         json!({"title": title, "action": action, "id": id.map(|i| i.as_str()), "t": template,
                "sources": sources, "properties": properties, "errors": errors,
-               "failure": failure, "preview": preview,
+               "failure": failure, "preview": preview, "can_save": can_save,
                "triggers": ["booking_created", "check_in", "check_out"],
                "task_types": ["cleaning", "inspection", "maintenance", "other"]}),
     )

@@ -19,6 +19,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use bucketbase_server::AppState;
+use bucketbase_server::access::Action;
 use bucketbase_server::admin::upload::{CsrfMultipart, Part};
 use bucketbase_server::admin::{AdminError, CsrfForm, Ctx, Failure, Form, with_query};
 use serde_json::{Value, json};
@@ -39,7 +40,21 @@ pub fn router() -> Router<AppState> {
         .layer(Extension(Arc::new(Stash::default())))
 }
 
-async fn upload_page(ctx: Ctx) -> Result<Response, AdminError> {
+/// The API's own refusal for a caller who may not create bookings, before any upload.
+fn allowed(st: &AppState, ctx: &Ctx) -> Result<(), AdminError> {
+    if super::could(st, ctx, "bookings", Action::Create) {
+        return Ok(());
+    }
+    Err(AdminError::Api(Failure {
+        status: StatusCode::FORBIDDEN,
+        code: "forbidden".into(),
+        message: "importing bookings needs the right to create bookings".into(),
+        details: Value::Null,
+    }))
+}
+
+async fn upload_page(State(st): State<AppState>, ctx: Ctx) -> Result<Response, AdminError> {
+    allowed(&st, &ctx)?;
     upload_form(&ctx, None, StatusCode::OK)
 }
 
@@ -64,6 +79,7 @@ async fn upload(
     ctx: Ctx,
     req: Request,
 ) -> Result<Response, AdminError> {
+    allowed(&st, &ctx)?;
     let limits = Limits::default();
     let form = CsrfMultipart::read(&st, req, limits.max_file_bytes as usize + FORM_SLACK).await?;
     let Some(file) = form.file("file") else {

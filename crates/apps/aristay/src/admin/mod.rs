@@ -26,7 +26,7 @@ use std::sync::LazyLock;
 use axum::Router;
 use bucketbase_server::AppState;
 use bucketbase_server::access::Action;
-use bucketbase_server::admin::{AdminPages, NavEntry, Templates};
+use bucketbase_server::admin::{AdminPages, Ctx, NavEntry, Templates};
 use chrono::NaiveDate;
 
 /// The generic templates plus aristay's, which extend `base.html`.
@@ -68,6 +68,15 @@ pub fn pages() -> AdminPages {
             .merge(calendar::router())
             .merge(tasks::router()),
     }
+}
+
+/// Could the caller do `action` on some record of `collection`? What a page offers
+/// (a "New template" link, the import form) follows this, the generic pages' check.
+fn could(st: &AppState, ctx: &Ctx, collection: &'static str, action: Action) -> bool {
+    st.db
+        .snapshot()
+        .definition(&crate::coll(collection))
+        .is_some_and(|def| bucketbase_server::admin::could(ctx.caller(), def, action))
 }
 
 /// Today on the database's clock (the one audit timestamps use).
