@@ -86,6 +86,18 @@ describe('the aristay admin pages', () => {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Saved.').waitFor();
     assert.equal((await server.api('GET', `/api/v1/auto_task_templates/${saved[0].id}`)).title_pattern, 'Clean {property.name}');
+    // A second template of the same name: the API's unique rule, beside the name.
+    await page.getByRole('link', { name: 'Task templates' }).click();
+    await page.getByRole('link', { name: 'New template' }).click();
+    await page.getByLabel('Name').fill('Turnover');
+    await page.getByLabel('Task title').fill('Again');
+    const [refused] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST'),
+      page.getByRole('button', { name: 'Save' }).click(),
+    ]);
+    assert.equal(refused.status(), 409);
+    await page.locator('#e-name').waitFor();
+    assert.equal(await page.getByLabel('Task title').inputValue(), 'Again');
     expectClean(page);
   });
 
@@ -107,6 +119,13 @@ describe('the aristay admin pages', () => {
     assert.equal(await page.locator('#col-check_in').inputValue(), 'Arrival');
     assert.equal(await page.locator('#col-external_id').inputValue(), 'Confirmation code');
     await expectAccessible(page);
+    // A mapping without a required column: the importer's refusal, the choices kept.
+    await page.locator('#col-check_out').selectOption('');
+    await page.getByRole('button', { name: 'Dry run' }).click();
+    await page.getByRole('alert').getByText('invalid_mapping').waitFor();
+    await page.getByRole('alert').getByText('missing_required: check_out').waitFor();
+    assert.equal(await page.locator('#col-check_in').inputValue(), 'Arrival');
+    await page.locator('#col-check_out').selectOption('Departure');
     await page.getByRole('button', { name: 'Dry run' }).click();
     await page.getByRole('heading', { name: 'Import bookings: dry run' }).waitFor();
     await page.locator('#import-summary').getByText('failed: 2').waitFor();
