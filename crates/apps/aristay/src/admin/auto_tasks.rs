@@ -417,3 +417,47 @@ async fn editor(
                "task_types": ["cleaning", "inspection", "maintenance", "other"]}),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(fields: &[(&str, &str)]) -> Form {
+        Form(
+            fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn an_editor_form_is_the_template_it_shows() {
+        let t = from_form(&form(&[
+            ("name", " Turnover "),
+            ("trigger", "check_out"),
+            ("offset_days", "-1"),
+            ("title_pattern", "Clean {property.name}"),
+            ("property_ids", "p1"),
+            ("property_ids", "p2"),
+            ("min_nights", "2"),
+            ("sources", "airbnb\n\n booking \n"),
+            ("description", ""),
+        ]));
+        assert_eq!(t["name"], "Turnover");
+        assert_eq!(t["active"], false, "an unticked box");
+        assert_eq!(t["offset_days"], -1);
+        assert_eq!(t["description"], Value::Null, "emptied: removed on save");
+        assert_eq!(
+            t["conditions"],
+            json!({"property_ids": ["p1", "p2"], "min_nights": 2, "sources": ["airbnb", "booking"]})
+        );
+        assert!(local_errors(&t).is_empty());
+        // A number that is no number goes as text, for the API to refuse by name.
+        let t = from_form(&form(&[("offset_days", "soon")]));
+        assert_eq!(t["offset_days"], "soon");
+        assert_eq!(t["conditions"], Value::Null);
+        let errors = local_errors(&t);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+}

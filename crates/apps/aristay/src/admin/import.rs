@@ -364,3 +364,48 @@ fn rows(report: &Value) -> Vec<Value> {
     }
     rows.into_values().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_guessed_from_the_headers_once_each() {
+        let headers: Vec<String> = [
+            "Listing",
+            "Arrival",
+            "Departure",
+            "Guest",
+            "Confirmation code",
+            "Channel",
+            "Guest email",
+        ]
+        .map(String::from)
+        .to_vec();
+        let g = guess(&headers);
+        assert_eq!(g["property"], "Listing");
+        assert_eq!(g["check_in"], "Arrival");
+        assert_eq!(g["check_out"], "Departure");
+        assert_eq!(g["guest_name"], "Guest");
+        assert_eq!(g["guest_email"], "Guest email");
+        assert_eq!(g["external_id"], "Confirmation code");
+        assert_eq!(g["source"], "Channel");
+        assert!(!g.contains_key("total_price"));
+    }
+
+    #[test]
+    fn report_rows_join_results_and_errors_by_row_number() {
+        let report = json!({
+            "results": [{"row": 2, "outcome": "created"}, {"row": 3, "outcome": "failed"}],
+            "errors": [{"row": 3, "column": "Arrival", "message": "not a date"},
+                       {"row": 3, "field": "check_out", "message": "required"},
+                       {"row": 9, "column": "Listing", "message": "no property"}]});
+        let rows = rows(&report);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0]["errors"], json!([]));
+        assert_eq!(rows[1]["errors"].as_array().unwrap().len(), 2);
+        assert_eq!(rows[1]["errors"][1]["column"], "check_out");
+        assert_eq!(rows[2]["row"], 9);
+        assert_eq!(rows[2]["outcome"], "failed");
+    }
+}
