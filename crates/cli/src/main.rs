@@ -4,6 +4,7 @@
 mod apps;
 mod backup;
 mod commands;
+mod keys;
 mod recover;
 mod revert;
 mod serve;

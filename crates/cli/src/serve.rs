@@ -1,4 +1,5 @@
-//! `bucketbase serve`: settings → store → app definitions → identity provider → HTTP.
+//! `bucketbase serve`: settings → store (with the secret-field key, see `keys`) → app
+//! definitions → identity provider → HTTP.
 //!
 //! On first start with the `local` provider and no users, a SuperAdmin is created and its
 //! one-time password printed once on stdout (never logged), or taken from
@@ -40,13 +41,7 @@ pub fn now() -> Now {
 pub async fn open_db(
     settings: &Settings,
 ) -> anyhow::Result<(Arc<Database>, Option<Arc<SecretBox>>)> {
-    let secrets = settings
-        .secret_key
-        .as_deref()
-        .map(SecretBox::from_base64)
-        .transpose()
-        .context("secret_key")?
-        .map(Arc::new);
+    let secrets = crate::keys::secret_key(settings)?;
     let hooks = crate::apps::find(&settings.app)?
         .map(|app| app.hooks())
         .unwrap_or_default();
@@ -245,6 +240,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         body_limit: settings.body_limit,
         cookie_secure: settings.auth.cookie_secure,
         refresh_ttl_secs: settings.auth.refresh_ttl_secs,
+        refresh_grace: std::time::Duration::from_secs(settings.auth.refresh_grace_secs),
         login_per_minute: settings.auth.login_per_minute,
         min_seq_wait: std::time::Duration::from_millis(settings.min_seq_wait_ms),
         query_budget_ms: settings.query_budget_ms,

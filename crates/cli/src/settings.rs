@@ -84,8 +84,17 @@ pub struct AuthSettings {
     pub cookie_secure: bool,
     /// Login attempts allowed per client address per minute.
     pub login_per_minute: u32,
-    /// The `graphql` provider (appointment360-compatible); see `auth::graphql`.
-    #[serde(skip_serializing)]
+    /// Seconds during which a refresh token already exchanged gets the same answer again
+    /// (a page's parallel requests; `server::auth::refresh`). 0: only refreshes in flight
+    /// are shared.
+    pub refresh_grace_secs: u64,
+    /// The `graphql` provider (appointment360-compatible); see `auth::graphql`. A
+    /// `preset` key names a shipped configuration the other keys override
+    /// (`auth::graphql_preset`).
+    #[serde(
+        skip_serializing,
+        deserialize_with = "bucketbase_server::auth::graphql_preset::deserialize"
+    )]
     pub graphql: bucketbase_server::auth::graphql::GraphqlConfig,
     /// The `jwks` provider: any OIDC issuer.
     pub jwks: JwksSettings,
@@ -145,6 +154,7 @@ impl Default for AuthSettings {
             refresh_ttl_secs: 30 * 24 * 3600,
             cookie_secure: true,
             login_per_minute: 10,
+            refresh_grace_secs: 30,
             graphql: Default::default(),
             jwks: JwksSettings::default(),
         }
@@ -291,6 +301,34 @@ mod tests {
                 ..Default::default()
             };
             assert_eq!(Settings::load(None, &flags).unwrap().store, "/from/flag");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_graphql_preset_is_a_base_the_other_keys_override() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bucketbase.toml",
+                "[auth.graphql]\npreset = \"appointment360\"\nrole_cache_ttl_secs = 60\n",
+            )?;
+            jail.set_env(
+                "BUCKETBASE_AUTH__GRAPHQL__ENDPOINT",
+                "https://a360.example/graphql",
+            );
+            let s = Settings::load(None, &Overrides::default()).unwrap();
+            let g = &s.auth.graphql;
+            assert_eq!(g.endpoint, "https://a360.example/graphql");
+            assert_eq!(g.me_user_path, "auth.me", "from the preset");
+            assert_eq!(
+                g.role_cache_ttl,
+                std::time::Duration::from_secs(60),
+                "file over preset"
+            );
+            assert_eq!(s.auth.refresh_grace_secs, 30, "default");
+            jail.set_env("BUCKETBASE_AUTH__GRAPHQL__PRESET", "nope");
+            let err = Settings::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("unknown graphql preset"), "{err}");
             Ok(())
         });
     }

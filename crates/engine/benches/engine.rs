@@ -380,7 +380,7 @@ async fn build(root: &Path, n: usize) -> [f64; 4] {
     let json: usize = state
         .collections()
         .flat_map(|(_, c)| c.docs.values())
-        .map(|d| d.body.get().len())
+        .map(|d| d.body().get().len())
         .sum();
     let start = Instant::now();
     checkpoint::write(db.store(), &state)

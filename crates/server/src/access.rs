@@ -30,7 +30,8 @@ use bucketbase_engine::{RecordId, Txn};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::Principal;
+use crate::auth::renew::{RenewUnavailable, Verified};
+use crate::auth::{AuthError, Principal};
 use crate::error::ApiError;
 
 /// The role that passes every rule (see [`Role::SUPER_ADMIN`]).
@@ -38,6 +39,8 @@ pub const SUPER_ADMIN: &str = "SuperAdmin";
 
 /// Cookie carrying the access token.
 pub const ACCESS_COOKIE: &str = "access_token";
+/// Cookie carrying the refresh token (`Path=/`, see [`crate::auth::cookies`]).
+pub const REFRESH_COOKIE: &str = "refresh_token";
 /// Cookie carrying the CSRF token (readable by scripts, sent back as a header).
 pub const CSRF_COOKIE: &str = "csrf_token";
 /// Header that must echo the CSRF cookie on cookie-authenticated writes.
@@ -322,20 +325,33 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // A session the identity service could not renew is an outage (503), not a
+        // logout (401): see `auth::renew`.
+        let outage = parts.extensions.get::<RenewUnavailable>().cloned();
+        let refused = |e: AuthError| match (&e, outage.clone()) {
+            (AuthError::InvalidToken(_), Some(RenewUnavailable(m))) => {
+                ApiError::from(AuthError::Unavailable(m))
+            }
+            _ => ApiError::from(e),
+        };
         let (token, source) = token(parts)
             .filter(|(t, _)| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("missing or invalid token"))?;
+            .ok_or_else(|| refused(AuthError::InvalidToken("missing or invalid token".into())))?;
         if matches!(source, TokenSource::Cookie) && !csrf_ok(parts, &state.settings) {
             return Err(ApiError::forbidden(
                 "cookie-authenticated writes need the X-CSRF-Token header or a same-origin Origin",
             )
             .with_code("csrf_failed"));
         }
-        let principal = state
-            .auth
-            .authenticate(&token)
-            .await
-            .map_err(ApiError::from)?;
+        let verified = parts
+            .extensions
+            .get::<Verified>()
+            .filter(|v| v.token == token)
+            .map(|v| v.principal.clone());
+        let principal = match verified {
+            Some(principal) => principal,
+            None => state.auth.authenticate(&token).await.map_err(refused)?,
+        };
         if let Some(required) = &state.settings.require_role
             && principal.role != *required
         {

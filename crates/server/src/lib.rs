@@ -36,6 +36,9 @@ pub struct ServerSettings {
     pub cookie_secure: bool,
     /// Lifetime of the refresh cookie.
     pub refresh_ttl_secs: u64,
+    /// How long a refresh's answer is handed to later refreshes with the same token
+    /// (parallel requests of one page; see [`auth::refresh`]).
+    pub refresh_grace: std::time::Duration,
     /// Login attempts allowed per client address per minute.
     pub login_per_minute: u32,
     /// Browser origins allowed by CORS (with credentials); none by default.
@@ -57,6 +60,7 @@ impl Default for ServerSettings {
             body_limit: 2 * 1024 * 1024,
             cookie_secure: true,
             refresh_ttl_secs: 30 * 24 * 3600,
+            refresh_grace: auth::refresh::DEFAULT_GRACE,
             login_per_minute: 10,
             cors_origins: Vec::new(),
             min_seq_wait: std::time::Duration::from_secs(5),
@@ -106,6 +110,12 @@ impl AppState {
         secrets: Option<Arc<SecretBox>>,
     ) -> Self {
         let metrics = Arc::new(metrics::Metrics::new(db.metrics().clone()));
+        // Every refresh (the route, and the renewal of any request) shares one exchange
+        // per token.
+        let auth = Arc::new(auth::refresh::CoalescedRefresh::new(
+            auth,
+            settings.refresh_grace,
+        ));
         AppState {
             db,
             auth,
@@ -207,6 +217,7 @@ fn app_with_pages(
         .merge(routes::system::router())
         .merge(routes::auth::router())
         .merge(routes::records::router())
+        .merge(routes::nested::router())
         .merge(routes::revert::router())
         .merge(routes::events::router())
         .merge(routes::metrics::router())
@@ -222,6 +233,11 @@ fn app_with_pages(
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             consistency::consistency,
+        ))
+        // A cookie session with an expired access token is refreshed on any request.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::renew::renew,
         ))
         .with_state(state)
         .layer(axum::middleware::map_response(

@@ -2,10 +2,13 @@
 //!
 //! It speaks the real protocol over real HTTP: `POST /graphql` with
 //! `{"query": ..., "variables": {...}}`, the operation chosen by what the document
-//! contains (`login(`, `logout`, `refreshToken(`, `me {`), answers shaped exactly at the
-//! `graphql` provider's default result paths (`data.auth.login.{accessToken,
-//! refreshToken,user}`, `data.auth.refreshToken.{...}`, `data.me.{uuid,email,role}`), and
-//! refusals as `{"errors": [{"message": ...}], "data": null}` with status 200.
+//! contains (`login(`, `logout`, `refreshToken(`, `me {`), answers shaped at the result
+//! paths of both dialects the server ships: the `graphql` provider's defaults
+//! (`data.auth.login.{accessToken,refreshToken,user}`, `data.auth.refreshToken.{...}`,
+//! `data.me.{uuid,email,role}`) and appointment360's (`preset = "appointment360"`:
+//! `me` under `auth`, the role at `profile.role`, no user in a refresh's answer unless
+//! the document selects `user { ... }`, logout by the bearer's session). Refusals are
+//! `{"errors": [{"message": ...}], "data": null}` with status 200.
 //!
 //! Tokens are JWT-shaped (`header.payload.signature`, base64url, header
 //! `{"alg":"HS256","typ":"JWT"}`, payload starting with the same `iss`, `aud`, type and
@@ -64,8 +67,15 @@ impl FakeUser {
         }
     }
 
+    /// The user as both dialects select it: `role` (the provider's default documents)
+    /// and `profile.role` (appointment360's).
     fn json(&self) -> Value {
-        json!({ "uuid": self.uuid, "email": self.email, "role": self.role })
+        json!({
+            "uuid": self.uuid,
+            "email": self.email,
+            "role": self.role,
+            "profile": { "role": self.role },
+        })
     }
 }
 
@@ -103,6 +113,8 @@ struct Inner {
     access: HashMap<String, usize>,
     refresh: HashMap<String, usize>,
     issued: u64,
+    /// Refresh tokens exchanged.
+    refreshes: usize,
     signer: RandomState,
     down: bool,
     response_override: Option<(u16, String)>,
@@ -148,44 +160,62 @@ impl Inner {
         token
     }
 
-    fn session(&mut self, user: usize) -> Value {
-        json!({
+    /// New tokens, and the user if the document selects it (appointment360's refresh
+    /// does not).
+    fn session(&mut self, user: usize, with_user: bool) -> Value {
+        let mut session = json!({
             "accessToken": self.mint(user, "access"),
             "refreshToken": self.mint(user, "refresh"),
-            "user": self.users[user].json(),
-        })
+        });
+        if with_user {
+            session["user"] = self.users[user].json();
+        }
+        session
     }
 
-    fn login(&mut self, variables: &Value) -> Answer {
+    fn login(&mut self, variables: &Value, with_user: bool) -> Answer {
         let (email, password) = (variables["email"].as_str(), variables["password"].as_str());
         let user = self
             .users
             .iter()
             .position(|u| Some(u.email.as_str()) == email && Some(u.password.as_str()) == password);
         let user = user.ok_or("Invalid email or password")?;
-        Ok(json!({ "auth": { "login": self.session(user) } }))
+        Ok(json!({ "auth": { "login": self.session(user, with_user) } }))
     }
 
-    fn refresh(&mut self, variables: &Value) -> Answer {
+    fn refresh(&mut self, variables: &Value, with_user: bool) -> Answer {
         let token = variables["refreshToken"].as_str().unwrap_or_default();
         let user = self
             .refresh
             .remove(token)
             .ok_or("Invalid or expired refresh token")?;
-        Ok(json!({ "auth": { "refreshToken": self.session(user) } }))
+        self.refreshes += 1;
+        Ok(json!({ "auth": { "refreshToken": self.session(user, with_user) } }))
     }
 
-    fn logout(&mut self, variables: &Value) -> Answer {
-        let token = variables["refreshToken"].as_str().unwrap_or_default();
-        Ok(json!({ "auth": { "logout": self.refresh.remove(token).is_some() } }))
-    }
-
-    fn me(&self, bearer: Option<&str>) -> Answer {
-        let Some(token) = bearer else {
-            return Ok(json!({ "me": null }));
+    /// Ends the session of the refresh token sent, or else of the bearer's access token.
+    fn logout(&mut self, variables: &Value, bearer: Option<&str>) -> Answer {
+        let ended = match variables["refreshToken"].as_str() {
+            Some(token) => self.refresh.remove(token).is_some(),
+            None => bearer.is_some_and(|t| self.access.remove(t).is_some()),
         };
-        let user = self.access.get(token).ok_or("Invalid or expired token")?;
-        Ok(json!({ "me": self.users[*user].json() }))
+        Ok(json!({ "auth": { "logout": ended } }))
+    }
+
+    /// `me` at the top (the provider's default) or under `auth` (appointment360).
+    fn me(&self, bearer: Option<&str>, under_auth: bool) -> Answer {
+        let user = match bearer {
+            None => Value::Null,
+            Some(token) => {
+                let user = self.access.get(token).ok_or("Invalid or expired token")?;
+                self.users[*user].json()
+            }
+        };
+        Ok(if under_auth {
+            json!({ "auth": { "me": user } })
+        } else {
+            json!({ "me": user })
+        })
     }
 }
 
@@ -258,6 +288,11 @@ impl FakeIdentity {
         self.shared.me_calls.load(Ordering::SeqCst)
     }
 
+    /// How many refresh tokens were exchanged (rotations).
+    pub fn refreshes(&self) -> usize {
+        self.shared.lock().refreshes
+    }
+
     /// How many requests of any kind arrived.
     pub fn requests(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
@@ -327,6 +362,8 @@ async fn graphql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         .and_then(|r| r["query"].as_str())
         .unwrap_or_default();
     let operation = Operation::of(document);
+    let compact: String = document.chars().filter(|c| !c.is_whitespace()).collect();
+    let with_user = compact.contains("user{");
     if operation == Operation::Me {
         shared.me_calls.fetch_add(1, Ordering::SeqCst);
     }
@@ -357,10 +394,10 @@ async fn graphql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     let variables = &request["variables"];
     let mut inner = shared.lock();
     let answer = match operation {
-        Operation::Login => inner.login(variables),
-        Operation::Logout => inner.logout(variables),
-        Operation::Refresh => inner.refresh(variables),
-        Operation::Me => inner.me(bearer),
+        Operation::Login => inner.login(variables, with_user),
+        Operation::Logout => inner.logout(variables, bearer),
+        Operation::Refresh => inner.refresh(variables, with_user),
+        Operation::Me => inner.me(bearer, compact.contains("auth{me{")),
         Operation::Unknown => Err("Unknown operation"),
     };
     match answer {

@@ -9,6 +9,7 @@ mod cluster;
 mod crash;
 mod digests;
 mod feed;
+mod identity;
 mod processes;
 mod torn;
 

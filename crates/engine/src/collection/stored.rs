@@ -299,7 +299,7 @@ fn item_op(
             let item = raw_item()?;
             // The item's own arrays, as the definition declares them.
             let fields = array_path.iter().step_by(2);
-            let sub = fields.fold(Some(shape), |s, f| s?.0.get(f));
+            let sub = fields.clone().try_fold(shape, |s, f| s.0.get(f));
             let Some(item) = sub.and_then(|sub| to_item(item, sub)) else {
                 return Ok(false);
             };

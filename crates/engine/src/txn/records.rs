@@ -76,6 +76,24 @@ impl Txn {
         })
     }
 
+    /// A record's own fields (its nested arrays, kept apart in the state, left out) as
+    /// of this transaction, noting the read like [`Txn::record`]: what access rules judge,
+    /// at a cost that does not grow with the record's items. A record this transaction
+    /// wrote is read whole.
+    pub fn record_own(&mut self, c: &CollectionName, id: &RecordId) -> Result<Value> {
+        let not_found = || Error::NotFound {
+            collection: c.to_string(),
+            id: id.to_string(),
+        };
+        if let Some(staged) = self.pending(c, id) {
+            return staged.ok_or_else(not_found);
+        }
+        let doc = self.snapshot.get(c, id).cloned();
+        let version = doc.as_ref().map_or(Seq::ZERO, |d| d.version);
+        self.note_read(c, Some(id), version);
+        doc.map(|d| d.own_value()).ok_or_else(not_found)
+    }
+
     /// A live record, or not found.
     pub(super) fn live_record(
         &mut self,

@@ -15,8 +15,9 @@
 //!   styles and forms from this origin only, nothing inline, no framing. Templates and
 //!   assets are embedded in the binary with `include_str!`; no CDN, no build step.
 //! - **Sessions are the API's cookies** ([`session`]): the `access_token` cookie the API
-//!   reads, the `csrf_token` double-submit cookie (admin forms echo it in a field), and a
-//!   refresh cookie scoped to `/admin` so an expired access token is renewed on the spot.
+//!   reads, the `csrf_token` double-submit cookie (admin forms echo it in a field), and the
+//!   `refresh_token` cookie (`Path=/`) with which the server-wide renewal middleware
+//!   (`auth::renew`) refreshes an expired access token on the spot, as for the API.
 //! - **Apps add pages** through [`AdminPages`] (`App::admin_pages`): a router mounted
 //!   under `/admin/` and nav entries; the generic pages serve every collection of every
 //!   app. An app's pages use what the generic ones use, exported here rather than copied:
@@ -114,7 +115,7 @@ pub fn router(state: AppState, api: Router, extra: AdminPages) -> Router<AppStat
             state,
             session::resolve,
         ))
-        // Assets need no session (and must not renew one in parallel with their page).
+        // Assets need no session (`auth::renew` leaves them alone too).
         .route("/admin/assets/admin.css", get(|| asset("text/css", STYLE)))
         .route(
             "/admin/assets/htmx-2.0.11.min.js",

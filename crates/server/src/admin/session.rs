@@ -3,11 +3,12 @@
 //! The session is the JSON API's own: `/admin/login` calls `POST /api/auth/login` in
 //! process and hands its cookies to the browser (`access_token`: HttpOnly, SameSite=Lax,
 //! Secure unless `auth.cookie_secure` is off for plain-http localhost; `csrf_token`, the
-//! double-submit token every admin form echoes in a field). The API scopes its refresh
-//! cookie to `/api/auth`; the admin keeps a copy scoped to `/admin` so that [`resolve`]
-//! can renew an expired access token on the spot (both copies are rotated together).
-//! Tokens are signed with the root's `_keys/token.key` and refresh tokens are records, so
-//! a session survives a restart of the server on the same root.
+//! double-submit token every admin form echoes in a field; `refresh_token`, `Path=/`).
+//! An expired access cookie is renewed on the spot by the server-wide
+//! [`crate::auth::renew`] middleware, the same one the API relies on, before [`resolve`]
+//! reads the session: the admin has no refresh logic of its own. Tokens are signed with
+//! the root's `_keys/token.key` and refresh tokens are records, so a session survives a
+//! restart of the server on the same root.
 //!
 //! With the `jwks` provider (no passwords here) the login page asks for a bearer token
 //! instead, checked through `GET /api/auth/me` before any cookie is set.
@@ -30,12 +31,10 @@ use super::error::AdminError;
 use super::forms::CsrfForm;
 use super::render::{self, Nav};
 use crate::AppState;
-use crate::access::{ACCESS_COOKIE, CSRF_COOKIE, Caller, cookie};
+use crate::access::{ACCESS_COOKIE, CSRF_COOKIE, Caller, REFRESH_COOKIE, cookie};
+use crate::auth::cookies;
+use crate::auth::renew::{RenewUnavailable, Verified};
 use crate::envelope::RequestId;
-
-/// The admin's copy of the refresh token (the API's own is scoped to `/api/auth`).
-const REFRESH_COOKIE: &str = "refresh_token";
-const REFRESH_PATH: &str = "/admin";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -106,13 +105,20 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 /// The caller a token stands for, decided by the API's own extractor (token check,
-/// required role, what the app adds to `auth`).
-async fn caller(st: &AppState, token: &str) -> Result<Caller, Failure> {
+/// required role, what the app adds to `auth`), with what the renewal middleware already
+/// learnt about this request's session.
+async fn caller(st: &AppState, token: &str, request: &Parts) -> Result<Caller, Failure> {
     let (mut parts, ()) = Request::builder()
         .header(AUTHORIZATION, format!("Bearer {token}"))
         .body(())
         .unwrap_or_default()
         .into_parts();
+    if let Some(v) = request.extensions.get::<Verified>() {
+        parts.extensions.insert(v.clone());
+    }
+    if let Some(u) = request.extensions.get::<RenewUnavailable>() {
+        parts.extensions.insert(u.clone());
+    }
     Caller::from_request_parts(&mut parts, st)
         .await
         .map_err(|e| failure_of(e.into_response()))
@@ -133,79 +139,38 @@ fn failure_of(response: Response) -> Failure {
     }
 }
 
-/// Finds the signed-in user of an admin request from the `access_token` cookie; when
-/// that token is no longer valid and the admin's refresh cookie is there, renews the
-/// session on the spot (the new cookies go out with this answer).
+/// Finds the signed-in user of an admin request from the `access_token` cookie (already
+/// renewed by [`crate::auth::renew`] if it had expired and a refresh cookie was there).
 pub async fn resolve(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let csrf = cookie(&parts, CSRF_COOKIE).unwrap_or_default();
     let mut resolved = None;
-    let mut set_cookies = Vec::new();
     if let Some(token) = cookie(&parts, ACCESS_COOKIE).filter(|t| !t.is_empty()) {
-        match caller(&st, &token).await {
+        match caller(&st, &token, &parts).await {
             Ok(caller) => {
                 resolved = Some(Ok(Session {
                     caller,
                     token,
-                    csrf: csrf.clone(),
+                    csrf,
                 }))
             }
             Err(f) if f.status == StatusCode::UNAUTHORIZED => {}
             Err(f) => resolved = Some(Err(f)),
         }
-    }
-    if resolved.is_none()
-        && let Some(refresh) = cookie(&parts, REFRESH_COOKIE).filter(|t| !t.is_empty())
-        && let Ok(api) = unsigned_api(&parts)
-    {
-        let body = json!({"refresh_token": refresh});
-        if let Ok(answer) = api
-            .call(Method::POST, "/api/auth/refresh", Some(&body), None)
-            .await
-        {
-            let token = answer.data["access_token"].as_str().unwrap_or_default();
-            if let Ok(caller) = caller(&st, token).await {
-                set_cookies = session_cookies(&st, &answer);
-                resolved = Some(Ok(Session {
-                    caller,
-                    token: token.to_string(),
-                    csrf: answer.data["csrf_token"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .into(),
-                }));
-            }
-        }
+    } else if let Some(u) = parts.extensions.get::<RenewUnavailable>() {
+        resolved = Some(Err(failure_of(
+            crate::error::ApiError::from(crate::auth::AuthError::Unavailable(u.0.clone()))
+                .into_response(),
+        )));
     }
     req = Request::from_parts(parts, body);
     if let Some(r) = resolved {
         req.extensions_mut().insert(Resolved(r));
     }
-    let mut response = next.run(req).await;
-    for c in set_cookies {
-        response.headers_mut().append(SET_COOKIE, c);
-    }
-    response
+    next.run(req).await
 }
 
-/// The API's cookies from a login or refresh answer, plus the admin's refresh copy.
-fn session_cookies(st: &AppState, answer: &super::api::Answer) -> Vec<HeaderValue> {
-    let mut out = answer.set_cookies.clone();
-    if let Some(refresh) = answer.data["refresh_token"].as_str() {
-        let age = st.settings.refresh_ttl_secs;
-        out.extend(set_cookie(
-            st,
-            REFRESH_COOKIE,
-            refresh,
-            REFRESH_PATH,
-            Some(age),
-            true,
-        ));
-    }
-    out
-}
-
-/// A `Set-Cookie` value with the API's attributes (SameSite=Lax; Secure per settings).
+/// A `Set-Cookie` header with the API's attributes (SameSite=Lax; Secure per settings).
 fn set_cookie(
     st: &AppState,
     name: &str,
@@ -214,24 +179,12 @@ fn set_cookie(
     max_age: Option<u64>,
     http_only: bool,
 ) -> Option<HeaderValue> {
-    let mut c = format!("{name}={value}; Path={path}; SameSite=Lax");
-    if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={age}"));
-    }
-    if http_only {
-        c.push_str("; HttpOnly");
-    }
-    if st.settings.cookie_secure {
-        c.push_str("; Secure");
-    }
+    let c = cookies::set_cookie(&st.settings, name, value, path, max_age, http_only);
     HeaderValue::from_str(&c).ok()
 }
 
 fn new_csrf() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    cookies::new_csrf()
 }
 
 /// Only admin pages are places to go back to after signing in (no open redirect).
@@ -329,7 +282,7 @@ async fn login(
             .call(Method::POST, "/api/auth/login", Some(&body), None)
             .await
         {
-            Ok(answer) => session_cookies(&st, &answer),
+            Ok(answer) => answer.set_cookies,
             Err(f) => return refused(&f.message, f.status),
         }
     };
@@ -340,8 +293,7 @@ async fn login(
     Ok(response)
 }
 
-/// Signs out: the API revokes the refresh token and clears its cookies; the admin's
-/// refresh copy is cleared too.
+/// Signs out: the API revokes the refresh token and clears the session's cookies.
 async fn logout(
     State(st): State<AppState>,
     parts: Parts,
@@ -353,25 +305,19 @@ async fn logout(
     }
     let refresh = cookie(&parts, REFRESH_COOKIE);
     let body = json!({"refresh_token": refresh});
-    let mut cookies = match api
+    let cookies = match api
         .call(Method::POST, "/api/auth/logout", Some(&body), None)
         .await
     {
         Ok(answer) => answer.set_cookies,
         Err(f) => {
             tracing::warn!(code = %f.code, "admin logout: the API refused");
-            Vec::new()
+            cookies::cleared(&st.settings)
+                .iter()
+                .filter_map(|c| HeaderValue::from_str(c).ok())
+                .collect()
         }
     };
-    cookies.extend(set_cookie(
-        &st,
-        REFRESH_COOKIE,
-        "",
-        REFRESH_PATH,
-        Some(0),
-        true,
-    ));
-    cookies.extend(set_cookie(&st, ACCESS_COOKIE, "", "/", Some(0), true));
     let mut response = Redirect::to("/admin/login").into_response();
     for c in cookies {
         response.headers_mut().append(SET_COOKIE, c);

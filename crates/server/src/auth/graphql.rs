@@ -4,7 +4,8 @@
 //! `{"query": ..., "variables": {...}}` to one endpoint. The documents and the dot-paths
 //! at which results are read (inside `data`) are configurable ([`GraphqlConfig`]); the
 //! defaults are appointment360-style (`auth { login / refreshToken }`, `me`): check them
-//! against the deployed schema. Variable names are fixed: `$email` and
+//! against the deployed schema, or start from a named preset ([`super::graphql_preset`],
+//! e.g. `appointment360` for docsai). Variable names are fixed: `$email` and
 //! `$password` (login), `$refreshToken` (refresh, logout); the "me" query takes no
 //! variables and is sent with `Authorization: Bearer <access token>`.
 //!
@@ -82,8 +83,9 @@ pub struct GraphqlConfig {
     pub login_mutation: String,
     pub refresh_mutation: String,
     pub me_query: String,
-    /// Optional logout document taking `$refreshToken`, e.g. `mutation Logout($refreshToken:
-    /// String!) { auth { logout(input: {refreshToken: $refreshToken}) } }`. Default none.
+    /// Optional logout document, sent with the access token as bearer (when the client
+    /// sent one) and `$refreshToken`, e.g. `mutation Logout($refreshToken: String!) {
+    /// auth { logout(input: {refreshToken: $refreshToken}) } }`. Default none.
     pub logout_mutation: Option<String>,
     /// Dot-paths into login's `data`. Defaults `auth.login.accessToken`,
     /// `auth.login.refreshToken` (absent or null: no refresh token) and `auth.login.user`
@@ -372,10 +374,17 @@ impl IdentityProvider for GraphqlProvider {
         if let Some(token) = access_token {
             self.evict(token);
         }
-        if let (Some(document), Some(token)) = (&self.config.logout_mutation, refresh_token) {
-            let variables = json!({ "refreshToken": token });
-            let _ = self.call(document, variables, None, &[token]).await;
+        let Some(document) = &self.config.logout_mutation else {
+            return Ok(());
+        };
+        if access_token.is_none() && refresh_token.is_none() {
+            return Ok(());
         }
+        // Services that know the session from the bearer (appointment360) and services
+        // that take the refresh token both get what they need.
+        let variables = json!({ "refreshToken": refresh_token });
+        let secrets: Vec<&str> = access_token.into_iter().chain(refresh_token).collect();
+        let _ = self.call(document, variables, access_token, &secrets).await;
         Ok(())
     }
 }

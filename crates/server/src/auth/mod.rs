@@ -6,11 +6,19 @@
 //! answer the same question through [`IdentityProvider`]: given a token, who is it?
 //! Access decisions (roles, per-collection rules) are made elsewhere, from the
 //! [`Principal`] this returns.
+//!
+//! Browser sessions are cookies ([`cookies`]); a request whose access cookie has expired
+//! is refreshed on the spot by [`renew`], and refreshes with one token are shared
+//! ([`refresh`]) so that a page's parallel requests do not trip rotation.
 
+pub mod cookies;
 pub mod graphql;
+pub mod graphql_preset;
 pub mod jwks;
 pub mod jwt;
 pub mod local;
+pub mod refresh;
+pub mod renew;
 pub mod role;
 pub mod store;
 

@@ -116,14 +116,47 @@ pub(super) fn add(paths: &mut Paths, def: &Compiled) -> Option<Added> {
     for (field, n) in &nested {
         let items = format!("{one}/{field}");
         let item = format!("{items}/{{item_id}}");
-        add(&items, HttpMethod::Get, ops.nested_list(field, &n.schema));
+        add(
+            &items,
+            HttpMethod::Get,
+            ops.nested_list(field, &n.schema).build(),
+        );
         add(
             &items,
             HttpMethod::Post,
-            ops.nested_append(field, &n.schema),
+            ops.nested_append(field, &n.schema).build(),
         );
-        add(&item, HttpMethod::Patch, ops.nested_patch(field));
-        add(&item, HttpMethod::Delete, ops.nested_remove(field));
+        add(
+            &item,
+            HttpMethod::Get,
+            ops.nested_read(field, &n.schema, "item_id").build(),
+        );
+        add(
+            &item,
+            HttpMethod::Patch,
+            ops.nested_patch(field, "item_id").build(),
+        );
+        add(
+            &item,
+            HttpMethod::Delete,
+            ops.nested_remove(field, "item_id").build(),
+        );
+        // An item's own arrays (two levels deep).
+        for (sub, s) in n.nested.iter().filter(|(sub, _)| path_safe(sub)) {
+            let name = format!("{field}.{sub}");
+            let subs = format!("{item}/{sub}");
+            let sub_item = format!("{subs}/{{sub_item_id}}");
+            let list = ops.nested_list(&name, &s.schema).parameter(item_id());
+            add(&subs, HttpMethod::Get, list.build());
+            let append = ops.nested_append(&name, &s.schema).parameter(item_id());
+            add(&subs, HttpMethod::Post, append.build());
+            let read = ops.nested_read(&name, &s.schema, "sub_item_id");
+            add(&sub_item, HttpMethod::Get, with_item_id(read));
+            let patch = ops.nested_patch(&name, "sub_item_id");
+            add(&sub_item, HttpMethod::Patch, with_item_id(patch));
+            let remove = ops.nested_remove(&name, "sub_item_id");
+            add(&sub_item, HttpMethod::Delete, with_item_id(remove));
+        }
     }
 
     let description = def
@@ -412,16 +445,44 @@ impl Ops<'_> {
         )
     }
 
-    fn nested_list(&self, field: &str, schema: &Value) -> Operation {
+    fn nested_list(&self, field: &str, schema: &Value) -> OperationBuilder {
         let items = ArrayBuilder::new()
             .items(RefOr::T(raw_schema(&item_schema(schema))))
             .build();
-        self.nested(field, "list", "List the items of", &[])
-            .response("200", json_response("The items", envelope(items, "Meta")))
-            .build()
+        self.nested(field, "list", "A page of the items of", &[])
+            .parameter(query_param("page", Type::Integer, "Page number, from 1 (default 1)"))
+            .parameter(query_param(
+                "per_page",
+                Type::Integer,
+                "Items per page (default 50, at most 1000)",
+            ))
+            .parameter(query_param(
+                "sort",
+                Type::String,
+                "Fields to sort by, comma-separated, `-` for descending (default: array order, oldest first)",
+            ))
+            .response(
+                "200",
+                json_response(
+                    "The items, with meta.total, page and per_page",
+                    envelope(items, "Meta"),
+                ),
+            )
     }
 
-    fn nested_append(&self, field: &str, schema: &Value) -> Operation {
+    fn nested_read(&self, field: &str, schema: &Value, id_param: &str) -> OperationBuilder {
+        self.nested(field, "read", "One item of", &[])
+            .parameter(path_param(id_param, "Item id"))
+            .response(
+                "200",
+                json_response(
+                    "The item",
+                    envelope(raw_schema(&item_schema(schema)), "Meta"),
+                ),
+            )
+    }
+
+    fn nested_append(&self, field: &str, schema: &Value) -> OperationBuilder {
         self.nested(
             field,
             "append",
@@ -444,10 +505,9 @@ impl Ops<'_> {
                 envelope(raw_schema(&item_schema(schema)), "Meta"),
             ),
         )
-        .build()
     }
 
-    fn nested_patch(&self, field: &str) -> Operation {
+    fn nested_patch(&self, field: &str, id_param: &str) -> OperationBuilder {
         self.nested(
             field,
             "update",
@@ -459,7 +519,7 @@ impl Ops<'_> {
                 "Unprocessable",
             ],
         )
-        .parameter(path_param("item_id", "Item id"))
+        .parameter(path_param(id_param, "Item id"))
         .request_body(json_body(
             Schema::Object(ObjectBuilder::new().schema_type(Type::Object).build()),
             "JSON merge patch of the item",
@@ -474,12 +534,11 @@ impl Ops<'_> {
                 ),
             ),
         )
-        .build()
     }
 
-    fn nested_remove(&self, field: &str) -> Operation {
+    fn nested_remove(&self, field: &str, id_param: &str) -> OperationBuilder {
         self.nested(field, "remove", "Remove an item of", &["Conflict"])
-            .parameter(path_param("item_id", "Item id"))
+            .parameter(path_param(id_param, "Item id"))
             .response(
                 "200",
                 json_response(
@@ -487,8 +546,16 @@ impl Ops<'_> {
                     envelope(ObjectBuilder::new().build(), "Meta"),
                 ),
             )
-            .build()
     }
+}
+
+/// The parent item's id of a sub-array route.
+fn item_id() -> utoipa::openapi::path::Parameter {
+    path_param("item_id", "Id of the item whose array this is")
+}
+
+fn with_item_id(op: OperationBuilder) -> Operation {
+    op.parameter(item_id()).build()
 }
 
 fn if_match() -> utoipa::openapi::path::Parameter {

@@ -1,8 +1,9 @@
 //! `/api/auth/*`: login, refresh, logout, me. Tokens go back in the body (for API
 //! clients) and in cookies (for the browser UI): `access_token` and `refresh_token` are
-//! HttpOnly, SameSite=Lax, Secure unless configured off for plain-http localhost; the
-//! refresh cookie is only sent to `/api/auth`. `csrf_token` is readable by the page and
-//! must be echoed in `X-CSRF-Token` on cookie-authenticated writes.
+//! HttpOnly, SameSite=Lax, Secure unless configured off for plain-http localhost, both
+//! `Path=/` (any request refreshes an expired session: `auth::renew`, decision 0019).
+//! `csrf_token` is readable by the page and must be echoed in `X-CSRF-Token` on
+//! cookie-authenticated writes. Cookies are written by `auth::cookies`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,14 +19,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::access::{ACCESS_COOKIE, CSRF_COOKIE, Caller, access_token, cookie};
-use crate::auth::Tokens;
+use crate::access::{Caller, REFRESH_COOKIE, access_token, cookie};
+use crate::auth::{Tokens, cookies};
 use crate::contract::Resource;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
 use crate::openapi::{any, json_body, ok, operation, public, schema_ref};
-
-const REFRESH_COOKIE: &str = "refresh_token";
 
 pub fn router() -> Router<AppState> {
     resource().into_router()
@@ -133,35 +132,8 @@ impl LoginLimiter {
     }
 }
 
-fn cookie_header(
-    name: &str,
-    value: &str,
-    path: &str,
-    max_age: u64,
-    http_only: bool,
-    secure: bool,
-) -> String {
-    let mut c = format!("{name}={value}; Path={path}; Max-Age={max_age}; SameSite=Lax");
-    if http_only {
-        c.push_str("; HttpOnly");
-    }
-    if secure {
-        c.push_str("; Secure");
-    }
-    c
-}
-
-fn random_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
 fn with_session(st: &AppState, req: &RequestId, tokens: Tokens) -> Envelope {
-    let secure = st.settings.cookie_secure;
-    let csrf = random_token();
-    let refresh_age = st.settings.refresh_ttl_secs;
+    let csrf = cookies::new_csrf();
     let mut out = Envelope::ok(
         req,
         json!({
@@ -172,34 +144,9 @@ fn with_session(st: &AppState, req: &RequestId, tokens: Tokens) -> Envelope {
             "user": tokens.user,
             "csrf_token": csrf,
         }),
-    )
-    .header(
-        SET_COOKIE,
-        &cookie_header(
-            ACCESS_COOKIE,
-            &tokens.access_token,
-            "/",
-            tokens.expires_in,
-            true,
-            secure,
-        ),
-    )
-    .header(
-        SET_COOKIE,
-        &cookie_header(CSRF_COOKIE, &csrf, "/", refresh_age, false, secure),
     );
-    if let Some(refresh) = &tokens.refresh_token {
-        out = out.header(
-            SET_COOKIE,
-            &cookie_header(
-                REFRESH_COOKIE,
-                refresh,
-                "/api/auth",
-                refresh_age,
-                true,
-                secure,
-            ),
-        );
+    for c in cookies::session(&st.settings, &tokens, &csrf) {
+        out = out.header(SET_COOKIE, &c);
     }
     out
 }
@@ -310,20 +257,11 @@ async fn logout(
         .logout(access.as_deref(), token.as_deref())
         .await
         .map_err(ApiError::from)?;
-    let secure = st.settings.cookie_secure;
-    Ok(Envelope::ok(&req, json!({"logged_out": true}))
-        .header(
-            SET_COOKIE,
-            &cookie_header(ACCESS_COOKIE, "", "/", 0, true, secure),
-        )
-        .header(
-            SET_COOKIE,
-            &cookie_header(REFRESH_COOKIE, "", "/api/auth", 0, true, secure),
-        )
-        .header(
-            SET_COOKIE,
-            &cookie_header(CSRF_COOKIE, "", "/", 0, false, secure),
-        ))
+    let mut out = Envelope::ok(&req, json!({"logged_out": true}));
+    for c in cookies::cleared(&st.settings) {
+        out = out.header(SET_COOKIE, &c);
+    }
+    Ok(out)
 }
 
 async fn me(req: RequestId, caller: Caller) -> Envelope {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod docs;
 pub mod events;
 pub mod metrics;
+pub mod nested;
 pub mod records;
 pub mod revert;
 pub mod system;
@@ -24,6 +25,7 @@ pub fn resource() -> Resource {
         .merge(system::resource())
         .merge(auth::resource())
         .merge(records::resource())
+        .merge(nested::resource())
         .merge(revert::resource())
         .merge(events::resource())
         .merge(metrics::resource())

@@ -1,4 +1,5 @@
-//! `/api/v1/{collection}/...`: records, their history, restore and nested items.
+//! `/api/v1/{collection}/...`: records, their history and restore (nested items: see
+//! [`super::nested`]).
 
 use std::time::Duration;
 
@@ -6,16 +7,18 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::ETAG;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use bucketbase_engine::collection::Compiled;
 use bucketbase_engine::collection::audit::{self, AuditFilter};
 use bucketbase_engine::collection::expr::Expr;
 use bucketbase_engine::collection::query;
 use bucketbase_engine::collection::records::{Secrets, render};
-use bucketbase_engine::{CollectionName, Error as EngineError, RecordId, Seq};
+use bucketbase_engine::state::Shape;
+use bucketbase_engine::{CollectionName, Doc, Error as EngineError, RecordId, Seq};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::nested::NestedView;
 use super::{audit_events, collection, definition, etag, if_match, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
@@ -39,17 +42,9 @@ pub fn resource() -> Resource {
         )
         .route_per_collection("/api/v1/{collection}/{id}/restore", post(restore))
         .route_per_collection("/api/v1/{collection}/{id}/history", get(history))
-        .route_per_collection(
-            "/api/v1/{collection}/{id}/{nested}",
-            get(nested_list).post(nested_append),
-        )
-        .route_per_collection(
-            "/api/v1/{collection}/{id}/{nested}/{item_id}",
-            patch(nested_patch).delete(nested_remove),
-        )
 }
 
-fn hidden(c: &CollectionName, id: &RecordId) -> ApiError {
+pub(crate) fn hidden(c: &CollectionName, id: &RecordId) -> ApiError {
     ApiError::not_found(format!("{c}/{id} not found"))
 }
 
@@ -139,6 +134,8 @@ async fn list(
 #[derive(Deserialize)]
 struct ReadParams {
     as_of: Option<u64>,
+    /// `none`, `count` or a number: see [`NestedView`].
+    nested: Option<String>,
 }
 
 async fn read(
@@ -151,6 +148,18 @@ async fn read(
     let (c, id) = (collection(&c)?, record_id(&id)?);
     let snap = st.db.snapshot();
     let def = definition(&snap, &c)?;
+    let view = NestedView::parse(params.nested.as_deref())?;
+    let answer = |doc: &Doc, at: Option<u64>| -> Result<Envelope> {
+        let (value, counts) = view.record(&def, doc);
+        let mut out = Envelope::ok(&req, show(&st, &def, &id, value, doc.version)?);
+        if let Some(counts) = counts {
+            out = out.meta("nested_counts", Value::Object(counts));
+        }
+        Ok(match at {
+            Some(at) => out.meta("as_of", at),
+            None => out.header(ETAG, &etag(doc.version)),
+        })
+    };
     if let Some(at) = params.as_of {
         if at > snap.seq().get() {
             return Err(ApiError::bad_request(format!(
@@ -162,17 +171,15 @@ async fn read(
             .await?
             .filter(|(_, v)| caller.may(&def, Action::View, v))
             .ok_or_else(|| hidden(&c, &id))?;
-        return Ok(Envelope::ok(&req, show(&st, &def, &id, value, version)?).meta("as_of", at));
+        let doc = Doc::from_value(version, value, &Shape::of(&def));
+        return answer(&doc, Some(at));
     }
     let doc = snap.get(&c, &id).ok_or_else(|| hidden(&c, &id))?;
-    let value = doc.value();
-    if !caller.may(&def, Action::View, &value) {
+    // Rules read the record's own fields (its nested arrays are not assembled for them).
+    if !caller.may(&def, Action::View, &doc.own_value()) {
         return Err(hidden(&c, &id));
     }
-    Ok(
-        Envelope::ok(&req, show(&st, &def, &id, value, doc.version)?)
-            .header(ETAG, &etag(doc.version)),
-    )
+    answer(doc, None)
 }
 
 /// Runs a record write as the caller, checking `action` on the current record first
@@ -373,72 +380,4 @@ async fn history(
     };
     let events = audit_events(&st, &snap, &filter).await?;
     Ok(Envelope::ok(&req, events))
-}
-
-async fn nested_list(
-    State(st): State<AppState>,
-    req: RequestId,
-    caller: Caller,
-    Path((c, id, nested)): Path<(String, String, String)>,
-) -> Result<Envelope> {
-    let (c, id) = (collection(&c)?, record_id(&id)?);
-    let snap = st.db.snapshot();
-    let def = definition(&snap, &c)?;
-    if !def.is_nested(&nested) {
-        return Err(ApiError::not_found(format!(
-            "{c} has no nested array {nested:?}"
-        )));
-    }
-    let doc = snap.get(&c, &id).ok_or_else(|| hidden(&c, &id))?;
-    let value = doc.value();
-    if !caller.may(&def, Action::View, &value) {
-        return Err(hidden(&c, &id));
-    }
-    let items = value.get(&nested).cloned().unwrap_or_else(|| json!([]));
-    Ok(Envelope::ok(&req, items).header(ETAG, &etag(doc.version)))
-}
-
-async fn nested_append(
-    State(st): State<AppState>,
-    req: RequestId,
-    caller: Caller,
-    Path((c, id, nested)): Path<(String, String, String)>,
-    JsonBody(item): JsonBody<Value>,
-) -> Result<Envelope> {
-    let (c, id) = (collection(&c)?, record_id(&id)?);
-    let mut out = write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
-        tx.nested_append(&c, &id, &nested, item.clone()).map(Some)
-    })
-    .await?;
-    // The item, not the record, is the created resource.
-    out.status = axum::http::StatusCode::CREATED;
-    Ok(out)
-}
-
-async fn nested_patch(
-    State(st): State<AppState>,
-    req: RequestId,
-    caller: Caller,
-    Path((c, id, nested, item_id)): Path<(String, String, String, String)>,
-    JsonBody(patch): JsonBody<Value>,
-) -> Result<Envelope> {
-    let (c, id) = (collection(&c)?, record_id(&id)?);
-    write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
-        tx.nested_patch(&c, &id, &nested, &item_id, &patch)
-            .map(Some)
-    })
-    .await
-}
-
-async fn nested_remove(
-    State(st): State<AppState>,
-    req: RequestId,
-    caller: Caller,
-    Path((c, id, nested, item_id)): Path<(String, String, String, String)>,
-) -> Result<Envelope> {
-    let (c, id) = (collection(&c)?, record_id(&id)?);
-    write(&st, &req, &caller, &c, &id, Action::Update, |tx| {
-        tx.nested_remove(&c, &id, &nested, &item_id).map(|()| None)
-    })
-    .await
 }

@@ -31,7 +31,7 @@ async fn login_me_refresh_logout() {
     assert!(
         cookies
             .iter()
-            .any(|c| c.starts_with("refresh_token=") && c.contains("Path=/api/auth")),
+            .any(|c| c.starts_with("refresh_token=") && c.contains("Path=/;")),
         "{cookies:?}"
     );
     let body: Value = r.json().await.unwrap();
@@ -69,7 +69,8 @@ async fn login_me_refresh_logout() {
         .await;
     assert_eq!(s, 401, "unknown emails look the same");
 
-    // Refresh rotates; the old refresh token is then dead, and reusing it kills the family.
+    // Refresh rotates. Within the grace window the old token gets the very same answer
+    // (a page's parallel requests), never a second pair of tokens.
     let refresh = data["refresh_token"].as_str().unwrap().to_string();
     let (s, first, _) = app
         .call(
@@ -81,7 +82,8 @@ async fn login_me_refresh_logout() {
         .await;
     assert_eq!(s, 200, "{first}");
     let newer = first["data"]["refresh_token"].as_str().unwrap().to_string();
-    let (s, _, _) = app
+    assert_ne!(newer, refresh);
+    let (s, again, _) = app
         .call(
             Method::POST,
             "/api/auth/refresh",
@@ -89,21 +91,51 @@ async fn login_me_refresh_logout() {
             Some(json!({"refresh_token": refresh})),
         )
         .await;
-    assert_eq!(s, 401, "a rotated refresh token is refused");
-    let (s, _, _) = app
-        .call(
-            Method::POST,
-            "/api/auth/refresh",
-            None,
-            Some(json!({"refresh_token": newer})),
-        )
-        .await;
-    assert_eq!(s, 401, "reuse revoked the whole family");
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(
+        again["data"]["refresh_token"],
+        first["data"]["refresh_token"]
+    );
+    assert_eq!(again["data"]["access_token"], first["data"]["access_token"]);
 
     let (s, _, _) = app
         .call(Method::POST, "/api/auth/logout", None, Some(json!({})))
         .await;
     assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn a_refresh_token_reused_after_the_grace_revokes_its_family() {
+    let app = spawn_with(
+        bucketbase_server::ServerSettings {
+            cookie_secure: false,
+            refresh_grace: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let body: Value = app.login(ADMIN.0, ADMIN.1).await.json().await.unwrap();
+    let refresh = body["data"]["refresh_token"].as_str().unwrap().to_string();
+    let exchange = |token: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/api/auth/refresh",
+                None,
+                Some(json!({"refresh_token": token})),
+            )
+            .await
+        }
+    };
+    let (s, first, _) = exchange(refresh.clone()).await;
+    assert_eq!(s, 200, "{first}");
+    let newer = first["data"]["refresh_token"].as_str().unwrap().to_string();
+    let (s, _, _) = exchange(refresh).await;
+    assert_eq!(s, 401, "a rotated refresh token is refused");
+    let (s, _, _) = exchange(newer).await;
+    assert_eq!(s, 401, "reuse revoked the whole family");
 }
 
 fn forge(token: &str, edit: impl Fn(&mut Value)) -> String {

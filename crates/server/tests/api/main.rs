@@ -10,10 +10,13 @@ mod events;
 mod filters;
 mod jwks;
 mod metrics;
+mod nested;
 mod openapi;
 mod outage;
 mod records;
 mod redaction;
+mod renew;
+mod renew_graphql;
 mod support;
 
 use bucketbase_testkit::{fake_identity, fake_jwks};

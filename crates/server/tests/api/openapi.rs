@@ -22,7 +22,8 @@ fn tasks_definition() -> Value {
                 "due": {"type": "string", "format": "date"},
                 "kind": {"enum": ["a", "b"]}, "code": {"const": "x"}}},
         "nested": {"comments": {"schema": {"type": "object", "required": ["text"],
-            "properties": {"text": {"type": "string"}}}, "max_items": 50}},
+            "properties": {"text": {"type": "string"}}}, "max_items": 50,
+            "nested": {"reactions": {"schema": {"type": "object"}}}}},
         "rules": {"list": "auth.role == 'staff'", "view": "auth.role == 'staff'"}
     })
 }
@@ -339,7 +340,8 @@ async fn every_routed_path_is_documented_and_every_documented_path_routed() {
                     let path = routed
                         .path
                         .replace("{collection}", c)
-                        .replace("{nested}", "comments");
+                        .replace("{nested}", "comments")
+                        .replace("{sub}", "reactions");
                     paths.contains_key(&path)
                 });
                 assert!(found, "{} is documented for no collection", routed.path);
