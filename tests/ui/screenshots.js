@@ -4,6 +4,14 @@ import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, launch, login } from './support.js';
+import { workbook } from './xlsx.js';
+
+/** `YYYY-MM-DD`, `days` after today (UTC). */
+function day(days) {
+  const d = new Date();
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
 
 const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'ui');
 mkdirSync(out, { recursive: true });
@@ -50,6 +58,53 @@ try {
   await page.getByText('The chain is intact.').waitFor();
   await shot('audit');
   await shot('definition', '/admin/definitions/bookings');
+
+  // aristay's pages: bookings around today, a template previewed, an import's dry run.
+  const cabin = (await server.api('GET', '/api/v1/properties?name=Mountain%20Cabin'))[0];
+  const stays = [[loft, 1, 4, 'Carla', 'airbnb'], [loft, 4, 9, 'Dev', 'booking'], [loft, 12, 15, 'Eun', 'direct'],
+    [cabin, 2, 8, 'Femi', 'airbnb'], [cabin, 10, 13, 'Gus', 'vrbo']];
+  for (const [property, from, to, guest, source] of stays) {
+    await server.api('POST', '/api/v1/bookings', {
+      property_id: property.id, check_in: day(from), check_out: day(to), guest_name: guest, source, external_id: `S-${guest}`,
+    });
+  }
+  await page.goto(`${server.url}/admin/aristay/templates/new`);
+  await page.getByLabel('Name').fill('Arrival inspection');
+  await page.getByLabel('Trigger', { exact: true }).selectOption('check_in');
+  await page.getByLabel('Offset (days after the trigger)').fill('-1');
+  await page.getByLabel('Task type').selectOption('inspection');
+  await page.getByLabel('Task title').fill('Inspect {property.name} before {booking.guest_name}');
+  await page.getByRole('button', { name: 'Preview' }).click();
+  await page.locator('#preview table').waitFor();
+  await shot('template-preview');
+  await shot('calendar', `/admin/aristay/calendar?month=${day(1).slice(0, 7)}`);
+  await page.goto(`${server.url}/admin/aristay/import`);
+  await page.getByLabel('Workbook').setInputFiles({
+    name: 'december.xlsx', mimeType: 'application/octet-stream', buffer: workbook([
+      ['Listing', 'Arrival', 'Departure', 'Guest', 'Confirmation code', 'Channel'],
+      ['Seaside Loft', day(20), day(23), 'Hana', 'HX-10', 'airbnb'],
+      ['Seaside Loft', 'next friday', day(26), 'Ivo', 'HX-11', 'airbnb'],
+      ['Mountain Cabin', day(21), day(24), 'Jon', 'HX-12', 'booking'],
+      ['Nowhere House', day(22), day(25), 'Kai', 'HX-13', 'booking'],
+      ['Mountain Cabin', day(22), day(23), 'Lea', 'HX-14', 'booking'],
+    ]),
+  });
+  await page.getByRole('button', { name: 'Upload' }).click();
+  await page.getByRole('heading', { name: 'Map the columns' }).waitFor();
+  await shot('import-mapping');
+  await page.getByRole('button', { name: 'Dry run' }).click();
+  await page.locator('#import-summary').waitFor();
+  await shot('import-dry-run');
+
+  // A staff member's tasks on a phone.
+  const staff = await server.createUser('sam@example.com', 'staff');
+  await server.api('POST', '/api/v1/tasks', { title: 'Fix the tap', type: 'maintenance', property_id: loft.id, assigned_to: staff.uuid, due_at: day(1), description: 'Kitchen sink drips.' });
+  await server.api('POST', '/api/v1/tasks', { title: 'Clean Seaside Loft', type: 'cleaning', property_id: loft.id, assigned_to: staff.uuid, due_at: day(4), time_of_day: '11:00' });
+  const phone = await (await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })).newPage();
+  await login(phone, server, staff);
+  await phone.goto(`${server.url}/admin/aristay/my-tasks`);
+  await phone.screenshot({ path: join(out, 'my-tasks-phone.png') });
+  console.log('docs/ui/my-tasks-phone.png');
 } finally {
   await browser.close();
   await server.stop();

@@ -132,9 +132,10 @@ export async function launch() {
  * A new page whose problems are recorded: console errors, page errors, CSP violations
  * (Chrome logs them to the console; the listener catches any it would not) and failed
  * requests. `page.problems()` lists them; `expectClean` asserts there are none.
+ * `contextOptions` go to playwright's `newContext` (a phone's viewport, say).
  */
-export async function newPage(browser) {
-  const context = await browser.newContext();
+export async function newPage(browser, contextOptions = {}) {
+  const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   const problems = [];
   // Pages answer with their real status (a refused form 409/412/422, a hidden record

@@ -64,6 +64,13 @@ pub trait App: Send + Sync {
         Resource::new()
     }
 
+    /// Its pages in the admin UI (routes under `/admin/...` and nav entries), built with
+    /// what [`crate::admin`] exports so they share the generic pages' session, templates
+    /// and in-process API.
+    fn admin_pages(&self) -> crate::admin::AdminPages {
+        crate::admin::AdminPages::default()
+    }
+
     /// Its command-line subcommands: each returned command is a group (`import`) whose
     /// subcommands are the app's (`bookings`); the CLI merges groups of one name across
     /// apps and adds its `--config` / `--store` flags.

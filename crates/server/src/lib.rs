@@ -200,6 +200,15 @@ pub fn app(state: AppState) -> Router {
 /// The whole API plus an app's own routes (under `/api/v1/<app>/...`; they take
 /// precedence over the generic collection routes they overlap).
 pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
+    app_with_pages(state, app_routes, admin::AdminPages::default())
+}
+
+/// [`app_with`] plus an app's admin pages.
+fn app_with_pages(
+    state: AppState,
+    app_routes: Router<AppState>,
+    pages: admin::AdminPages,
+) -> Router {
     let body_limit = state.settings.body_limit;
     let cors = cors(&state.settings.cors_origins);
     let metrics = state.metrics.clone();
@@ -216,11 +225,7 @@ pub fn app_with(state: AppState, app_routes: Router<AppState>) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));
     let api = Router::new().merge(app_routes).merge(generic);
     // The admin UI calls the API in process, so its pages obey the very same rules.
-    let admin = admin::router(
-        state.clone(),
-        api.clone().with_state(state.clone()),
-        admin::AdminPages::default(),
-    );
+    let admin = admin::router(state.clone(), api.clone().with_state(state.clone()), pages);
     let router = Router::new()
         .merge(api)
         .merge(admin)
@@ -261,7 +266,7 @@ pub fn app_for(state: AppState, app: &dyn app::App) -> Router {
     if let Some(policy) = app.revert_policy() {
         state = state.with_revert_policy(policy);
     }
-    app_with(state, router)
+    app_with_pages(state, router, app.admin_pages())
 }
 
 /// CORS for the configured origins only (credentials allowed, so never `*`).

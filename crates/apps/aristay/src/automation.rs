@@ -144,8 +144,9 @@ fn placeholder(name: &str, booking: &Value, property: &Value, template: &Value) 
     })
 }
 
-/// Checks a template's title pattern and condition expression when it is written.
-fn check_template(template: &Value) -> std::result::Result<(), String> {
+/// Checks a template's title pattern and condition expression when it is written (and
+/// when the admin UI previews an unsaved template).
+pub fn check_template(template: &Value) -> std::result::Result<(), String> {
     let pattern = text(template, "title_pattern").unwrap_or_default();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
@@ -358,22 +359,29 @@ impl AutoTasks {
             let done = ledger
                 .iter()
                 .any(|(row, _)| text(row, "template_id") == Some(template_id));
-            if done || !self.matches(template, booking, &property) {
+            if done {
                 continue;
             }
-            self.create_task(tx, booking_id, booking, &property, template)?;
+            if let Some(task) = self.planned_task(template, booking_id, booking, &property) {
+                self.create_task(tx, booking_id, task, template)?;
+            }
         }
         Ok(())
     }
 
-    fn create_task(
+    /// The task `template` makes for the booking `booking_id` at `property`, or `None`
+    /// when the template's conditions do not hold for it. What the automation writes when
+    /// a booking becomes active, and what the admin UI's template preview shows.
+    pub fn planned_task(
         &self,
-        tx: &mut Txn,
+        template: &Value,
         booking_id: &RecordId,
         booking: &Value,
         property: &Value,
-        template: &Value,
-    ) -> Result<()> {
+    ) -> Option<Value> {
+        if !self.matches(template, booking, property) {
+            return None;
+        }
         let mut task = Map::new();
         let title = render_title(
             text(template, "title_pattern").unwrap_or_default(),
@@ -410,9 +418,19 @@ impl AutoTasks {
         if let Some(due) = Self::due(template, booking) {
             task.insert("due_at".into(), json!(due));
         }
+        Some(Value::Object(task))
+    }
+
+    fn create_task(
+        &self,
+        tx: &mut Txn,
+        booking_id: &RecordId,
+        task: Value,
+        template: &Value,
+    ) -> Result<()> {
         let (tasks, records) = (self.names.tasks.clone(), self.names.records.clone());
         tx.with_source(AUTOMATION, |tx| {
-            let (task_id, _) = tx.create(&tasks, Value::Object(task))?;
+            let (task_id, _) = tx.create(&tasks, task)?;
             tx.create(
                 &records,
                 json!({

@@ -7,6 +7,7 @@
 //! rules need and its routes for the server, and `bucketbase import bookings` for the
 //! command line.
 
+pub mod admin;
 pub mod automation;
 pub mod cli;
 pub mod error;
@@ -110,6 +111,10 @@ impl App for Aristay {
 
     fn routes(&self) -> Resource {
         routes::resource()
+    }
+
+    fn admin_pages(&self) -> bucketbase_server::admin::AdminPages {
+        admin::pages()
     }
 
     fn commands(&self) -> Vec<clap::Command> {

@@ -232,6 +232,12 @@ impl Database {
         Ok(self.snapshot())
     }
 
+    /// The time on this handle's clock (the one audit timestamps use), for callers that
+    /// need "today" (the admin UI's calendar and template preview).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.shared.opts.clock.now()
+    }
+
     /// A fresh record id from this handle's id source (for records whose id must be
     /// known before their transaction, such as an import log named in audit sources).
     pub fn new_id(&self) -> crate::names::RecordId {

@@ -101,6 +101,32 @@ impl Api {
         body: Option<&Value>,
         if_match: Option<u64>,
     ) -> Result<Answer, Failure> {
+        let body = body.map(|v| {
+            (
+                "application/json".to_string(),
+                serde_json::to_vec(v).unwrap_or_default(),
+            )
+        });
+        self.send(method, uri, body, if_match).await
+    }
+
+    /// A `POST` of a multipart form (an upload route of the API) built from `parts`.
+    pub async fn post_multipart(
+        &self,
+        uri: &str,
+        parts: &[super::upload::Part],
+    ) -> Result<Answer, Failure> {
+        let body = super::upload::encode(parts);
+        self.send(Method::POST, uri, Some(body), None).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<(String, Vec<u8>)>,
+        if_match: Option<u64>,
+    ) -> Result<Answer, Failure> {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(token) = &self.token {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -109,9 +135,9 @@ impl Api {
             req = req.header(IF_MATCH, format!("\"{version}\""));
         }
         let body = match body {
-            Some(v) => {
-                req = req.header(CONTENT_TYPE, "application/json");
-                Body::from(serde_json::to_vec(v).unwrap_or_default())
+            Some((content_type, bytes)) => {
+                req = req.header(CONTENT_TYPE, content_type);
+                Body::from(bytes)
             }
             None => Body::empty(),
         };

@@ -18,8 +18,13 @@
 //!   reads, the `csrf_token` double-submit cookie (admin forms echo it in a field), and the
 //!   `refresh_token` cookie (`Path=/`) with which the server-wide renewal middleware
 //!   (`auth::renew`) refreshes an expired access token on the spot, as for the API.
-//! - **Apps add pages** through [`AdminPages`]: a router mounted under `/admin/` and nav
-//!   entries; the generic pages serve every collection of every app.
+//! - **Apps add pages** through [`AdminPages`] (`App::admin_pages`): a router mounted
+//!   under `/admin/` and nav entries; the generic pages serve every collection of every
+//!   app. An app's pages use what the generic ones use, exported here rather than copied:
+//!   the [`Ctx`] extractor (session, caller, [`Api`] as the signed-in user), [`CsrfForm`]
+//!   and [`upload::CsrfMultipart`] (forms checked by the API's CSRF rule),
+//!   [`Templates`] (the layout and macros plus the app's own templates), [`could`] (what
+//!   to offer) and [`AdminError`] (the HTML error pages).
 
 mod api;
 mod error;
@@ -27,6 +32,7 @@ mod forms;
 mod pages;
 mod render;
 mod session;
+pub mod upload;
 
 use axum::Router;
 use axum::extract::Extension;
@@ -36,8 +42,12 @@ use axum::routing::get;
 
 use crate::AppState;
 
-pub use api::InternalApi;
+pub use api::{Answer, Api, Failure, InternalApi, with_query};
 pub use error::AdminError;
+pub use forms::{CsrfForm, Form, field_errors};
+pub use pages::could;
+pub use render::Templates;
+pub use session::Ctx;
 
 /// The policy every admin answer carries: nothing but this origin, nothing inline.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -49,6 +59,26 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 pub struct NavEntry {
     pub label: String,
     pub href: String,
+    /// Shown only to a caller who [`could`] do this action on the collection (the
+    /// entry's page calls the API, which still decides); `None`: shown to everyone.
+    #[serde(skip)]
+    pub requires: Option<(String, crate::access::Action)>,
+}
+
+impl NavEntry {
+    pub fn new(label: &str, href: &str) -> NavEntry {
+        NavEntry {
+            label: label.into(),
+            href: href.into(),
+            requires: None,
+        }
+    }
+
+    /// Shows the entry only to callers who could do `action` on `collection`.
+    pub fn requires(mut self, collection: &str, action: crate::access::Action) -> NavEntry {
+        self.requires = Some((collection.into(), action));
+        self
+    }
 }
 
 /// What an app adds to the admin UI: pages (routes under `/admin/`, which may use the
@@ -67,7 +97,10 @@ const LIVE: &str = include_str!("../../assets/admin/live.js");
 /// The admin UI. `api` is the JSON API it calls in process (the API routes with their
 /// state, without the admin routes).
 pub fn router(state: AppState, api: Router, extra: AdminPages) -> Router<AppState> {
-    let nav = std::sync::Arc::new(extra.nav);
+    let nav = render::Nav {
+        entries: std::sync::Arc::new(extra.nav),
+        db: Some(state.db.clone()),
+    };
     Router::new()
         .route("/", get(|| async { Redirect::to("/admin/") }))
         .route("/admin", get(|| async { Redirect::to("/admin/") }))
@@ -92,7 +125,7 @@ pub fn router(state: AppState, api: Router, extra: AdminPages) -> Router<AppStat
             "/admin/assets/live.js",
             get(|| asset("text/javascript", LIVE)),
         )
-        .layer(Extension(render::Nav(nav)))
+        .layer(Extension(nav))
         .layer(Extension(InternalApi(api)))
         .layer(axum::middleware::map_response(csp))
 }

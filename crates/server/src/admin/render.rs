@@ -9,13 +9,38 @@ use axum::response::{IntoResponse, Response};
 use minijinja::Environment;
 use serde_json::{Value, json};
 
+use bucketbase_engine::{CollectionName, Database};
+
 use super::NavEntry;
 use super::error::AdminError;
 use super::session::Ctx;
 
-/// The nav entries apps add.
+/// The nav entries apps add, and the database whose definitions decide which of them a
+/// caller sees (an entry that [`NavEntry::requires`] an action the caller could never do
+/// on its collection is left out, with the same [`super::could`] the pages use).
 #[derive(Clone, Default)]
-pub struct Nav(pub Arc<Vec<NavEntry>>);
+pub struct Nav {
+    pub entries: Arc<Vec<NavEntry>>,
+    pub db: Option<Arc<Database>>,
+}
+
+impl Nav {
+    /// The entries `ctx`'s caller may use.
+    fn visible(&self, ctx: &Ctx) -> Vec<&NavEntry> {
+        let snapshot = self.db.as_ref().map(|db| db.snapshot());
+        self.entries
+            .iter()
+            .filter(|e| match (&e.requires, &snapshot) {
+                (None, _) => true,
+                (Some((c, action)), Some(s)) => CollectionName::parse(c)
+                    .ok()
+                    .and_then(|c| s.definition(&c).cloned())
+                    .is_some_and(|def| super::could(ctx.caller(), &def, *action)),
+                (Some(_), None) => false,
+            })
+            .collect()
+    }
+}
 
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {
@@ -23,37 +48,61 @@ macro_rules! templates {
     };
 }
 
-static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    for (name, source) in templates!(
-        "base.html",
-        "macros.html",
-        "error.html",
-        "login.html",
-        "dashboard.html",
-        "collection.html",
-        "record.html",
-        "new.html",
-        "trash.html",
-        "conflict.html",
-        "purge.html",
-        "audit.html",
-        "revert.html",
-        "verify.html",
-        "definitions.html",
-        "definition.html",
-    ) {
-        if let Err(e) = env.add_template(name, source) {
-            panic!("admin template {name} does not compile: {e:#}");
+/// The generic templates (`base.html`, `macros.html`, the pages), which an app's own
+/// templates may extend and import.
+const GENERIC: &[(&str, &str)] = &templates!(
+    "base.html",
+    "macros.html",
+    "error.html",
+    "login.html",
+    "dashboard.html",
+    "collection.html",
+    "record.html",
+    "new.html",
+    "trash.html",
+    "conflict.html",
+    "purge.html",
+    "audit.html",
+    "revert.html",
+    "verify.html",
+    "definitions.html",
+    "definition.html",
+);
+
+static ENV: LazyLock<Templates> = LazyLock::new(|| Templates::with(&[]));
+
+/// A set of templates: the generic ones plus an app's (see [`super::AdminPages`]). An
+/// app's templates `{% extends "base.html" %}` and `{% import "macros.html" %}` like the
+/// generic pages, so every page has the same layout, nav, CSRF field and escaping.
+pub struct Templates(Environment<'static>);
+
+impl Templates {
+    /// The generic templates plus `extra` (name, source). A template that does not
+    /// compile is a bug of the binary, caught by a unit test: it panics here.
+    pub fn with(extra: &[(&'static str, &'static str)]) -> Templates {
+        let mut env = Environment::new();
+        for (name, source) in GENERIC.iter().chain(extra) {
+            if let Err(e) = env.add_template(name, source) {
+                panic!("admin template {name} does not compile: {e:#}");
+            }
         }
+        Templates(env)
     }
-    env
-});
+
+    fn render(
+        &self,
+        status: StatusCode,
+        template: &str,
+        ctx: Value,
+    ) -> Result<Response, AdminError> {
+        let html = self.0.get_template(template)?.render(ctx)?;
+        Ok((status, [(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+    }
+}
 
 /// Renders `template` with `ctx` as an HTML answer.
 pub fn page(status: StatusCode, template: &str, ctx: Value) -> Result<Response, AdminError> {
-    let html = ENV.get_template(template)?.render(ctx)?;
-    Ok((status, [(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+    ENV.render(status, template, ctx)
 }
 
 impl Ctx {
@@ -66,14 +115,35 @@ impl Ctx {
         &self,
         status: StatusCode,
         template: &str,
+        ctx: Value,
+    ) -> Result<Response, AdminError> {
+        self.render_with(&ENV, status, template, ctx)
+    }
+
+    /// A page of an app's own `templates` (see [`Templates::with`]), with the same `me`,
+    /// `csrf` and nav as the generic pages.
+    pub fn render(
+        &self,
+        templates: &Templates,
+        template: &str,
+        ctx: Value,
+    ) -> Result<Response, AdminError> {
+        self.render_with(templates, StatusCode::OK, template, ctx)
+    }
+
+    pub fn render_with(
+        &self,
+        templates: &Templates,
+        status: StatusCode,
+        template: &str,
         mut ctx: Value,
     ) -> Result<Response, AdminError> {
         let p = &self.session.caller.principal;
         ctx["me"] = json!({"email": p.email, "role": p.role, "uuid": p.uuid,
                            "super_admin": self.caller().is_super_admin()});
         ctx["csrf"] = json!(self.session.csrf);
-        ctx["app_nav"] = json!(self.nav.0.as_ref());
-        page(status, template, ctx)
+        ctx["app_nav"] = json!(self.nav.visible(self));
+        templates.render(status, template, ctx)
     }
 }
 
@@ -81,6 +151,6 @@ impl Ctx {
 mod tests {
     #[test]
     fn every_template_compiles() {
-        assert!(super::ENV.templates().count() >= 16);
+        assert!(super::ENV.0.templates().count() >= 16);
     }
 }

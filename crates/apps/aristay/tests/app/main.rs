@@ -2,6 +2,7 @@
 //! store (fsync on), the local identity provider and one user per role.
 
 mod access;
+mod admin;
 mod automation;
 mod bookings;
 mod events;

@@ -58,7 +58,7 @@ fn compiled(st: &AppState, c: &CollectionName) -> Result<std::sync::Arc<Compiled
 /// Could the caller do `action` on some record of `def`? The rule is evaluated with
 /// `auth` alone: `false` rules the caller out; `true`, or an error because the answer
 /// depends on the record, means the page may offer it and the API decides.
-fn could(caller: &Caller, def: &Compiled, action: Action) -> bool {
+pub fn could(caller: &Caller, def: &Compiled, action: Action) -> bool {
     if caller.is_super_admin() {
         return true;
     }
