@@ -15,6 +15,13 @@
 //! |---|---|---|
 //! | `BENCH_APPENDS` | 100 | appends per size and store |
 //! | `BENCH_DIR` | the temp dir | where local roots are made (make it a real disk) |
+//! | `BENCH_STARTUP_WORKFLOWS` | 100 | workflows of the start-up row (0: skip it) |
+//!
+//! The start-up row: a local root holding `BENCH_STARTUP_WORKFLOWS` workflows x 1,000
+//! executions x 20 logs of about 100 bytes, written with checkpoints off (one creating
+//! transaction per workflow), then opened by a fresh process (this bench run again): the
+//! time to open (replaying the whole log) and the resident memory the opened state holds,
+//! per nested item.
 
 use std::time::Instant;
 
@@ -26,6 +33,9 @@ use serde_json::{Value, json};
 const SIZES: [usize; 3] = [100, 1_000, 10_000];
 
 fn main() {
+    if let Ok(root) = std::env::var("BENCH_NESTED_OPEN") {
+        return open_and_report(&root);
+    }
     let appends: usize = std::env::var("BENCH_APPENDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -51,6 +61,97 @@ fn main() {
             );
         }
     }
+    let workflows: usize = std::env::var("BENCH_STARTUP_WORKFLOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    if workflows > 0 {
+        let tmp = tempfile::tempdir_in(&dir).expect("temp dir");
+        let root = tmp.path().to_str().expect("utf-8 path").to_string();
+        let started = Instant::now();
+        let items = rt.block_on(build_workflows(&root, workflows, 1_000, 20));
+        let built = started.elapsed().as_secs_f64();
+        let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
+            .env("BENCH_NESTED_OPEN", &root)
+            .output()
+            .expect("open process");
+        let report = String::from_utf8_lossy(&out.stdout);
+        let mut fields = report
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().unwrap_or(0.0));
+        let (open_ms, rss) = (fields.next().unwrap_or(0.0), fields.next().unwrap_or(0.0));
+        println!(
+            "\nstart-up: {workflows} workflows x 1,000 executions x 20 logs ({items} items, built in {built:.1} s, checkpoints off)"
+        );
+        println!(
+            "open (replay) {:.2} s; resident memory {:.0} MB, {:.0} B per item",
+            open_ms / 1000.0,
+            rss / 1e6,
+            rss / items as f64
+        );
+    }
+}
+
+/// Writes `workflows` workflows of `executions` executions of `logs` log lines each (one
+/// transaction per workflow) on the local root `root`; returns the number of nested items.
+async fn build_workflows(root: &str, workflows: usize, executions: usize, logs: usize) -> usize {
+    let opts = DbOptions {
+        materialize: false,
+        checkpoint_every: 0,
+        ..DbOptions::default()
+    };
+    let db = Database::open_url(root, opts).await.expect("open");
+    let meta = TxnMeta::new("bench", "bench");
+    db.define_all(&meta, &[workflows_definition()])
+        .await
+        .expect("define");
+    let wf = CollectionName::parse("workflows").expect("name");
+    for w in 0..workflows {
+        let execs: Vec<Value> = (0..executions)
+            .map(|e| {
+                let lines: Vec<Value> = (0..logs)
+                    .map(|l| json!({"line": format!("{w}/{e}/{l} {}", "x".repeat(80))}))
+                    .collect();
+                json!({"status": "done", "logs": lines})
+            })
+            .collect();
+        db.transact(&meta, |tx| {
+            tx.create(&wf, json!({"name": format!("w{w}"), "executions": execs}))
+        })
+        .await
+        .expect("create");
+    }
+    db.close().await;
+    workflows * executions * (1 + logs)
+}
+
+fn workflows_definition() -> Definition {
+    Definition::from_toml(
+        "name = \"workflows\"\n[nested.executions]\n[nested.executions.nested.logs]\n",
+    )
+    .expect("def")
+}
+
+/// The child's half of the start-up row: opens `root` and prints the milliseconds it took
+/// and the resident memory afterwards.
+fn open_and_report(root: &str) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let opts = DbOptions {
+        materialize: false,
+        checkpoint_every: 0,
+        ..DbOptions::default()
+    };
+    let started = Instant::now();
+    let db = rt.block_on(Database::open_url(root, opts)).expect("open");
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let wf = CollectionName::parse("workflows").expect("name");
+    assert!(
+        db.snapshot()
+            .collection(&wf)
+            .is_some_and(|c| !c.docs.is_empty())
+    );
+    println!("{ms} {}", rss_bytes());
+    rt.block_on(db.close());
 }
 
 struct Row {
