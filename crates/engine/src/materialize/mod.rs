@@ -21,12 +21,14 @@ use crate::error::Result;
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::shared::Shared;
 use crate::state::State;
-use crate::store::{index_view_path, view_watermark_path};
+use crate::store::{doc_view_path, index_view_path, view_watermark_path};
 
 mod files;
+mod local;
 mod rebuild;
 mod render;
 
+use crate::store::lane::LocalRoot;
 use crate::view::{Dirty, render_watermark};
 pub use crate::view::{ViewStore, ViewWriteMode};
 use files::{put_view, read_seq, write_doc};
@@ -43,6 +45,12 @@ const VIEW_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// so a huge collection's `index.json` takes a bounded share of the machine (and lags
 /// more) instead of being rewritten after every burst of commits.
 const INDEX_COST_FACTOR: u32 = 10;
+
+/// And at most once per this interval: an index is the whole collection, so rewriting
+/// it after every pass would make the view's cost per write grow with the collection.
+/// Written at most once a second, its cost per second is bounded instead, and the rows
+/// it shows lag by at most about this (or less when someone waits: `flush_view`).
+const INDEX_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Marks everything after the stored watermark dirty (a crash may have left it undone).
 pub(crate) async fn recover(shared: &Shared) -> Result<()> {
@@ -128,7 +136,7 @@ impl Materializer {
                 if dirty.closed {
                     return true;
                 }
-                if !dirty.is_empty() {
+                if !dirty.is_empty() || (dirty.flush_requested && !self.deferred.is_empty()) {
                     break;
                 }
                 std::mem::take(&mut dirty.sync_requested)
@@ -175,23 +183,26 @@ impl Materializer {
     /// Writes what is dirty from the latest snapshot; returns whether something failed
     /// (and went back into the queue).
     async fn pass(&mut self, closed: bool) -> bool {
-        let (docs, mut collections) = {
+        let (docs, mut collections, urgent) = {
             let mut dirty = self.shared.view.dirty.lock();
             self.taken_upto = self.taken_upto.max(dirty.upto);
             (
                 std::mem::take(&mut dirty.docs),
                 std::mem::take(&mut dirty.collections),
+                // A closed queue gets no more marks; someone waiting for the view
+                // should not wait for an index's time to come.
+                closed || std::mem::take(&mut dirty.flush_requested),
             )
         };
         collections.append(&mut self.deferred);
         let snapshot = self.shared.snapshot();
         let mut failed = Dirty {
-            docs: self.write_docs(&snapshot, docs).await,
+            docs: self.write_docs(snapshot.clone(), docs).await,
             ..Dirty::default()
         };
         for c in collections {
             let now = Instant::now();
-            if !closed && self.index_due.get(&c).is_some_and(|due| *due > now) {
+            if !urgent && self.index_due.get(&c).is_some_and(|due| *due > now) {
                 self.deferred.insert(c);
                 continue;
             }
@@ -199,8 +210,8 @@ impl Materializer {
             self.shared.metrics.view_write(result.is_ok());
             match result {
                 Ok(()) => {
-                    self.index_due
-                        .insert(c, now + now.elapsed() * INDEX_COST_FACTOR);
+                    let wait = (now.elapsed() * INDEX_COST_FACTOR).max(INDEX_MIN_INTERVAL);
+                    self.index_due.insert(c, now + wait);
                 }
                 Err(e) => {
                     tracing::debug!(collection = %c, error = %e, "view index write failed");
@@ -230,12 +241,16 @@ impl Materializer {
     /// Writes each dirty record's file; returns those that failed.
     async fn write_docs(
         &self,
-        snapshot: &State,
+        snapshot: Arc<State>,
         docs: BTreeSet<(CollectionName, RecordId)>,
     ) -> BTreeSet<(CollectionName, RecordId)> {
+        if let Some(local) = &self.shared.view_store.local {
+            return self.write_local_docs(local.clone(), snapshot, docs).await;
+        }
         let view = &self.shared.view_store;
         let mode = self.shared.opts.view_write;
         let metrics = &self.shared.metrics;
+        let snapshot = &snapshot;
         let results: Vec<_> = futures::stream::iter(docs)
             .map(|(c, id)| async move {
                 let result = write_doc(&view.store, mode, &c, &id, snapshot.get(&c, &id)).await;
@@ -251,6 +266,51 @@ impl Materializer {
                 tracing::debug!(collection = %key.0, id = %key.1, error = %e, "view write failed");
                 failed.insert(key);
             }
+        }
+        failed
+    }
+
+    /// [`Self::write_docs`] on a local root: rendered and written by the background lane.
+    async fn write_local_docs(
+        &self,
+        local: Arc<LocalRoot>,
+        snapshot: Arc<State>,
+        docs: BTreeSet<(CollectionName, RecordId)>,
+    ) -> BTreeSet<(CollectionName, RecordId)> {
+        let lane = local.lane.clone();
+        let keys: Vec<_> = docs.into_iter().collect();
+        let written = lane
+            .run(move || {
+                let mut files = Vec::with_capacity(keys.len());
+                let mut unmapped = Vec::new();
+                for (i, (c, id)) in keys.iter().enumerate() {
+                    match local.path(&doc_view_path(c, id)) {
+                        Ok(path) => files.push((path, snapshot.get(c, id).map(render_doc))),
+                        Err(_) => unmapped.push(i),
+                    }
+                }
+                let results = local::write_files(&local, files);
+                (keys, unmapped, results)
+            })
+            .await;
+        let Ok((keys, unmapped, results)) = written else {
+            return BTreeSet::new();
+        };
+        let metrics = &self.shared.metrics;
+        let mut failed = BTreeSet::new();
+        let mapped = keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !unmapped.contains(i));
+        for ((_, key), result) in mapped.zip(results) {
+            metrics.view_write(result.is_ok());
+            if let Err(e) = result {
+                tracing::debug!(collection = %key.0, id = %key.1, error = %e, "view write failed");
+                failed.insert(key.clone());
+            }
+        }
+        for i in unmapped {
+            failed.insert(keys[i].clone());
         }
         failed
     }
@@ -271,6 +331,19 @@ impl Materializer {
                 .map_err(|e| crate::error::Error::corrupt(index_view_path(c), e))?;
         self.indexes.insert(c.clone(), rendered);
         let view = &self.shared.view_store;
+        if let Some(local) = &view.local {
+            let (local, path) = (local.clone(), local.path(&index_view_path(c))?);
+            let written = local
+                .lane
+                .clone()
+                .run(move || local::write_files(&local, vec![(path, Some(bytes))]).pop())
+                .await;
+            return match written {
+                Ok(Some(Err(e))) => Err(crate::error::Error::corrupt(index_view_path(c), e)),
+                Ok(_) => Ok(()),
+                Err(e) => Err(crate::error::Error::corrupt(index_view_path(c), e)),
+            };
+        }
         put_view(
             &view.store,
             self.shared.opts.view_write,
@@ -285,7 +358,7 @@ impl Materializer {
     /// claims it once it is durable.
     async fn complete(&mut self, seq: Seq) {
         self.shared.view.done.send_replace(seq);
-        if self.shared.view_store.sync_root.is_some() {
+        if self.shared.view_store.local.is_some() {
             self.unsynced = Some(seq);
         } else {
             self.write_watermark(seq).await;
@@ -295,20 +368,27 @@ impl Materializer {
 
     /// Makes the local view durable and advances the watermark to what it holds.
     async fn sync(&mut self) {
-        let (Some(seq), Some(root)) = (self.unsynced, &self.shared.view_store.sync_root) else {
+        let (Some(seq), Some(local)) = (self.unsynced, self.shared.view_store.local.clone()) else {
             return;
         };
-        let root = root.clone();
-        let synced = tokio::task::spawn_blocking(move || sync_filesystem(&root)).await;
+        let synced = match local.path(&view_watermark_path()) {
+            Ok(watermark) => {
+                let lane = local.lane.clone();
+                lane.run(move || local::sync(&local, watermark, render_watermark(seq)))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|synced| synced)
+            }
+            Err(e) => Err(std::io::Error::other(e)),
+        };
         self.last_sync = Instant::now();
+        self.shared.metrics.view_write(synced.is_ok());
         match synced {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 self.unsynced = None;
-                self.write_watermark(seq).await;
                 self.shared.view.durable.send_replace(seq);
             }
             // Harmless: the watermark stays behind, and start-up redoes the rest.
-            Ok(Err(e)) => tracing::warn!(error = %e, "syncing the materialized view failed"),
             Err(e) => tracing::warn!(error = %e, "syncing the materialized view failed"),
         }
     }
@@ -329,16 +409,4 @@ impl Materializer {
             tracing::debug!(error = %e, "view watermark write failed");
         }
     }
-}
-
-/// Flushes the filesystem holding `root` (one call, however many files were written).
-fn sync_filesystem(root: &std::path::Path) -> std::io::Result<()> {
-    let dir = std::fs::File::open(root)?;
-    #[cfg(target_os = "linux")]
-    rustix::fs::syncfs(&dir)?;
-    #[cfg(all(unix, not(target_os = "linux")))]
-    rustix::fs::sync();
-    // Elsewhere local roots write their view through the fsyncing store (no sync root).
-    drop(dir);
-    Ok(())
 }
