@@ -11,6 +11,7 @@ mod digests;
 mod feed;
 mod processes;
 mod torn;
+mod view_io;
 
 fn bucketbase() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bucketbase"))
