@@ -24,7 +24,7 @@ use crate::canonical::sha256_hex;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{CollectionState, Doc, State};
-use crate::store::lane::LocalRoot;
+use crate::store::lane::{LocalRoot, local_error};
 use crate::store::{
     CHECKPOINT_DIR, DynStore, checkpoint_manifest_path, checkpoint_part_path,
     parse_checkpoint_manifest,
@@ -136,14 +136,6 @@ fn part_ref(path: &Path, bytes: &[u8], records: u64) -> PartRef {
         records,
         sha256: sha256_hex(bytes),
     }
-}
-
-/// A local write's failure, as the store would report it.
-fn local_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::Store(object_store::Error::Generic {
-        store: "LocalFileSystem",
-        source: Box::new(e),
-    })
 }
 
 /// Renders and writes the parts on the lane's thread, one at a time.

@@ -21,7 +21,83 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::store::lane::{LocalRoot, start_writeback, wait_writeback};
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::metrics::EngineMetrics;
+use crate::names::{CollectionName, RecordId};
+use crate::state::State;
+use crate::store::doc_view_path;
+use crate::store::lane::{LocalRoot, local_error, start_writeback, wait_writeback};
+
+use super::render_doc;
+
+type Key = (CollectionName, RecordId);
+
+/// Renders and writes the records' files from the lane; returns those that failed (all
+/// of them if the lane is gone), to be retried.
+pub(super) async fn write_docs(
+    local: &Arc<LocalRoot>,
+    snapshot: Arc<State>,
+    docs: BTreeSet<Key>,
+    metrics: &EngineMetrics,
+) -> BTreeSet<Key> {
+    let keys: Vec<Key> = docs.into_iter().collect();
+    let sent = (local.clone(), keys.clone());
+    let written = local
+        .lane
+        .run(move || {
+            let (local, keys) = sent;
+            let mut results: Vec<io::Result<()>> = Vec::with_capacity(keys.len());
+            let mut files = Vec::with_capacity(keys.len());
+            let mut slots = Vec::with_capacity(keys.len());
+            for (i, (c, id)) in keys.iter().enumerate() {
+                match local.path(&doc_view_path(c, id)) {
+                    Ok(path) => {
+                        files.push((path, snapshot.get(c, id).map(render_doc)));
+                        slots.push(i);
+                        results.push(Ok(()));
+                    }
+                    Err(e) => results.push(Err(io::Error::other(e))),
+                }
+            }
+            for (i, result) in slots.into_iter().zip(write_files(&local, files)) {
+                results[i] = result;
+            }
+            results
+        })
+        .await;
+    let Ok(results) = written else {
+        return keys.into_iter().collect();
+    };
+    let mut failed = BTreeSet::new();
+    for (key, result) in keys.into_iter().zip(results) {
+        metrics.view_write(result.is_ok());
+        if let Err(e) = result {
+            tracing::debug!(collection = %key.0, id = %key.1, error = %e, "view write failed");
+            failed.insert(key);
+        }
+    }
+    failed
+}
+
+/// Writes one file (an index) from the lane.
+pub(super) async fn write_file(
+    local: &Arc<LocalRoot>,
+    key: &object_store::path::Path,
+    bytes: Vec<u8>,
+) -> Result<()> {
+    let (sent, path) = (local.clone(), local.path(key)?);
+    let written = local
+        .lane
+        .run(move || write_files(&sent, vec![(path, Some(bytes))]).pop())
+        .await
+        .map_err(io::Error::other);
+    match written {
+        Ok(Some(Err(e))) | Err(e) => Err(local_error(e)),
+        Ok(_) => Ok(()),
+    }
+}
 
 /// Files staged at once: each holds a descriptor until its data is written, and the
 /// device's queue holds at most this many of the view's writes when a commit comes.

@@ -10,6 +10,11 @@
 //! writes each dirty file once from the latest snapshot, however many commits touched it.
 //! `_meta/view.json` records the position up to which the view is complete, so a process
 //! that crashed between commit and materialization redoes the rest at start-up.
+//!
+//! On a local root the files are rendered and written from the background lane, at the
+//! lowest CPU and I/O priority, and made durable together once a second (`local`,
+//! decision 0020); a collection's `index.json`, the whole collection, is rewritten at
+//! most once a second, so the view's cost per write does not grow with the collection.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -21,14 +26,13 @@ use crate::error::Result;
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::shared::Shared;
 use crate::state::State;
-use crate::store::{doc_view_path, index_view_path, view_watermark_path};
+use crate::store::{index_view_path, view_watermark_path};
 
 mod files;
 mod local;
 mod rebuild;
 mod render;
 
-use crate::store::lane::LocalRoot;
 use crate::view::{Dirty, render_watermark};
 pub use crate::view::{ViewStore, ViewWriteMode};
 use files::{put_view, read_seq, write_doc};
@@ -245,7 +249,7 @@ impl Materializer {
         docs: BTreeSet<(CollectionName, RecordId)>,
     ) -> BTreeSet<(CollectionName, RecordId)> {
         if let Some(local) = &self.shared.view_store.local {
-            return self.write_local_docs(local.clone(), snapshot, docs).await;
+            return local::write_docs(local, snapshot, docs, &self.shared.metrics).await;
         }
         let view = &self.shared.view_store;
         let mode = self.shared.opts.view_write;
@@ -270,51 +274,6 @@ impl Materializer {
         failed
     }
 
-    /// [`Self::write_docs`] on a local root: rendered and written by the background lane.
-    async fn write_local_docs(
-        &self,
-        local: Arc<LocalRoot>,
-        snapshot: Arc<State>,
-        docs: BTreeSet<(CollectionName, RecordId)>,
-    ) -> BTreeSet<(CollectionName, RecordId)> {
-        let lane = local.lane.clone();
-        let keys: Vec<_> = docs.into_iter().collect();
-        let written = lane
-            .run(move || {
-                let mut files = Vec::with_capacity(keys.len());
-                let mut unmapped = Vec::new();
-                for (i, (c, id)) in keys.iter().enumerate() {
-                    match local.path(&doc_view_path(c, id)) {
-                        Ok(path) => files.push((path, snapshot.get(c, id).map(render_doc))),
-                        Err(_) => unmapped.push(i),
-                    }
-                }
-                let results = local::write_files(&local, files);
-                (keys, unmapped, results)
-            })
-            .await;
-        let Ok((keys, unmapped, results)) = written else {
-            return BTreeSet::new();
-        };
-        let metrics = &self.shared.metrics;
-        let mut failed = BTreeSet::new();
-        let mapped = keys
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !unmapped.contains(i));
-        for ((_, key), result) in mapped.zip(results) {
-            metrics.view_write(result.is_ok());
-            if let Err(e) = result {
-                tracing::debug!(collection = %key.0, id = %key.1, error = %e, "view write failed");
-                failed.insert(key.clone());
-            }
-        }
-        for i in unmapped {
-            failed.insert(keys[i].clone());
-        }
-        failed
-    }
-
     /// Renders a collection's index from the rows kept since the last pass (off the
     /// async workers: the first render of a collection parses every record) and writes it.
     async fn write_index(&mut self, snapshot: &State, c: &CollectionName) -> Result<()> {
@@ -332,17 +291,7 @@ impl Materializer {
         self.indexes.insert(c.clone(), rendered);
         let view = &self.shared.view_store;
         if let Some(local) = &view.local {
-            let (local, path) = (local.clone(), local.path(&index_view_path(c))?);
-            let written = local
-                .lane
-                .clone()
-                .run(move || local::write_files(&local, vec![(path, Some(bytes))]).pop())
-                .await;
-            return match written {
-                Ok(Some(Err(e))) => Err(crate::error::Error::corrupt(index_view_path(c), e)),
-                Ok(_) => Ok(()),
-                Err(e) => Err(crate::error::Error::corrupt(index_view_path(c), e)),
-            };
+            return local::write_file(local, &index_view_path(c), bytes).await;
         }
         put_view(
             &view.store,

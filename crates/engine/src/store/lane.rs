@@ -142,6 +142,16 @@ fn lower_priority() -> std::io::Result<()> {
     ))
 }
 
+/// A local write's failure, as the store would report it.
+pub(crate) fn local_error(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> crate::error::Error {
+    crate::error::Error::Store(object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(e),
+    })
+}
+
 /// A large file is written in steps of this many bytes, each pushed to the device and
 /// waited for before the next, so the device's queue never holds much of it at once.
 const PACE_BYTES: usize = 1 << 20;
