@@ -24,6 +24,7 @@ use crate::canonical::sha256_hex;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{CollectionState, Doc, State};
+use crate::store::lane::{LocalRoot, local_error};
 use crate::store::{
     CHECKPOINT_DIR, DynStore, checkpoint_manifest_path, checkpoint_part_path,
     parse_checkpoint_manifest,
@@ -74,25 +75,46 @@ struct LineIn<'a> {
 /// Writes the checkpoint of `state` unless one exists at its position. Returns whether
 /// this call created it.
 pub async fn write(store: &DynStore, state: &Arc<State>) -> Result<bool> {
+    write_with(store, state, None).await
+}
+
+/// [`write`]; with a local root, the parts are rendered and written from the background
+/// lane (nice 19, idle I/O class, paced: `store::lane::write_durably`), so that a
+/// checkpoint of the whole state never holds the CPU or the disk while a commit waits.
+pub(crate) async fn write_with(
+    store: &DynStore,
+    state: &Arc<State>,
+    local: Option<&Arc<LocalRoot>>,
+) -> Result<bool> {
     let seq = state.seq();
     let manifest_path = checkpoint_manifest_path(seq);
     if seq == Seq::ZERO || store.head(&manifest_path).await.is_ok() {
         return Ok(false);
     }
     let rendering = state.clone();
-    let parts = tokio::task::spawn_blocking(move || render_parts(&rendering))
-        .await
-        .map_err(|e| Error::corrupt("checkpoint", e))?;
-    let mut refs = Vec::with_capacity(parts.len());
-    for (i, (bytes, records)) in parts.into_iter().enumerate() {
-        let path = checkpoint_part_path(seq, i);
-        refs.push(PartRef {
-            key: path.to_string(),
-            records,
-            sha256: sha256_hex(&bytes),
-        });
-        store.put(&path, PutPayload::from(bytes)).await?;
-    }
+    let refs = match local {
+        Some(local) => {
+            let local = local.clone();
+            local
+                .lane
+                .clone()
+                .run(move || write_parts_locally(&local, &rendering))
+                .await
+                .map_err(local_error)??
+        }
+        None => {
+            let parts = tokio::task::spawn_blocking(move || render_parts(&rendering))
+                .await
+                .map_err(|e| Error::corrupt("checkpoint", e))?;
+            let mut refs = Vec::with_capacity(parts.len());
+            for (i, (bytes, records)) in parts.into_iter().enumerate() {
+                let path = checkpoint_part_path(seq, i);
+                refs.push(part_ref(&path, &bytes, records));
+                store.put(&path, PutPayload::from(bytes)).await?;
+            }
+            refs
+        }
+    };
     let manifest = Manifest {
         collections: state
             .collections()
@@ -106,6 +128,26 @@ pub async fn write(store: &DynStore, state: &Arc<State>) -> Result<bool> {
     };
     let bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
     crate::store::create_if_absent(store, &manifest_path, bytes).await
+}
+
+fn part_ref(path: &Path, bytes: &[u8], records: u64) -> PartRef {
+    PartRef {
+        key: path.to_string(),
+        records,
+        sha256: sha256_hex(bytes),
+    }
+}
+
+/// Renders and writes the parts on the lane's thread, one at a time.
+fn write_parts_locally(local: &LocalRoot, state: &State) -> Result<Vec<PartRef>> {
+    let parts = render_parts(state);
+    let mut refs = Vec::with_capacity(parts.len());
+    for (i, (bytes, records)) in parts.into_iter().enumerate() {
+        let path = checkpoint_part_path(state.seq(), i);
+        crate::store::lane::write_durably(&local.path(&path)?, &bytes).map_err(local_error)?;
+        refs.push(part_ref(&path, &bytes, records));
+    }
+    Ok(refs)
 }
 
 fn render_parts(state: &State) -> Vec<(Vec<u8>, u64)> {

@@ -94,8 +94,9 @@ impl Shared {
         }
         if let Some(snapshot) = checkpoint {
             let store = self.store.clone();
+            let local = self.view_store.local.clone();
             tokio::spawn(async move {
-                if let Err(e) = checkpoint::write(&store, &snapshot).await {
+                if let Err(e) = checkpoint::write_with(&store, &snapshot, local.as_ref()).await {
                     tracing::warn!(seq = %snapshot.seq(), error = %e, "checkpoint failed");
                 }
             });

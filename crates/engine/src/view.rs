@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::log::LogEntry;
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::store::DynStore;
+use crate::store::lane::LocalRoot;
 
 /// How view files are replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +39,9 @@ pub(crate) struct Dirty {
     pub(crate) closed: bool,
     /// Someone waits for the view to be durable: sync now rather than on the interval.
     pub(crate) sync_requested: bool,
+    /// Someone waits for the view to be complete: write deferred indexes now rather
+    /// than when their time comes.
+    pub(crate) flush_requested: bool,
 }
 
 impl Dirty {
@@ -90,6 +94,10 @@ impl ViewQueue {
     /// Waits until the view is written and durable up to `seq`.
     pub async fn wait_for(&self, seq: Seq) {
         let mut done = self.done.subscribe();
+        if *done.borrow() < seq {
+            self.dirty.lock().flush_requested = true;
+            self.notify.notify_one();
+        }
         let _ = done.wait_for(|done| *done >= seq).await;
         let mut durable = self.durable.subscribe();
         if *durable.borrow() >= seq {
@@ -103,23 +111,24 @@ impl ViewQueue {
 
 /// Where view files go, and how a pass is made durable.
 ///
-/// On local disk the files are written without a per-file fsync (each would cost two:
-/// the file and its directory) and one `syncfs` of the root, at most once a second,
-/// makes everything written so far durable before the watermark claims it. Elsewhere
-/// (S3, memory) a write is durable when it returns, and `sync_root` is `None`.
+/// On a local root the view's files are written from the background lane without a
+/// per-file fsync (each would cost two: the file and its directory) and made durable
+/// together, at most once a second, before the watermark claims them (see
+/// `materialize::local`). Elsewhere (S3, memory) a write is durable when it returns, and
+/// `local` is `None`.
 #[derive(Debug, Clone)]
 pub struct ViewStore {
     pub store: DynStore,
-    pub sync_root: Option<std::path::PathBuf>,
+    pub local: Option<Arc<LocalRoot>>,
 }
 
-/// The materialized view's handle on a local root: the same directory, without a
-/// per-file fsync (the materializer syncs the filesystem once per interval instead).
+/// The materialized view's handle on a local root: the same directory, read through a
+/// `LocalFileSystem` without fsync, written from the background lane.
 pub fn local_view_store(path: &std::path::Path) -> Result<ViewStore> {
     let fs = object_store::local::LocalFileSystem::new_with_prefix(path)?;
     Ok(ViewStore {
         store: Arc::new(fs),
-        sync_root: Some(path.to_path_buf()),
+        local: Some(Arc::new(LocalRoot::new(path)?)),
     })
 }
 

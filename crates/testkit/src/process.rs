@@ -66,6 +66,11 @@ impl Server {
         Server { child, url }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> Option<String> {
         let r: Value = reqwest::Client::new()
             .post(format!("{}/api/auth/login", self.url))

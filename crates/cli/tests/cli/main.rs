@@ -12,6 +12,7 @@ mod feed;
 mod identity;
 mod processes;
 mod torn;
+mod view_io;
 
 fn bucketbase() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bucketbase"))

@@ -113,11 +113,11 @@ impl Database {
         let view_store = match view {
             Some(view) => ViewStore {
                 store: Arc::new(MeteredStore::new(view.store, metrics.clone())),
-                sync_root: view.sync_root,
+                local: view.local,
             },
             None => ViewStore {
                 store: store.clone(),
-                sync_root: None,
+                local: None,
             },
         };
         // The marks are read before the log: whatever they claim was in the log then, so

@@ -10,6 +10,11 @@
 //! writes each dirty file once from the latest snapshot, however many commits touched it.
 //! `_meta/view.json` records the position up to which the view is complete, so a process
 //! that crashed between commit and materialization redoes the rest at start-up.
+//!
+//! On a local root the files are rendered and written from the background lane, at the
+//! lowest CPU and I/O priority, and made durable together once a second (`local`,
+//! decision 0020); a collection's `index.json`, the whole collection, is rewritten at
+//! most once a second, so the view's cost per write does not grow with the collection.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,6 +29,7 @@ use crate::state::State;
 use crate::store::{index_view_path, view_watermark_path};
 
 mod files;
+mod local;
 mod rebuild;
 mod render;
 
@@ -43,6 +49,12 @@ const VIEW_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// so a huge collection's `index.json` takes a bounded share of the machine (and lags
 /// more) instead of being rewritten after every burst of commits.
 const INDEX_COST_FACTOR: u32 = 10;
+
+/// And at most once per this interval: an index is the whole collection, so rewriting
+/// it after every pass would make the view's cost per write grow with the collection.
+/// Written at most once a second, its cost per second is bounded instead, and the rows
+/// it shows lag by at most about this (or less when someone waits: `flush_view`).
+const INDEX_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Marks everything after the stored watermark dirty (a crash may have left it undone).
 pub(crate) async fn recover(shared: &Shared) -> Result<()> {
@@ -128,7 +140,7 @@ impl Materializer {
                 if dirty.closed {
                     return true;
                 }
-                if !dirty.is_empty() {
+                if !dirty.is_empty() || (dirty.flush_requested && !self.deferred.is_empty()) {
                     break;
                 }
                 std::mem::take(&mut dirty.sync_requested)
@@ -175,23 +187,26 @@ impl Materializer {
     /// Writes what is dirty from the latest snapshot; returns whether something failed
     /// (and went back into the queue).
     async fn pass(&mut self, closed: bool) -> bool {
-        let (docs, mut collections) = {
+        let (docs, mut collections, urgent) = {
             let mut dirty = self.shared.view.dirty.lock();
             self.taken_upto = self.taken_upto.max(dirty.upto);
             (
                 std::mem::take(&mut dirty.docs),
                 std::mem::take(&mut dirty.collections),
+                // A closed queue gets no more marks; someone waiting for the view
+                // should not wait for an index's time to come.
+                closed || std::mem::take(&mut dirty.flush_requested),
             )
         };
         collections.append(&mut self.deferred);
         let snapshot = self.shared.snapshot();
         let mut failed = Dirty {
-            docs: self.write_docs(&snapshot, docs).await,
+            docs: self.write_docs(snapshot.clone(), docs).await,
             ..Dirty::default()
         };
         for c in collections {
             let now = Instant::now();
-            if !closed && self.index_due.get(&c).is_some_and(|due| *due > now) {
+            if !urgent && self.index_due.get(&c).is_some_and(|due| *due > now) {
                 self.deferred.insert(c);
                 continue;
             }
@@ -199,8 +214,8 @@ impl Materializer {
             self.shared.metrics.view_write(result.is_ok());
             match result {
                 Ok(()) => {
-                    self.index_due
-                        .insert(c, now + now.elapsed() * INDEX_COST_FACTOR);
+                    let wait = (now.elapsed() * INDEX_COST_FACTOR).max(INDEX_MIN_INTERVAL);
+                    self.index_due.insert(c, now + wait);
                 }
                 Err(e) => {
                     tracing::debug!(collection = %c, error = %e, "view index write failed");
@@ -230,12 +245,16 @@ impl Materializer {
     /// Writes each dirty record's file; returns those that failed.
     async fn write_docs(
         &self,
-        snapshot: &State,
+        snapshot: Arc<State>,
         docs: BTreeSet<(CollectionName, RecordId)>,
     ) -> BTreeSet<(CollectionName, RecordId)> {
+        if let Some(local) = &self.shared.view_store.local {
+            return local::write_docs(local, snapshot, docs, &self.shared.metrics).await;
+        }
         let view = &self.shared.view_store;
         let mode = self.shared.opts.view_write;
         let metrics = &self.shared.metrics;
+        let snapshot = &snapshot;
         let results: Vec<_> = futures::stream::iter(docs)
             .map(|(c, id)| async move {
                 let result = write_doc(&view.store, mode, &c, &id, snapshot.get(&c, &id)).await;
@@ -271,6 +290,9 @@ impl Materializer {
                 .map_err(|e| crate::error::Error::corrupt(index_view_path(c), e))?;
         self.indexes.insert(c.clone(), rendered);
         let view = &self.shared.view_store;
+        if let Some(local) = &view.local {
+            return local::write_file(local, &index_view_path(c), bytes).await;
+        }
         put_view(
             &view.store,
             self.shared.opts.view_write,
@@ -285,7 +307,7 @@ impl Materializer {
     /// claims it once it is durable.
     async fn complete(&mut self, seq: Seq) {
         self.shared.view.done.send_replace(seq);
-        if self.shared.view_store.sync_root.is_some() {
+        if self.shared.view_store.local.is_some() {
             self.unsynced = Some(seq);
         } else {
             self.write_watermark(seq).await;
@@ -295,20 +317,27 @@ impl Materializer {
 
     /// Makes the local view durable and advances the watermark to what it holds.
     async fn sync(&mut self) {
-        let (Some(seq), Some(root)) = (self.unsynced, &self.shared.view_store.sync_root) else {
+        let (Some(seq), Some(local)) = (self.unsynced, self.shared.view_store.local.clone()) else {
             return;
         };
-        let root = root.clone();
-        let synced = tokio::task::spawn_blocking(move || sync_filesystem(&root)).await;
+        let synced = match local.path(&view_watermark_path()) {
+            Ok(watermark) => {
+                let lane = local.lane.clone();
+                lane.run(move || local::sync(&local, watermark, render_watermark(seq)))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|synced| synced)
+            }
+            Err(e) => Err(std::io::Error::other(e)),
+        };
         self.last_sync = Instant::now();
+        self.shared.metrics.view_write(synced.is_ok());
         match synced {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 self.unsynced = None;
-                self.write_watermark(seq).await;
                 self.shared.view.durable.send_replace(seq);
             }
             // Harmless: the watermark stays behind, and start-up redoes the rest.
-            Ok(Err(e)) => tracing::warn!(error = %e, "syncing the materialized view failed"),
             Err(e) => tracing::warn!(error = %e, "syncing the materialized view failed"),
         }
     }
@@ -329,16 +358,4 @@ impl Materializer {
             tracing::debug!(error = %e, "view watermark write failed");
         }
     }
-}
-
-/// Flushes the filesystem holding `root` (one call, however many files were written).
-fn sync_filesystem(root: &std::path::Path) -> std::io::Result<()> {
-    let dir = std::fs::File::open(root)?;
-    #[cfg(target_os = "linux")]
-    rustix::fs::syncfs(&dir)?;
-    #[cfg(all(unix, not(target_os = "linux")))]
-    rustix::fs::sync();
-    // Elsewhere local roots write their view through the fsyncing store (no sync root).
-    drop(dir);
-    Ok(())
 }

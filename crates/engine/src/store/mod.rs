@@ -15,6 +15,7 @@
 
 pub mod fault;
 mod keys;
+pub mod lane;
 pub mod metered;
 pub mod staging;
 

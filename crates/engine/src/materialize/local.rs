@@ -1,0 +1,219 @@
+//! The view on a local root, written from the background lane (`store::lane`: nice 19,
+//! the idle I/O class), so that it never competes with a commit for the CPU or the disk.
+//!
+//! A pass's files are written to staging files beside their targets (`<name>#<n>`, the
+//! names `LocalFileSystem` uses, so a crash's leftovers are swept at the next open),
+//! their data is pushed to the device together and waited for (`sync_file_range`), and
+//! only then are they renamed into place. So what the renames add to the filesystem
+//! journal is metadata only: a commit of the journal (the log's next fsync) never waits
+//! for the view's data, and the data went out at the lane's idle priority.
+//!
+//! Nothing is fsynced per file. [`sync`] fsyncs the directories that changed since the
+//! last sync: on a journaling filesystem (ext4, XFS) that commits the journal up to
+//! those renames (with the inodes and allocations of the files, which writeback logged
+//! before their data was waited for) and flushes the device's cache, which holds the
+//! data already written. Only then is the watermark written, so it never claims a file
+//! a power cut could lose. This replaces one `syncfs(2)` of the root's filesystem,
+//! which also flushed every other program's dirty data and took the journal for as long.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::metrics::EngineMetrics;
+use crate::names::{CollectionName, RecordId};
+use crate::state::State;
+use crate::store::doc_view_path;
+use crate::store::lane::{LocalRoot, local_error, start_writeback, wait_writeback};
+
+use super::render_doc;
+
+type Key = (CollectionName, RecordId);
+
+/// Renders and writes the records' files from the lane; returns those that failed (all
+/// of them if the lane is gone), to be retried.
+pub(super) async fn write_docs(
+    local: &Arc<LocalRoot>,
+    snapshot: Arc<State>,
+    docs: BTreeSet<Key>,
+    metrics: &EngineMetrics,
+) -> BTreeSet<Key> {
+    let keys: Vec<Key> = docs.into_iter().collect();
+    let sent = (local.clone(), keys.clone());
+    let written = local
+        .lane
+        .run(move || {
+            let (local, keys) = sent;
+            let mut results: Vec<io::Result<()>> = Vec::with_capacity(keys.len());
+            let mut files = Vec::with_capacity(keys.len());
+            let mut slots = Vec::with_capacity(keys.len());
+            for (i, (c, id)) in keys.iter().enumerate() {
+                match local.path(&doc_view_path(c, id)) {
+                    Ok(path) => {
+                        files.push((path, snapshot.get(c, id).map(render_doc)));
+                        slots.push(i);
+                        results.push(Ok(()));
+                    }
+                    Err(e) => results.push(Err(io::Error::other(e))),
+                }
+            }
+            for (i, result) in slots.into_iter().zip(write_files(&local, files)) {
+                results[i] = result;
+            }
+            results
+        })
+        .await;
+    let Ok(results) = written else {
+        return keys.into_iter().collect();
+    };
+    let mut failed = BTreeSet::new();
+    for (key, result) in keys.into_iter().zip(results) {
+        metrics.view_write(result.is_ok());
+        if let Err(e) = result {
+            tracing::debug!(collection = %key.0, id = %key.1, error = %e, "view write failed");
+            failed.insert(key);
+        }
+    }
+    failed
+}
+
+/// Writes one file (an index) from the lane.
+pub(super) async fn write_file(
+    local: &Arc<LocalRoot>,
+    key: &object_store::path::Path,
+    bytes: Vec<u8>,
+) -> Result<()> {
+    let (sent, path) = (local.clone(), local.path(key)?);
+    let written = local
+        .lane
+        .run(move || write_files(&sent, vec![(path, Some(bytes))]).pop())
+        .await
+        .map_err(io::Error::other);
+    match written {
+        Ok(Some(Err(e))) | Err(e) => Err(local_error(e)),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Files staged at once: each holds a descriptor until its data is written, and the
+/// device's queue holds at most this many of the view's writes when a commit comes.
+const CHUNK: usize = 64;
+
+/// Writes (`Some`) or removes (`None`) each file; the result of each, in order.
+pub(super) fn write_files(
+    view: &LocalRoot,
+    files: Vec<(PathBuf, Option<Vec<u8>>)>,
+) -> Vec<io::Result<()>> {
+    let mut results = Vec::with_capacity(files.len());
+    let mut dirs = BTreeSet::new();
+    let mut files = files.into_iter().peekable();
+    while files.peek().is_some() {
+        let chunk: Vec<_> = files.by_ref().take(CHUNK).collect();
+        results.extend(write_chunk(chunk, &mut dirs));
+    }
+    view.unsynced_dirs.lock().extend(dirs);
+    results
+}
+
+fn write_chunk(
+    chunk: Vec<(PathBuf, Option<Vec<u8>>)>,
+    dirs: &mut BTreeSet<PathBuf>,
+) -> Vec<io::Result<()>> {
+    // Stage every file and start its writeback, so the device gets them together.
+    let staged: Vec<io::Result<Option<(File, PathBuf)>>> = chunk
+        .iter()
+        .map(|(path, bytes)| match bytes {
+            Some(bytes) => stage(path, bytes).map(Some),
+            None => Ok(None),
+        })
+        .collect();
+    chunk
+        .into_iter()
+        .zip(staged)
+        .map(|((path, _), staged)| {
+            let parent = path.parent().map(Path::to_path_buf);
+            let done = match staged? {
+                Some((file, staging)) => publish(file, &staging, &path),
+                None => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                },
+            };
+            if done.is_ok() {
+                dirs.extend(parent);
+            }
+            done
+        })
+        .collect()
+}
+
+/// Writes `bytes` to a new staging file beside `path` and starts its writeback.
+fn stage(path: &Path, bytes: &[u8]) -> io::Result<(File, PathBuf)> {
+    let mut n = 1u32;
+    let mut made_dirs = false;
+    loop {
+        let mut staging = path.as_os_str().to_owned();
+        staging.push(format!("#{n}"));
+        let staging = PathBuf::from(staging);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+        {
+            Ok(mut file) => {
+                let written = file.write_all(bytes).and_then(|()| start_writeback(&file));
+                if let Err(e) = written {
+                    let _ = std::fs::remove_file(&staging);
+                    return Err(e);
+                }
+                return Ok((file, staging));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !made_dirs => {
+                made_dirs = true;
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits for a staged file's data to be written, then renames it into place.
+fn publish(file: File, staging: &Path, path: &Path) -> io::Result<()> {
+    let done = wait_writeback(&file).and_then(|()| std::fs::rename(staging, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(staging);
+    }
+    done
+}
+
+/// Makes every file written since the last sync durable, then writes the watermark
+/// (`bytes` at `watermark`) and makes it durable too. Directories that fail to sync stay
+/// queued for the next sync.
+pub(super) fn sync(view: &LocalRoot, watermark: PathBuf, bytes: Vec<u8>) -> io::Result<()> {
+    sync_dirs(view)?;
+    if let Some(Err(e)) = write_files(view, vec![(watermark, Some(bytes))]).pop() {
+        return Err(e);
+    }
+    sync_dirs(view)
+}
+
+fn sync_dirs(view: &LocalRoot) -> io::Result<()> {
+    let dirs = std::mem::take(&mut *view.unsynced_dirs.lock());
+    let mut left = dirs.iter();
+    for dir in left.by_ref() {
+        if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+            let mut unsynced = view.unsynced_dirs.lock();
+            unsynced.insert(dir.clone());
+            unsynced.extend(left.cloned());
+            return Err(e);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The background lane: one OS thread at the lowest CPU and I/O priority, for derived
+//! work that must never delay a commit (the materialized view's files, checkpoints).
+//!
+//! Why a thread of its own: a durable write waits for its log entry's fsync, and on one
+//! disk that fsync shares the device queue, the filesystem journal and the device's cache
+//! flushes with everything else the process writes; on a small machine the request
+//! threads also share the CPUs with whatever renders the view. Tokio's blocking pool runs
+//! the log's own writes, so its threads cannot be demoted. Work sent here runs on a
+//! thread with nice 19 and, on Linux, the idle I/O class (`ioprio_set`), which the
+//! kernel's mq-deadline and BFQ schedulers serve only when no request of a higher class
+//! waits. Whoever writes from here pushes its data to the device and waits for it
+//! (`sync_file_range`) before a file is renamed into place or synced, so that a commit
+//! of the journal never has to wait for idle-class I/O (see `materialize::local`).
+//!
+//! Where the kernel refuses a priority (or it is not Linux), the lane still runs, at the
+//! normal priority, and says so once in the log.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use parking_lot::Mutex;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A handle on the lane's thread; clones share it. The thread ends when the last
+/// handle is dropped, after the jobs already sent.
+#[derive(Clone, Debug)]
+pub struct Lane {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The lane's thread has gone (it panicked): the job did not run.
+#[derive(Debug, thiserror::Error)]
+#[error("the background lane stopped")]
+pub struct LaneStopped;
+
+/// The name of the lane's thread, as `/proc/<pid>/task/<tid>/comm` shows it.
+pub const LANE_THREAD: &str = "bb-background";
+
+/// The nice value of the lane's thread.
+pub const LANE_NICE: i32 = 19;
+
+impl Lane {
+    /// Starts the lane's thread.
+    pub fn spawn() -> Lane {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
+            .name(LANE_THREAD.into())
+            .spawn(move || {
+                if let Err(e) = lower_priority() {
+                    tracing::info!(error = %e, "the background lane runs at the normal priority");
+                }
+                for job in queue {
+                    job();
+                }
+            });
+        if let Err(e) = started {
+            // Without a thread, jobs fail with `LaneStopped` and their work is retried.
+            tracing::warn!(error = %e, "could not start the background lane");
+        }
+        Lane { jobs }
+    }
+
+    /// Runs `f` on the lane and waits for its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, LaneStopped> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| LaneStopped)?;
+        rx.await.map_err(|_| LaneStopped)
+    }
+}
+
+/// A local root, for what the lane writes there (the view, checkpoints).
+#[derive(Debug)]
+pub struct LocalRoot {
+    /// object_store's mapping of keys to paths, so the files are where a
+    /// `LocalFileSystem` on the root reads them.
+    fs: object_store::local::LocalFileSystem,
+    /// The thread that writes them, at low CPU and I/O priority.
+    pub lane: Lane,
+    /// Directories that view files were renamed into or removed from since the view's
+    /// last sync (see `materialize::local`).
+    pub(crate) unsynced_dirs: Mutex<BTreeSet<PathBuf>>,
+}
+
+impl LocalRoot {
+    pub fn new(root: &std::path::Path) -> crate::error::Result<LocalRoot> {
+        Ok(LocalRoot {
+            fs: object_store::local::LocalFileSystem::new_with_prefix(root)?,
+            lane: Lane::spawn(),
+            unsynced_dirs: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// Where the file of `key` lives.
+    pub fn path(&self, key: &object_store::path::Path) -> crate::error::Result<PathBuf> {
+        Ok(self.fs.path_to_filesystem(key)?)
+    }
+}
+
+/// Gives the calling thread nice [`LANE_NICE`] and the idle I/O class.
+#[cfg(target_os = "linux")]
+fn lower_priority() -> std::io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+    // SAFETY: plain system calls on the calling thread, with integer arguments only. On
+    // Linux both attributes belong to the thread (the task): `gettid` names it for
+    // `setpriority`, and `ioprio_set` with who = 0 means the caller.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, LANE_NICE) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut idle = IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT;
+        if std::env::var("BB_LANE_IOPRIO").is_ok_and(|v| v == "be7") {
+            idle = (2 << 13) | 7;
+        }
+        if std::env::var("BB_LANE_IOPRIO").is_ok_and(|v| v == "none") {
+            return Ok(());
+        }
+        if libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, idle) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "thread priorities are only set on Linux",
+    ))
+}
+
+/// A local write's failure, as the store would report it.
+pub(crate) fn local_error(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> crate::error::Error {
+    crate::error::Error::Store(object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(e),
+    })
+}
+
+/// A large file is written in steps of this many bytes, each pushed to the device and
+/// waited for before the next, so the device's queue never holds much of it at once.
+const PACE_BYTES: usize = 1 << 20;
+
+/// Writes `bytes` at `path` durably, as `LocalFileSystem` with fsync does (a staging file
+/// beside it, synced, renamed into place, the directory synced), but paced: see
+/// [`PACE_BYTES`]. The final sync then has only the metadata left to commit.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut staging = path.as_os_str().to_owned();
+    staging.push("#1");
+    let staging = PathBuf::from(staging);
+    let written = (|| {
+        let mut file = File::create(&staging)?;
+        for step in bytes.chunks(PACE_BYTES) {
+            file.write_all(step)?;
+            wait_writeback(&file)?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&staging, path)?;
+        match path.parent() {
+            Some(dir) => File::open(dir)?.sync_all(),
+            None => Ok(()),
+        }
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    written
+}
+
+#[cfg(target_os = "linux")]
+fn sync_range(file: &File, flags: libc::c_uint) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an open descriptor owned by `file`; offset 0 and length 0 name the whole
+    // file. The call only starts or waits for writeback of its pages.
+    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) fn start_writeback(file: &File) -> io::Result<()> {
+    sync_range(file, libc::SYNC_FILE_RANGE_WRITE)
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) fn wait_writeback(file: &File) -> io::Result<()> {
+    sync_range(
+        file,
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn start_writeback(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// Without `sync_file_range`, each file's data is synced (slower, as durable).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn wait_writeback(file: &File) -> io::Result<()> {
+    file.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_jobs_in_order_and_returns_their_results() {
+        let lane = Lane::spawn();
+        let a = lane.run(|| 1 + 1).await.unwrap();
+        let name = lane
+            .run(|| std::thread::current().name().map(str::to_string))
+            .await
+            .unwrap();
+        assert_eq!((a, name.as_deref()), (2, Some(LANE_THREAD)));
+    }
+}
