@@ -94,7 +94,11 @@ mod tests {
     fn every_collection_is_owner_scoped() {
         for d in definitions() {
             assert_eq!(d.owner_field.as_deref(), Some("created_by"), "{}", d.name);
-            assert!(d.rules.bind_super_admin, "{}: the owner rule binds SuperAdmin", d.name);
+            assert!(
+                d.rules.bind_super_admin,
+                "{}: the owner rule binds SuperAdmin",
+                d.name
+            );
             let rules = [
                 &d.rules.list,
                 &d.rules.view,

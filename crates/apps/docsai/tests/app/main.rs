@@ -9,3 +9,4 @@ mod concurrency;
 mod json_store;
 mod migrate;
 mod postman;
+mod records;
