@@ -17,6 +17,7 @@ mod rows;
 pub mod source;
 pub mod writer;
 
+pub use check::Check;
 pub use error::{Error, ErrorKind, Result};
 pub use mapping::Mapping;
 pub use reader::{Document, ReadOptions, TableStats};
