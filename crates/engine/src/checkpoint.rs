@@ -116,7 +116,7 @@ fn render_parts(state: &State) -> Vec<(Vec<u8>, u64)> {
         for (id, doc) in coll.docs.iter() {
             let line = LineOut {
                 c: c.as_str(),
-                d: &doc.body,
+                d: doc.body(),
                 i: id.as_str(),
                 v: doc.version,
             };
@@ -266,14 +266,7 @@ fn parse_part(
             }
         };
         let body: Arc<RawValue> = Arc::from(parsed.d.to_owned());
-        out.push((
-            c,
-            RecordId::parse(parsed.i)?,
-            Doc {
-                version: parsed.v,
-                body,
-            },
-        ));
+        out.push((c, RecordId::parse(parsed.i)?, Doc::whole(parsed.v, body)));
     }
     Ok(out)
 }

@@ -103,6 +103,7 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
             prev_hash: state.head_hash().to_string(),
             seq,
             txns: resolved,
+            v: crate::log::ENTRY_FORMAT,
             void: None,
         };
         let (entry, bytes) = LogEntry::seal(body);

@@ -25,12 +25,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::Mutex;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::collection::event::Action;
+use crate::collection::stored::Doc;
 use crate::error::{Error, Result};
-use crate::log::{LogEntry, read_entry};
+use crate::log::{LogEntry, Op, OpKind, read_entry};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::State;
 use crate::store::{DynStore, log_path};
@@ -108,19 +110,26 @@ pub enum ItemOp {
     Removed,
 }
 
-/// One nested item operation: `path` is `<field>/<item id>`.
+/// One nested item operation, at `path`: field, item id (two levels deep: field, item
+/// id, field, item id).
 #[derive(Debug, Clone)]
 pub struct ItemChange {
     pub op: ItemOp,
-    pub field: String,
-    pub item_id: String,
-    /// The item as the transaction left it (`None` when removed).
+    pub path: Vec<String>,
+    /// The item as the transaction left it (`None` when removed). An updated item's own
+    /// nested arrays are left out when the entry carried only its own fields.
     pub item: Option<Value>,
 }
 
 impl ItemChange {
+    /// `executions/<id>` or `executions/<id>/logs/<id>`.
     pub fn path(&self) -> String {
-        format!("{}/{}", self.field, self.item_id)
+        self.path.join("/")
+    }
+
+    /// The item's id (the last element of its path).
+    pub fn item_id(&self) -> &str {
+        self.path.last().map(String::as_str).unwrap_or_default()
     }
 }
 
@@ -134,7 +143,10 @@ pub struct FeedChange {
     pub action: Action,
     /// Set for an item operation (an update that changed only nested items).
     pub item: Option<ItemChange>,
-    /// The record as its transaction left it (`None` once purged or hard-deleted).
+    /// The record as its transaction left it (`None` once purged or hard-deleted, and
+    /// for a replayed item operation: format 2 logs the item, not the record, so a
+    /// reader judges such a change against the record as it is now). For an item
+    /// operation, only the record's own fields (its nested arrays left out).
     pub record: Option<Value>,
     /// The record before the entry: exact for live entries; for replayed ones rebuilt
     /// from `record` and the audit diff (fields whose old value the diff masked, and the
@@ -151,20 +163,82 @@ impl FeedChange {
     }
 }
 
+/// The documents an entry's transactions leave, record by record, as far as the entry
+/// tells them: a live entry starts from the state before it (documents with their nested
+/// arrays kept apart, so an item operation costs the item); a replayed one knows only
+/// what it writes whole (format 1 and `put`), and a `set` gives the record's own fields.
+struct Running<'a> {
+    before: Option<&'a State>,
+    docs: HashMap<(CollectionName, RecordId), Option<Doc>>,
+}
+
+impl Running<'_> {
+    fn apply(&mut self, op: &Op) {
+        let key = (op.collection.clone(), op.id.clone());
+        let shape = self
+            .before
+            .map(|s| s.shape(&op.collection))
+            .unwrap_or_default();
+        let version = Seq::ZERO;
+        let known: Option<Option<Doc>> = match self.docs.get(&key) {
+            Some(doc) => Some(doc.clone()),
+            None => self
+                .before
+                .map(|state| state.get(&op.collection, &op.id).cloned()),
+        };
+        let next = match known {
+            Some(current) => Doc::apply(current.as_ref(), op, version, &shape).ok(),
+            // Replayed: a whole write is known; a set gives the own fields.
+            None => match op.op {
+                OpKind::Put | OpKind::Delete => Doc::apply(None, op, version, &shape).ok(),
+                OpKind::Set => op.doc.clone().map(|d| Some(Doc::whole(version, d))),
+                _ => None,
+            },
+        };
+        match next {
+            Some(doc) => {
+                self.docs.insert(key, doc);
+            }
+            None => {
+                self.docs.remove(&key);
+            }
+        }
+    }
+
+    /// The record after the ops applied so far (`None`: absent or unknown).
+    fn get(&self, c: &CollectionName, id: &RecordId) -> Option<Doc> {
+        self.docs.get(&(c.clone(), id.clone())).cloned().flatten()
+    }
+}
+
 /// The audited changes of an entry, in log order, with their positions. Transactions'
 /// writes without an audit event (system collections) are not changes of the feed.
 pub fn changes(applied: &Applied) -> Vec<FeedChange> {
     let entry = &applied.entry;
     let mut out = Vec::new();
     let mut index = 0u32;
+    let mut running = Running {
+        before: applied.before.as_deref(),
+        docs: HashMap::new(),
+    };
     for txn in &entry.body.txns {
-        let docs: HashMap<(&str, &str), Option<&str>> = txn
+        for op in &txn.ops {
+            running.apply(op);
+        }
+        // Items an `item_set` wrote, by path (their value in an `updated` event).
+        let written: HashMap<(&str, &str, &[String]), &RawValue> = txn
             .ops
             .iter()
-            .map(|op| {
-                let doc = op.doc.as_ref().map(|d| d.get());
-                ((op.collection.as_str(), op.id.as_str()), doc)
+            .filter(|op| op.op == OpKind::ItemSet)
+            .filter_map(|op| {
+                let key = (op.collection.as_str(), op.id.as_str(), op.path.as_deref()?);
+                Some((key, op.item.as_deref()?))
             })
+            .collect();
+        let touched: std::collections::HashSet<(&str, &str)> = txn
+            .ops
+            .iter()
+            .map(|op| (op.collection.as_str(), op.id.as_str()))
             .collect();
         for event in &txn.audit {
             let Ok(event) = serde_json::from_str::<Value>(event.get()) else {
@@ -181,16 +255,38 @@ pub fn changes(applied: &Applied) -> Vec<FeedChange> {
             ) else {
                 continue;
             };
-            let Some(doc) = docs.get(&(c.as_str(), id.as_str())) else {
+            if !touched.contains(&(c.as_str(), id.as_str())) {
                 continue;
-            };
-            let record: Option<Value> = doc.and_then(|d| serde_json::from_str(d).ok());
+            }
+            let doc = running.get(&c, &id);
             let diff = event["changes"].as_object().cloned().unwrap_or_default();
+            let lookup = |path: &[String]| -> Option<Value> {
+                if let Some(raw) = written.get(&(c.as_str(), id.as_str(), path)) {
+                    return serde_json::from_str(raw.get()).ok();
+                }
+                let (item_id, array) = path.split_last()?;
+                let doc = doc.as_ref()?;
+                match doc.items(array) {
+                    Some(items) => items.iter().find(|i| i.id() == item_id).map(|i| i.value()),
+                    None => find_item(&doc.value(), path),
+                }
+            };
+            let items = item_changes(action, &diff, &lookup);
+            // An item operation leaves the record's own fields, which is what readers
+            // judge it by: the nested arrays are not assembled for it.
+            let read = |d: &Doc| {
+                if items.is_empty() {
+                    d.value()
+                } else {
+                    d.own_value()
+                }
+            };
+            let record = doc.as_ref().map(read);
             let before = match &applied.before {
-                Some(state) => state.get(&c, &id).map(|d| d.value()),
+                Some(state) => state.get(&c, &id).map(read),
+                None if record.is_none() && action == Action::Update => None,
                 None => rebuild_before(action, &id, record.as_ref(), &diff),
             };
-            let items = item_changes(action, record.as_ref(), &diff);
             let base = FeedChange {
                 seq: entry.seq(),
                 index,
@@ -230,57 +326,94 @@ fn parse_action(text: &str) -> Option<Action> {
     })
 }
 
-/// An update whose diff touches only nested arrays (`{added, removed, changed}`) is a
-/// set of item operations, one per item; anything else is a change of the record.
-fn item_changes(
-    action: Action,
-    record: Option<&Value>,
-    diff: &Map<String, Value>,
-) -> Vec<ItemChange> {
-    let nested = |v: &Value| v.get("added").is_some() && v.get("removed").is_some();
-    if action != Action::Update || diff.is_empty() || !diff.values().all(nested) {
-        return Vec::new();
-    }
-    let current = |field: &str, id: &str| {
-        record?
+/// Is this a nested array's diff (`added` / `removed`), not a field's (`from` / `to`)?
+fn is_nested_diff(change: &Value) -> bool {
+    change.get("added").is_some() && change.get("removed").is_some()
+}
+
+/// The item at `path` (field, id, field, id...) of a record.
+fn find_item(record: &Value, path: &[String]) -> Option<Value> {
+    let mut at = record;
+    for pair in path.chunks(2) {
+        let [field, item_id] = pair else {
+            return None;
+        };
+        at = at
             .get(field)?
             .as_array()?
             .iter()
-            .find(|i| i.get("id").and_then(Value::as_str) == Some(id))
-            .cloned()
-    };
+            .find(|i| i.get("id").and_then(Value::as_str) == Some(item_id))?;
+    }
+    Some(at.clone())
+}
+
+/// The item operations of an update whose diff changed only nested arrays (one event
+/// per item, an item's own arrays walked two levels deep); empty otherwise.
+fn item_changes(
+    action: Action,
+    diff: &Map<String, Value>,
+    lookup: &dyn Fn(&[String]) -> Option<Value>,
+) -> Vec<ItemChange> {
+    if action != Action::Update || diff.is_empty() || !diff.values().all(is_nested_diff) {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     for (field, change) in diff {
-        let ids = |key: &str| -> Vec<String> {
-            match change.get(key) {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().or_else(|| v.get("id")?.as_str()))
-                    .map(String::from)
-                    .collect(),
-                Some(Value::Object(m)) => m.keys().cloned().collect(),
-                _ => Vec::new(),
+        walk_items(&[], field, change, lookup, &mut out);
+    }
+    out
+}
+
+fn walk_items(
+    prefix: &[String],
+    field: &str,
+    change: &Value,
+    lookup: &dyn Fn(&[String]) -> Option<Value>,
+    out: &mut Vec<ItemChange>,
+) {
+    let path_of = |item_id: &str| {
+        let mut path = prefix.to_vec();
+        path.extend([field.to_string(), item_id.to_string()]);
+        path
+    };
+    for item in change["added"].as_array().into_iter().flatten() {
+        if let Some(item_id) = item.get("id").and_then(Value::as_str) {
+            out.push(ItemChange {
+                op: ItemOp::Added,
+                path: path_of(item_id),
+                item: Some(item.clone()),
+            });
+        }
+    }
+    if let Some(changed) = change["changed"].as_object() {
+        for (item_id, fields) in changed {
+            let path = path_of(item_id);
+            let mut own = false;
+            for (sub, sub_change) in fields.as_object().into_iter().flatten() {
+                if is_nested_diff(sub_change) {
+                    walk_items(&path, sub, sub_change, lookup, out);
+                } else {
+                    own = true;
+                }
             }
-        };
-        for (op, key) in [
-            (ItemOp::Added, "added"),
-            (ItemOp::Updated, "changed"),
-            (ItemOp::Removed, "removed"),
-        ] {
-            for item_id in ids(key) {
-                let item = (op != ItemOp::Removed)
-                    .then(|| current(field, &item_id))
-                    .flatten();
+            if own {
+                let item = lookup(&path);
                 out.push(ItemChange {
-                    op,
-                    field: field.clone(),
-                    item_id,
+                    op: ItemOp::Updated,
+                    path,
                     item,
                 });
             }
         }
     }
-    out
+    let removed = change["removed"].as_array().into_iter().flatten();
+    for item_id in removed.filter_map(|v| v.as_str().or_else(|| v.get("id")?.as_str())) {
+        out.push(ItemChange {
+            op: ItemOp::Removed,
+            path: path_of(item_id),
+            item: None,
+        });
+    }
 }
 
 /// The record before a replayed change: the record with each plain field's `from`
@@ -360,7 +493,7 @@ fn weight(entry: &LogEntry) -> usize {
         .txns
         .iter()
         .flat_map(|t| {
-            let docs = t.ops.iter().filter_map(|o| o.doc.as_ref());
+            let docs = t.ops.iter().flat_map(|o| o.doc.iter().chain(o.item.iter()));
             docs.chain(t.audit.iter()).map(|raw| raw.get().len())
         })
         .sum()

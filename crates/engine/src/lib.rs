@@ -54,4 +54,4 @@ pub use names::{CollectionName, RecordId, Seq};
 pub use state::{CollectionState, Doc, State};
 pub use store::{DynStore, StoreUrl};
 pub use tail::TailStatus;
-pub use txn::{Action, Change, Committed, Hook, Tag, Txn, TxnMeta};
+pub use txn::{Action, Change, Committed, Hook, ItemChange, Tag, Txn, TxnMeta};

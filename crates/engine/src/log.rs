@@ -10,6 +10,11 @@
 //! construction; `verify` re-derives the hash from the parsed value, so a file that was
 //! edited in any way that changes its meaning is detected.
 //!
+//! Entries are versioned (`v`, [`ENTRY_FORMAT`]): format 1 entries (no `v`) hold whole
+//! documents only; format 2 adds `set` (a record's own fields, its nested arrays kept)
+//! and operations on one nested item (`append`, `item_set`, `item_delete`, `trim`), so an item costs the log its own size, not its record's
+//! (docs/decisions/0018-nested-item-operations.md). Both replay.
+//!
 //! An entry file is never larger than `DbOptions::max_entry_bytes`. Its size is known
 //! before it is sealed: a transaction's share is [`TxnRecord::encoded_len`] (counted
 //! exactly, without building the text) plus a comma, and the rest of the file is at most
@@ -28,7 +33,8 @@ use crate::names::{CollectionName, RecordId, Seq};
 use crate::store::{DynStore, log_path};
 
 /// Upper bound on the bytes of an entry file besides its transactions:
-/// `{"entry":{"at":"<24>","prev_hash":"<64>","seq":<20>,"txns":[]},"hash":"<64>"}` is 233.
+/// `{"entry":{"at":"<24>","prev_hash":"<64>","seq":<20>,"txns":[],"v":2},"hash":"<64>"}`
+/// is 239.
 pub const ENTRY_OVERHEAD: usize = 256;
 
 /// The bytes `value` serializes to (compact JSON, as written to the log), counted
@@ -52,22 +58,125 @@ pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The entry format new entries are written in (docs/decisions/0018-nested-item-operations.md).
+/// Format 1 (no `v` key) logs every change of a record as its whole new document; format 2
+/// adds the item operations. Both replay.
+pub const ENTRY_FORMAT: u32 = 2;
+
 /// What an operation does to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum OpKind {
+    /// The whole new document (`doc`).
     Put,
     Delete,
+    /// Format 2: the record's own fields (`doc`) replace the old ones; the fields named
+    /// in `keep` (its nested arrays) stay as they are.
+    Set,
+    /// Format 2: `item` added at the end of the nested array at `path`.
+    Append,
+    /// Format 2: the item at `path` replaced by `item`.
+    ItemSet,
+    /// Format 2: the item at `path` removed.
+    ItemDelete,
+    /// Format 2: the first `count` items of the array at `path` removed (retention).
+    Trim,
 }
 
-/// One write: the full new document, or a deletion. (Fields in key order: canonical.)
+impl OpKind {
+    /// Does this op carry (or remove) the whole record, rather than change one item?
+    pub fn is_whole(self) -> bool {
+        matches!(self, OpKind::Put | OpKind::Delete)
+    }
+}
+
+/// One write: the full new document, a deletion, or (format 2) an operation on one nested
+/// item, which also sets the record's `updated_at` / `updated_by` to `at` / `by`.
+/// (Fields in key order: canonical.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Op {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     pub collection: CollectionName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub doc: Option<Arc<RawValue>>,
     pub id: RecordId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<Arc<RawValue>>,
+    /// `set` / `item_set`: fields of the old record / item kept as they are (its own nested arrays, which
+    /// `item` leaves out), so the op replays without the definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<Vec<String>>,
     pub op: OpKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Vec<String>>,
+}
+
+impl Op {
+    /// A whole document (`Some`) or a deletion (`None`).
+    pub fn whole(collection: CollectionName, id: RecordId, doc: Option<Arc<RawValue>>) -> Op {
+        Op {
+            at: None,
+            by: None,
+            collection,
+            count: None,
+            op: if doc.is_some() {
+                OpKind::Put
+            } else {
+                OpKind::Delete
+            },
+            doc,
+            id,
+            item: None,
+            keep: None,
+            path: None,
+        }
+    }
+
+    /// The record's own fields `doc`, keeping its fields `keep` (its nested arrays).
+    pub fn set(
+        collection: CollectionName,
+        id: RecordId,
+        doc: Arc<RawValue>,
+        keep: Vec<String>,
+    ) -> Op {
+        Op {
+            op: OpKind::Set,
+            doc: Some(doc),
+            keep: Some(keep),
+            ..Op::whole(collection, id, None)
+        }
+    }
+
+    /// An operation on a nested item (or array, for `trim`) at `path`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn item(
+        collection: CollectionName,
+        id: RecordId,
+        op: OpKind,
+        path: Vec<String>,
+        item: Option<Arc<RawValue>>,
+        count: Option<u64>,
+        at: &str,
+        by: &str,
+    ) -> Op {
+        Op {
+            at: Some(at.to_string()),
+            by: Some(by.to_string()),
+            collection,
+            count,
+            doc: None,
+            id,
+            item,
+            keep: None,
+            op,
+            path: Some(path),
+        }
+    }
 }
 
 /// A version a transaction read: of one record (`id`), or of a whole collection (no
@@ -115,7 +224,11 @@ impl EntryBody {
                 let ops: usize = t
                     .ops
                     .iter()
-                    .map(|op| 96 + op.doc.as_ref().map_or(0, |d| d.get().len()))
+                    .map(|op| {
+                        160 + op.doc.as_ref().map_or(0, |d| d.get().len())
+                            + op.item.as_ref().map_or(0, |d| d.get().len())
+                            + op.path.iter().flatten().map(|p| p.len() + 3).sum::<usize>()
+                    })
                     .sum();
                 let audit: usize = t.audit.iter().map(|a| a.get().len() + 1).sum();
                 160 + t.actor.len() + t.source.len() + ops + audit + 96 * t.reads.len()
@@ -133,9 +246,20 @@ pub struct EntryBody {
     pub prev_hash: String,
     pub seq: Seq,
     pub txns: Vec<TxnRecord>,
+    /// The entry format ([`ENTRY_FORMAT`]); absent in format 1 entries.
+    #[serde(default = "format_1", skip_serializing_if = "is_format_1")]
+    pub v: u32,
     /// Set only on a void entry (see [`VoidRecord`]); such an entry has no transactions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub void: Option<VoidRecord>,
+}
+
+fn format_1() -> u32 {
+    1
+}
+
+fn is_format_1(v: &u32) -> bool {
+    *v == 1
 }
 
 /// What a void entry stands in for: the damaged bytes that were found in its slot and
@@ -316,14 +440,25 @@ mod tests {
                 actor: "alice".into(),
                 audit: vec![Arc::from(to_canonical_raw(&json!({"action": "create"})))],
                 id: Uuid::nil(),
-                ops: vec![Op {
-                    collection: CollectionName::parse("things").unwrap(),
-                    doc: Some(Arc::from(to_canonical_raw(
-                        &json!({"z": 1, "a": [1, {"b": null}], "s": "x\"y"}),
-                    ))),
-                    id: RecordId::parse("t1").unwrap(),
-                    op: OpKind::Put,
-                }],
+                ops: vec![
+                    Op::whole(
+                        CollectionName::parse("things").unwrap(),
+                        RecordId::parse("t1").unwrap(),
+                        Some(Arc::from(to_canonical_raw(
+                            &json!({"z": 1, "a": [1, {"b": null}], "s": "x\"y"}),
+                        ))),
+                    ),
+                    Op::item(
+                        CollectionName::parse("things").unwrap(),
+                        RecordId::parse("t1").unwrap(),
+                        OpKind::ItemSet,
+                        vec!["a".into(), "i1".into()],
+                        Some(Arc::from(to_canonical_raw(&json!({"id": "i1"})))),
+                        None,
+                        "2026-11-22T10:00:00.000Z",
+                        "alice",
+                    ),
+                ],
                 reads: vec![Read {
                     collection: CollectionName::parse("things").unwrap(),
                     id: None,
@@ -332,6 +467,7 @@ mod tests {
                 request_id: Some("req-1".into()),
                 source: "api".into(),
             }],
+            v: ENTRY_FORMAT,
             void: None,
         }
     }

@@ -160,6 +160,7 @@ pub async fn recover(store: &DynStore, clock: &dyn Clock) -> Result<Recovery> {
         prev_hash,
         seq: last,
         txns: Vec::new(),
+        v: crate::log::ENTRY_FORMAT,
         void: Some(void.clone()),
     });
     match damaged_bytes(store, last).await? {

@@ -96,7 +96,7 @@ pub(super) fn same_records(a: &State, b: &State) -> bool {
         x.changed == y.changed
             && x.docs.len() == y.docs.len()
             && x.docs.iter().zip(y.docs.iter()).all(|((i, d), (j, e))| {
-                i == j && d.version == e.version && d.body.get() == e.body.get()
+                i == j && d.version == e.version && d.body().get() == e.body().get()
             })
     };
     a.seq() == b.seq()

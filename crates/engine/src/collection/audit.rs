@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::event::{AuditEvent, EventHeader};
 use crate::error::{Error, Result};
-use crate::log::{LogEntry, read_entry};
+use crate::log::{LogEntry, Op, read_entry};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::store::DynStore;
 
@@ -99,7 +99,7 @@ async fn newest_first(store: &DynStore, hi: u64) -> Result<(Vec<LogEntry>, u64)>
 }
 
 /// A record as it was at log position `at`: `None` if it did not exist then. Walks back
-/// from `at` to the last entry that wrote it.
+/// from `at` to the last entry that wrote it whole (see [`as_of_many`]).
 pub async fn as_of(
     store: &DynStore,
     c: &CollectionName,
@@ -110,14 +110,26 @@ pub async fn as_of(
     Ok(as_of_many(store, &want).await?.pop().flatten())
 }
 
+/// One unanswered ask of [`as_of_many`]: the position of the record's last change at or
+/// before the asked position, once seen, and the item operations met on the way back
+/// (newest first), to apply forward on the whole document found further back.
+#[derive(Default)]
+struct Open {
+    version: Option<Seq>,
+    items: Vec<Op>,
+}
+
 /// [`as_of`] for many records at once, in one walk back from the newest position asked
 /// for (each entry read and parsed once, however many records it wrote): the answers in
-/// the order of `want`.
+/// the order of `want`. A record changed by item operations (entry format 2) is found at
+/// its last whole write (`put`, `delete`) with the item operations since applied on it
+/// ([`super::ops::apply_op`], the function replay uses): the document replay produced.
 pub async fn as_of_many(
     store: &DynStore,
     want: &[(CollectionName, RecordId, Seq)],
 ) -> Result<Vec<Option<(Seq, Value)>>> {
     let mut answers: Vec<Option<Option<(Seq, Value)>>> = vec![None; want.len()];
+    let mut progress: Vec<Open> = want.iter().map(|_| Open::default()).collect();
     // Unanswered asks, by collection and record.
     let mut open: HashMap<&CollectionName, HashMap<&RecordId, Vec<usize>>> = HashMap::new();
     for (i, (c, id, _)) in want.iter().enumerate() {
@@ -137,19 +149,36 @@ pub async fn as_of_many(
                     let Some(asks) = records.get_mut(&op.id) else {
                         continue;
                     };
-                    // Answered here: the asks at or after this position not answered yet
-                    // (an op later in the transaction came first in this walk).
+                    // Seen here: the asks at or after this position not answered yet (an
+                    // op later in the transaction came first in this walk). A whole write
+                    // answers them; an item operation is kept to apply forward.
+                    let mut failed = None;
                     asks.retain(|&i| {
                         if want[i].2 < seq || answers[i].is_some() {
                             return true;
                         }
-                        answers[i] = Some(op.doc.as_ref().map(|d| {
-                            let value = serde_json::from_str(d.get())
-                                .expect("stored documents are valid JSON");
-                            (seq, value)
-                        }));
+                        let ask = &mut progress[i];
+                        let version = *ask.version.get_or_insert(seq);
+                        if !op.op.is_whole() {
+                            ask.items.push(op.clone());
+                            return true;
+                        }
+                        let mut doc = None;
+                        for o in std::iter::once(op).chain(ask.items.iter().rev()) {
+                            match super::ops::apply_op(doc, o) {
+                                Ok(after) => doc = after,
+                                Err(e) => {
+                                    failed = Some(Error::corrupt(crate::store::log_path(seq), e));
+                                    return true;
+                                }
+                            }
+                        }
+                        answers[i] = Some(doc.map(|d| (version, d)));
                         false
                     });
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
                     if asks.is_empty() {
                         records.remove(&op.id);
                         if records.is_empty() {

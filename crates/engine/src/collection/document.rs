@@ -48,9 +48,7 @@ pub fn check_record_size(
     if let (Some(def), Some(map)) = (def, doc.as_object()) {
         for (field, items) in map.iter().filter(|(f, _)| def.is_nested(f)) {
             own = own.saturating_sub(crate::log::json_len(items));
-            for item in items.as_array().into_iter().flatten() {
-                check_item_size(c, field, crate::log::json_len(item), limit)?;
-            }
+            check_items_size(def, c, std::slice::from_ref(field), items, limit)?;
         }
     }
     if own > limit {
@@ -59,6 +57,33 @@ pub fn check_record_size(
             size: own,
             limit,
         });
+    }
+    Ok(())
+}
+
+/// Each item of the array named by `fields`: its own fields (less its nested arrays,
+/// whose items count one by one) within `limit`.
+fn check_items_size(
+    def: &Compiled,
+    c: &CollectionName,
+    fields: &[String],
+    items: &Value,
+    limit: usize,
+) -> Result<()> {
+    let subs = def
+        .nested_at(fields)
+        .map(|a| a.subs.as_slice())
+        .unwrap_or_default();
+    for item in items.as_array().into_iter().flatten() {
+        let mut own = crate::log::json_len(item);
+        for sub in subs {
+            if let Some(sub_items) = item.get(sub) {
+                own = own.saturating_sub(crate::log::json_len(sub_items));
+                let chain: Vec<String> = fields.iter().cloned().chain([sub.clone()]).collect();
+                check_items_size(def, c, &chain, sub_items, limit)?;
+            }
+        }
+        check_item_size(c, &fields.join("."), own, limit)?;
     }
     Ok(())
 }

@@ -51,6 +51,8 @@ pub enum Source {
     Automation,
     /// A delete that followed a `references` rule (`cascade`).
     Cascade,
+    /// Nested items pruned by a definition's `max_items` / `max_age` (`retention`).
+    Retention,
     /// An import, named by its import log record (`import:<id>`).
     Import(String),
     /// A migration run (`migration:<run id>`: `bucketbase migrate sqlite`).
@@ -92,6 +94,7 @@ impl FromStr for Source {
             "definitions" => Source::Definitions,
             "automation" => Source::Automation,
             "cascade" => Source::Cascade,
+            "retention" => Source::Retention,
             _ => match (s.strip_prefix("import:"), s.strip_prefix("revert:")) {
                 (Some(id), _) => Source::Import(id.to_string()),
                 (_, Some(changeset)) => Source::Revert(changeset.to_string()),
@@ -134,6 +137,7 @@ impl Source {
             Source::Definitions => "definitions",
             Source::Automation => "automation",
             Source::Cascade => "cascade",
+            Source::Retention => "retention",
             Source::Import(_) | Source::Migration(_) | Source::Revert(_) | Source::Other(_) => {
                 return None;
             }

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use super::definition::Compiled;
 use super::keys::{RecordKeys, SortKey};
 use super::overlap::{OverlapError, OverlapIndex};
+use super::stored::Doc;
 use crate::error::{Error, Result, Violation, ViolationCode};
 use crate::names::{CollectionName, RecordId};
 
@@ -41,8 +42,8 @@ pub struct Indexes {
 /// one record, kept without a map (an `OrdMap` allocates a whole B-tree leaf).
 #[derive(Debug, Clone)]
 pub enum Ids {
-    One(RecordId, Arc<RawValue>),
-    Many(OrdMap<RecordId, Arc<RawValue>>),
+    One(RecordId, Doc),
+    Many(OrdMap<RecordId, Doc>),
 }
 
 impl Ids {
@@ -67,13 +68,15 @@ impl Ids {
     /// Records and their documents, in id order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&RecordId, &Arc<RawValue>)> + '_ {
         let (one, many) = match self {
-            Ids::One(id, body) => (Some((id, body)), None),
+            Ids::One(id, doc) => (Some((id, doc)), None),
             Ids::Many(map) => (None, Some(map.iter())),
         };
-        one.into_iter().chain(many.into_iter().flatten())
+        one.into_iter()
+            .chain(many.into_iter().flatten())
+            .map(|(id, doc)| (id, doc.body()))
     }
 
-    pub(crate) fn insert(&mut self, id: &RecordId, body: &Arc<RawValue>) {
+    pub(crate) fn insert(&mut self, id: &RecordId, body: &Doc) {
         match self {
             Ids::One(one, _) if one == id => *self = Ids::One(id.clone(), body.clone()),
             Ids::One(one, first) => {
@@ -149,7 +152,7 @@ impl Indexes {
         def: &Compiled,
         keys: &RecordKeys,
         id: &RecordId,
-        body: &Arc<RawValue>,
+        body: &Doc,
         mode: Mode,
     ) -> Result<()> {
         for (i, (index, key)) in self.unique.iter_mut().zip(&keys.unique).enumerate() {

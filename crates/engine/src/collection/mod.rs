@@ -10,6 +10,8 @@
 //! - [`document`]: rules on one record document (metadata, merge patch, size limits);
 //! - [`integrity`]: the indexes behind the commit-time checks (`unique`, `exclude`, sort);
 //! - [`keys`], [`overlap`], [`expr`], [`secret`]: index keys, ranges, CEL, encryption;
+//! - [`ops`]: what one log operation (a whole document or a nested item operation) does
+//!   to a record;
 //! - [`render`]: how a stored record is shown (secrets omitted, masked or revealed);
 //! - [`query`]: filters, sorting and pages over a snapshot; [`audit`]: the audit trail.
 //!
@@ -24,11 +26,13 @@ pub mod event;
 pub mod expr;
 pub mod integrity;
 pub mod keys;
+pub mod ops;
 pub mod overlap;
 pub mod query;
 pub mod records;
 pub mod render;
 pub mod secret;
+pub mod stored;
 
 pub use definition::{Compiled, Definition, FieldError, OnDelete};
 pub use event::{AuditEvent, Source};

@@ -19,9 +19,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use super::{Doc, State};
+use super::{Doc, Shape, State};
 use crate::collection::definition::{Compiled, Definition};
 use crate::collection::event::AuditEvent;
 use crate::collection::integrity::{Indexes, Mode, validate_doc, violation};
@@ -36,17 +35,49 @@ impl State {
     pub(crate) fn apply_txn(&mut self, txn: &TxnRecord, seq: Seq, mode: Mode) -> Result<()> {
         let defs_coll = CollectionName::definitions();
         let mut redefined: BTreeSet<CollectionName> = BTreeSet::new();
-        let mut olds: Vec<Option<Doc>> = Vec::with_capacity(txn.ops.len());
-        // 1. Old index entries out.
+        // Each record once, in the order first touched (a transaction may apply several
+        // operations to one record: a put and item operations, or many appends).
+        let mut touched: Vec<(&CollectionName, &RecordId)> = Vec::with_capacity(txn.ops.len());
+        let mut seen: BTreeSet<(&CollectionName, &RecordId)> = BTreeSet::new();
         for op in &txn.ops {
-            let old = self.get(&op.collection, &op.id).cloned();
-            if let (Some(old_doc), Some(def)) = (&old, self.catalog.get(&op.collection).cloned()) {
-                let value = old_doc.value();
-                let keys = RecordKeys::of(&def, &value).unwrap_or_default();
-                self.unindex(&op.collection, &op.id, &keys);
+            if seen.insert((&op.collection, &op.id)) {
+                touched.push((&op.collection, &op.id));
             }
-            if op.collection == defs_coll {
-                redefined.insert(CollectionName::parse_any(op.id.as_str())?);
+        }
+        // Records this transaction changes only in part (own fields with `set`, items):
+        // their nested arrays, kept apart in the state, are neither read nor validated
+        // again (their items were validated when staged), unless a `check` expression
+        // might read them.
+        let partial: Vec<bool> = touched
+            .iter()
+            .map(|&(c, id)| {
+                let checks = self.catalog.get(c).is_none_or(|d| !d.checks.is_empty());
+                !checks
+                    && txn
+                        .ops
+                        .iter()
+                        .filter(|o| &o.collection == c && &o.id == id)
+                        .all(|o| !o.op.is_whole())
+            })
+            .collect();
+        let read = |doc: &Doc, partial: bool| {
+            if partial {
+                doc.own_value()
+            } else {
+                doc.value()
+            }
+        };
+        let mut olds: Vec<Option<Doc>> = Vec::with_capacity(touched.len());
+        // 1. Old index entries out.
+        for (i, &(c, id)) in touched.iter().enumerate() {
+            let old = self.get(c, id).cloned();
+            if let (Some(old_doc), Some(def)) = (&old, self.catalog.get(c).cloned()) {
+                let value = read(old_doc, partial[i]);
+                let keys = RecordKeys::of(&def, &value).unwrap_or_default();
+                self.unindex(c, id, &keys);
+            }
+            if *c == defs_coll {
+                redefined.insert(CollectionName::parse_any(id.as_str())?);
             }
             olds.push(old);
         }
@@ -55,25 +86,25 @@ impl State {
         for name in &redefined {
             self.install_definition(name, mode)?;
         }
-        // 3. Validate and index the new documents.
-        let mut news: Vec<Option<Value>> = Vec::with_capacity(txn.ops.len());
-        for op in &txn.ops {
-            let Some(def) = self.catalog.get(&op.collection).cloned() else {
+        // 3. Validate and index the new documents. `news`: the parsed new document (own
+        // fields only when partial) of a record of a defined collection; `exists`: whether
+        // the record is there at all.
+        let mut news: Vec<Option<Value>> = Vec::with_capacity(touched.len());
+        let mut exists: Vec<bool> = Vec::with_capacity(touched.len());
+        for (i, &(c, id)) in touched.iter().enumerate() {
+            let doc = self.get(c, id).cloned();
+            exists.push(doc.is_some());
+            let (Some(def), Some(doc)) = (self.catalog.get(c).cloned(), doc) else {
                 news.push(None);
                 continue;
             };
-            let Some(doc) = &op.doc else {
-                news.push(None);
-                continue;
-            };
-            let value: Value =
-                serde_json::from_str(doc.get()).map_err(|e| Error::corrupt("document", e))?;
-            if !redefined.contains(&op.collection) {
+            let value = read(&doc, partial[i]);
+            if !redefined.contains(c) {
                 if mode == Mode::Validate {
-                    validate_doc(&def, &op.id, &value)?;
+                    validate_doc(&def, id, &value)?;
                 }
                 let keys = RecordKeys::of(&def, &value)?;
-                self.index(&def, &op.id, doc, &keys, mode)?;
+                self.index(&def, id, &doc, &keys, mode)?;
             }
             news.push(Some(value));
         }
@@ -83,17 +114,17 @@ impl State {
         }
         // 5. References.
         if mode == Mode::Validate {
-            for ((op, old), new) in txn.ops.iter().zip(&olds).zip(&news) {
-                if let (Some(def), Some(value)) = (self.catalog.get(&op.collection), new)
+            for (i, &(c, id)) in touched.iter().enumerate() {
+                let new = &news[i];
+                if let (Some(def), Some(value)) = (self.catalog.get(c), new)
                     && is_live(value)
                 {
-                    self.check_outgoing(def, &op.id, value)?;
+                    self.check_outgoing(def, id, value)?;
                 }
-                let was_live = old.as_ref().is_some_and(|d| is_live(&d.value()));
-                let is_live_now =
-                    new.as_ref().is_some_and(is_live) || (new.is_none() && op.doc.is_some());
+                let was_live = olds[i].as_ref().is_some_and(|d| is_live(&d.own_value()));
+                let is_live_now = new.as_ref().is_some_and(is_live) || (new.is_none() && exists[i]);
                 if was_live && !is_live_now {
-                    self.check_no_referrers(&op.collection, &op.id, new.is_some())?;
+                    self.check_no_referrers(c, id, new.is_some())?;
                 }
             }
         }
@@ -118,12 +149,12 @@ impl State {
         &mut self,
         def: &Compiled,
         id: &RecordId,
-        body: &Arc<RawValue>,
+        doc: &Doc,
         keys: &RecordKeys,
         mode: Mode,
     ) -> Result<()> {
         let coll = self.collections.entry(def.name.clone()).or_default();
-        coll.indexes.insert(def, keys, id, body, mode)?;
+        coll.indexes.insert(def, keys, id, doc, mode)?;
         for target in keys.refs.iter().flatten() {
             self.referrers
                 .entry(target.clone())
@@ -172,14 +203,27 @@ impl State {
             .get(name)
             .map(|c| c.docs.clone())
             .unwrap_or_default();
-        self.collections.entry(name.clone()).or_default().indexes = Indexes::for_def(&compiled);
+        let shape = Shape::of(&compiled);
+        let coll = self.collections.entry(name.clone()).or_default();
+        coll.indexes = Indexes::for_def(&compiled);
         for (id, doc) in docs.iter() {
             let value = doc.value();
             if mode == Mode::Validate {
                 validate_doc(&compiled, id, &value).map_err(|e| existing_data(name, e))?;
             }
             let keys = RecordKeys::of(&compiled, &value).map_err(|e| existing_data(name, e))?;
-            self.index(&compiled, id, &doc.body, &keys, mode)
+            // Documents keep this definition's nested arrays apart (a checkpoint loads
+            // them whole; a new definition may declare new arrays).
+            let doc = if shape.is_empty() {
+                doc.clone()
+            } else {
+                let doc = Doc::from_value(doc.version, value, &shape);
+                if let Some(coll) = self.collections.get_mut(name) {
+                    coll.docs.insert(id.clone(), doc.clone());
+                }
+                doc
+            };
+            self.index(&compiled, id, &doc, &keys, mode)
                 .map_err(|e| existing_data(name, e))?;
         }
         Ok(())

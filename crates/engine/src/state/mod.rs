@@ -8,31 +8,18 @@
 
 mod integrity;
 
+pub use crate::collection::stored::{Doc, Item, Shape};
+
 use std::sync::Arc;
 
 use imbl::OrdMap;
-use serde_json::value::RawValue;
 
 use crate::collection::definition::Compiled;
 use crate::collection::integrity::{Indexes, Mode, Referrers};
 use crate::error::{Error, Result};
-use crate::log::{GENESIS_HASH, LogEntry, OpKind, TxnRecord};
+use crate::log::{GENESIS_HASH, LogEntry, TxnRecord};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::store::log_path;
-
-/// A stored document and the log position of its last change (its `_version`).
-#[derive(Debug, Clone)]
-pub struct Doc {
-    pub version: Seq,
-    pub body: Arc<RawValue>,
-}
-
-impl Doc {
-    /// Parses the body.
-    pub fn value(&self) -> serde_json::Value {
-        serde_json::from_str(self.body.get()).expect("stored documents are valid JSON")
-    }
-}
 
 /// One collection's documents, and the position of its last change.
 #[derive(Debug, Clone, Default)]
@@ -209,29 +196,34 @@ impl State {
         self.hash = hash.to_string();
     }
 
-    /// Writes a transaction's documents at `seq` (no index work).
+    /// Writes a transaction's documents at `seq` (no index work): whole documents as they
+    /// are, item operations applied to the record they change (only the item: see
+    /// [`Doc`]).
     pub(crate) fn write_docs(&mut self, txn: &TxnRecord, seq: Seq) -> Result<()> {
         for op in &txn.ops {
+            let shape = self.shape(&op.collection);
             let coll = self.collections.entry(op.collection.clone()).or_default();
             coll.changed = seq;
-            match (op.op, &op.doc) {
-                (OpKind::Put, Some(body)) => {
-                    coll.docs.insert(
-                        op.id.clone(),
-                        Doc {
-                            version: seq,
-                            body: body.clone(),
-                        },
-                    );
+            let after = Doc::apply(coll.docs.get(&op.id), op, seq, &shape).map_err(|e| {
+                Error::corrupt(log_path(seq), format!("{}/{}: {e}", op.collection, op.id))
+            })?;
+            match after {
+                Some(doc) => {
+                    coll.docs.insert(op.id.clone(), doc);
                 }
-                (OpKind::Put, None) => {
-                    return Err(Error::corrupt(log_path(seq), "put without a document"));
-                }
-                (OpKind::Delete, _) => {
+                None => {
                     coll.docs.remove(&op.id);
                 }
             }
         }
         Ok(())
+    }
+
+    /// The nested arrays a collection's documents keep apart (none when undefined).
+    pub fn shape(&self, c: &CollectionName) -> Shape {
+        self.catalog
+            .get(c)
+            .map(|d| Shape::of(d))
+            .unwrap_or_default()
     }
 }

@@ -100,7 +100,9 @@ pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Va
     Value::Object(changes)
 }
 
-fn nested_diff(from: &Value, to: &Value) -> Value {
+/// The change of one nested array: items `added` (whole), `removed` (ids), `changed` (by
+/// id, field by field).
+pub(crate) fn nested_diff(from: &Value, to: &Value) -> Value {
     use std::collections::HashMap;
     let by_id = |v: &Value| -> Vec<(String, Value)> {
         v.as_array()
@@ -157,4 +159,18 @@ fn nested_diff(from: &Value, to: &Value) -> Value {
         changed.insert(id.clone(), Value::Object(fields));
     }
     json!({"added": added, "removed": removed, "changed": changed})
+}
+
+/// An audit event's `changes` for a change (`added` / `removed` / `changed`) of the array
+/// at `array_path`: as the record's field diff writes it, the change of an item's own
+/// array nested under `changed` of that item.
+pub(crate) fn item_changes(array_path: &[String], change: Value) -> Value {
+    match array_path {
+        [field] => json!({ field.clone(): change }),
+        [field, item_id, rest @ ..] => {
+            let inner = item_changes(rest, change);
+            json!({ field.clone(): {"added": [], "removed": [], "changed": { item_id.clone(): inner }} })
+        }
+        [] => change,
+    }
 }

@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId};
 
 /// One record change inside a transaction (stored forms: secrets encrypted).
+///
+/// For a nested item operation (`item` is set), `before` and `after` are the record's own
+/// fields only, without its nested arrays (a record of 10,000 items is not copied twice
+/// for the hooks), and `item` says which item changed and how.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub collection: CollectionName,
@@ -21,6 +25,17 @@ pub struct Change {
     pub after: Option<Value>,
     /// Source of the change (`api`, `import:<id>`, `automation`, `cascade`, ...).
     pub source: Source,
+    /// The nested item an item operation changed (`None` for a change of the record).
+    pub item: Option<ItemChange>,
+}
+
+/// The item a nested item operation changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemChange {
+    /// The item's path (`["executions", "<id>"]`, `["executions", "<id>", "logs", "<id>"]`).
+    pub path: Vec<String>,
+    /// The item after the change (its own fields), `None` when it was removed.
+    pub item: Option<Value>,
 }
 
 /// Observes a transaction's changes and may add writes to it (aristay's automatic tasks).

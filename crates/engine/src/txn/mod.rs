@@ -33,7 +33,7 @@ use crate::canonical::to_canonical_raw;
 use crate::collection::event::{AuditEvent, Source};
 use crate::collection::keys::SortKey;
 use crate::error::{Error, Result};
-use crate::log::{ENTRY_OVERHEAD, Op, OpKind, Read, TxnRecord, json_len};
+use crate::log::{ENTRY_OVERHEAD, Op, Read, TxnRecord, json_len};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{Doc, State};
 
@@ -41,7 +41,7 @@ pub use deferred::DeferredAppend;
 pub(crate) use deferred::resolve_appends;
 pub use events::diff;
 pub(crate) use hooks::run_hooks;
-pub use hooks::{Action, Change, Hook};
+pub use hooks::{Action, Change, Hook, ItemChange};
 pub use revert::Reverted;
 
 /// A flag on a transaction for its hooks to read, never stored (apps name theirs as
@@ -105,7 +105,7 @@ impl TxnMeta {
 pub struct Txn {
     pub(crate) snapshot: Arc<State>,
     reads: BTreeMap<(CollectionName, Option<RecordId>), Seq>,
-    writes: BTreeMap<(CollectionName, RecordId), Option<Arc<RawValue>>>,
+    writes: BTreeMap<(CollectionName, RecordId), Staged>,
     audit: Vec<Arc<RawValue>>,
     pub(crate) ctx: Arc<TxnContext>,
     pub(crate) meta: TxnMeta,
@@ -124,6 +124,26 @@ pub struct Txn {
     staged_bytes: usize,
     /// How many of `changes` the hooks have seen (see `hooks::run_hooks`).
     pub(crate) hooked: usize,
+}
+
+/// A staged write of one record: the record as this transaction leaves it (`None`:
+/// deleted), for the transaction's own reads, and how it goes into the log: the whole
+/// document (`items` is `None`), or only the item operations that made it (a record this
+/// transaction changed only through nested item operations).
+#[derive(Debug, Clone)]
+struct Staged {
+    doc: Option<Arc<RawValue>>,
+    items: Option<Vec<Op>>,
+}
+
+impl Staged {
+    /// Its encoded bytes in the log, with the commas.
+    fn log_len(&self, collection: &CollectionName, id: &RecordId) -> usize {
+        match &self.items {
+            Some(ops) => ops.iter().map(|op| json_len(op) + 1).sum(),
+            None => json_len(&Op::whole(collection.clone(), id.clone(), self.doc.clone())) + 1,
+        }
+    }
 }
 
 /// `(field, value)` → staged records of one collection.
@@ -229,26 +249,44 @@ impl Txn {
         self.staged_bytes += bytes;
     }
 
-    /// The encoded bytes of one op, with its comma.
-    fn op_len(collection: &CollectionName, id: &RecordId, doc: Option<&Arc<RawValue>>) -> usize {
-        let op = Op {
-            collection: collection.clone(),
-            doc: doc.cloned(),
-            id: id.clone(),
-            op: if doc.is_some() {
-                OpKind::Put
-            } else {
-                OpKind::Delete
-            },
-        };
-        json_len(&op) + 1
-    }
-
     /// Stages `doc` (or a deletion) for `collection/id`, keeping `staged_bytes` exact.
     fn stage(&mut self, collection: &CollectionName, id: &RecordId, doc: Option<Arc<RawValue>>) {
-        let added = Self::op_len(collection, id, doc.as_ref());
-        if let Some(old) = self.writes.insert((collection.clone(), id.clone()), doc) {
-            self.staged_bytes -= Self::op_len(collection, id, old.as_ref());
+        self.restage(collection, id, Staged { doc, items: None });
+    }
+
+    /// Stages an operation that changes part of a record (`set`, an item operation) and
+    /// leaves `collection/id` as `doc`. A record this transaction already writes whole
+    /// stays a whole write (its new document holds the change); otherwise the operation
+    /// is what goes into the log.
+    pub(crate) fn stage_item(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        doc: Arc<RawValue>,
+        op: Op,
+    ) {
+        let key = (collection.clone(), id.clone());
+        let items = match self.writes.get(&key) {
+            Some(Staged { items: None, .. }) => None,
+            Some(Staged {
+                items: Some(ops), ..
+            }) => Some(ops.iter().cloned().chain([op]).collect()),
+            None => Some(vec![op]),
+        };
+        self.restage(
+            collection,
+            id,
+            Staged {
+                doc: Some(doc),
+                items,
+            },
+        );
+    }
+
+    fn restage(&mut self, collection: &CollectionName, id: &RecordId, staged: Staged) {
+        let added = staged.log_len(collection, id);
+        if let Some(old) = self.writes.insert((collection.clone(), id.clone()), staged) {
+            self.staged_bytes -= old.log_len(collection, id);
         }
         self.staged_bytes += added;
     }
@@ -285,7 +323,7 @@ impl Txn {
         self.writes
             .get(&(collection.clone(), id.clone()))
             .map(|staged| {
-                staged.as_ref().map(|raw| {
+                staged.doc.as_ref().map(|raw| {
                     serde_json::from_str(raw.get()).expect("stored documents are valid JSON")
                 })
             })
@@ -294,11 +332,11 @@ impl Txn {
     /// Reads a record (this transaction's own writes first).
     pub fn get(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Arc<RawValue>> {
         if let Some(staged) = self.writes.get(&(collection.clone(), id.clone())) {
-            return staged.clone();
+            return staged.doc.clone();
         }
         let doc = self.snapshot.get(collection, id);
         let version = doc.map_or(Seq::ZERO, |d| d.version);
-        let body = doc.map(|d| d.body.clone());
+        let body = doc.map(|d| d.body().clone());
         self.note_read(collection, Some(id), version);
         body
     }
@@ -377,7 +415,7 @@ impl Txn {
             let mut index = StagedIndex::new();
             for ((c, id), staged) in &self.writes {
                 if c == collection
-                    && let Some(raw) = staged
+                    && let Some(raw) = &staged.doc
                 {
                     let doc: Value = serde_json::from_str(raw.get())
                         .map_err(|e| Error::corrupt("staged document", e))?;
@@ -412,13 +450,13 @@ impl Txn {
             .map(|c| {
                 c.docs
                     .iter()
-                    .map(|(id, d)| (id.clone(), d.body.clone()))
+                    .map(|(id, d)| (id.clone(), d.body().clone()))
                     .collect()
             })
             .unwrap_or_default();
         for ((c, id), staged) in &self.writes {
             if c == collection {
-                match staged {
+                match &staged.doc {
                     Some(body) => out.insert(id.clone(), body.clone()),
                     None => out.remove(id),
                 };
@@ -447,6 +485,43 @@ impl Txn {
             stage_keys(index, &def.def.index, id, doc);
         }
         self.stage(collection, id, Some(raw));
+        Ok(())
+    }
+
+    /// Stages a record's new document `doc` as a `set`: logged without its fields `keep`
+    /// (its nested arrays, which `doc` must hold unchanged), so changing a record with
+    /// many nested items does not log them again. Checked as [`Txn::put`] checks.
+    pub(crate) fn put_keeping(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        doc: &Value,
+        keep: Vec<String>,
+    ) -> Result<()> {
+        let Value::Object(map) = doc else {
+            return Err(Error::invalid("document", "must be a JSON object"));
+        };
+        let raw: Arc<RawValue> = Arc::from(to_canonical_raw(doc));
+        crate::collection::document::check_record_size(
+            self.snapshot.definition(collection).map(|d| d.as_ref()),
+            collection,
+            doc,
+            raw.get().len(),
+            self.ctx.max_record_bytes,
+        )?;
+        if let Some(index) = self.staged_index.get_mut(collection)
+            && let Some(def) = self.snapshot.definition(collection)
+        {
+            stage_keys(index, &def.def.index, id, doc);
+        }
+        let own: serde_json::Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| !keep.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let own = Arc::from(to_canonical_raw(&Value::Object(own)));
+        let op = Op::set(collection.clone(), id.clone(), own, keep);
+        self.stage_item(collection, id, raw, op);
         Ok(())
     }
 
@@ -481,15 +556,9 @@ impl Txn {
         let ops = self
             .writes
             .into_iter()
-            .map(|((collection, id), doc)| Op {
-                collection,
-                op: if doc.is_some() {
-                    OpKind::Put
-                } else {
-                    OpKind::Delete
-                },
-                doc,
-                id,
+            .flat_map(|((collection, id), staged)| match staged.items {
+                Some(ops) => ops,
+                None => vec![Op::whole(collection, id, staged.doc)],
             })
             .collect();
         PendingTxn {

@@ -125,7 +125,10 @@ impl Txn {
         for field in fields.keys().cloned().collect::<Vec<_>>() {
             if def.is_nested(&field) {
                 let items = fields.remove(&field).unwrap_or(Value::Null);
-                fields.insert(field.clone(), self.fresh_items(&def, &field, items)?);
+                let chain = [field.clone()];
+                let mut items = self.fresh_items(&def, &chain, &format!("/{field}"), items)?;
+                self.retain(&def, &chain, &mut items);
+                fields.insert(field.clone(), items);
             }
         }
         fields.insert("id".into(), json!(id.as_str()));
@@ -308,7 +311,17 @@ impl Txn {
             let sealed = key.seal(&v, &aad(&def.name, id, field));
             after[field.as_str()] = json!(sealed);
         }
-        self.put(&def.name, id, &after)?;
+        // A change that leaves a record's nested arrays as they were (an update, a soft
+        // delete; not a revert to an older document) logs its own fields only (`set`).
+        let keep: Vec<String> = def.def.nested.keys().cloned().collect();
+        let arrays_kept = before
+            .as_ref()
+            .is_some_and(|b| keep.iter().all(|f| b.get(f) == after.get(f)));
+        if arrays_kept && !keep.is_empty() {
+            self.put_keeping(&def.name, id, &after, keep)?;
+        } else {
+            self.put(&def.name, id, &after)?;
+        }
         self.event(def, id, action, before.as_ref(), Some(&after));
         self.changes.push(Change {
             collection: def.name.clone(),
@@ -317,6 +330,7 @@ impl Txn {
             before,
             after: Some(after.clone()),
             source: self.source(),
+            item: None,
         });
         Ok(after)
     }
@@ -337,6 +351,7 @@ impl Txn {
             before: Some(before),
             after: None,
             source: self.source(),
+            item: None,
         });
         Ok(())
     }

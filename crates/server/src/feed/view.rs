@@ -151,16 +151,28 @@ impl View {
             let Some(def) = state.definition(&change.collection).cloned() else {
                 continue;
             };
-            let now_in = change
-                .record
+            // An item operation leaves the record's own fields (what rules read) as they
+            // were; a replayed one does not carry the record: it is judged as the record
+            // is now, and a record since deleted as one without fields (a rule that reads
+            // a field does not admit it; nothing is sent on a guess).
+            let (record, before) = match (&change.item, &change.record) {
+                (Some(_), None) => {
+                    let now = state
+                        .get(&change.collection, &change.id)
+                        .map(|d| d.value())
+                        .unwrap_or_else(|| json!({ "id": change.id.as_str() }));
+                    (Some(now.clone()), Some(now))
+                }
+                _ => (change.record.clone(), change.before.clone()),
+            };
+            let now_in = record
                 .as_ref()
                 .is_some_and(|r| self.admits(&def, &change.id, r, &self.auth));
-            let was_in = change
-                .before
+            let was_in = before
                 .as_ref()
                 .is_some_and(|r| self.admits(&def, &change.id, r, &old_auth));
             let key = (change.collection.clone(), change.id.clone());
-            if now_in || (was_in && change.record.is_none()) {
+            if now_in || (was_in && record.is_none()) {
                 out.push(self.render(&def, change));
             } else if was_in && gone.insert(key) {
                 out.push(removed(change.pos(), &change.collection, &change.id));

@@ -24,7 +24,8 @@ pub struct Compiled {
     pub checks: Vec<(String, Expr)>,
     pub excludes: Vec<CompiledExclude>,
     pub references: Vec<CompiledReference>,
-    pub(super) nested: BTreeMap<String, Arc<jsonschema::Validator>>,
+    /// Nested arrays by field chain (see `nested.rs`).
+    pub(super) items: super::NestedArrays,
     pub rules: BTreeMap<&'static str, Expr>,
 }
 
@@ -97,9 +98,7 @@ impl Compiled {
         let own: serde_json::Map<String, Value> = map
             .iter()
             .filter(|(k, _)| {
-                !METADATA_FIELDS.contains(&k.as_str())
-                    && !self.nested.contains_key(k.as_str())
-                    && !self.is_secret(k)
+                !METADATA_FIELDS.contains(&k.as_str()) && !self.is_nested(k) && !self.is_secret(k)
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -108,38 +107,10 @@ impl Compiled {
             path: e.instance_path().to_string(),
             message: e.to_string(),
         }));
-        for (field, item_schema) in &self.nested {
-            match map.get(field) {
-                None | Some(Value::Null) => {}
-                Some(Value::Array(items)) => {
-                    if let Some(max) = self.def.nested[field].max_items
-                        && items.len() > max
-                    {
-                        errors.push(FieldError {
-                            path: format!("/{field}"),
-                            message: format!("at most {max} items"),
-                        });
-                    }
-                    for (i, item) in items.iter().enumerate() {
-                        if item.get("id").and_then(Value::as_str).is_none() {
-                            errors.push(FieldError {
-                                path: format!("/{field}/{i}"),
-                                message: "nested items need a string id".into(),
-                            });
-                        }
-                        errors.extend(item_schema.iter_errors(&strip_item_meta(item)).map(|e| {
-                            FieldError {
-                                path: format!("/{field}/{i}{}", e.instance_path()),
-                                message: e.to_string(),
-                            }
-                        }));
-                    }
-                }
-                Some(_) => errors.push(FieldError {
-                    path: format!("/{field}"),
-                    message: "must be an array".into(),
-                }),
-            }
+        for field in self.def.nested.keys() {
+            let chain = [field.clone()];
+            self.items
+                .validate_items(&chain, map.get(field), &format!("/{field}"), &mut errors);
         }
         if errors.is_empty() {
             Ok(())
@@ -150,33 +121,31 @@ impl Compiled {
 
     /// Is `field` a nested array of this collection?
     pub fn is_nested(&self, field: &str) -> bool {
-        self.nested.contains_key(field)
+        self.def.nested.contains_key(field)
     }
 
-    /// Validates one nested item against its schema.
+    /// The nested array named by a chain of fields (`["executions", "logs"]`).
+    pub fn nested_at(&self, fields: &[String]) -> Option<&super::CompiledNested> {
+        self.items.get(fields)
+    }
+
+    /// Validates one item's own fields (its nested arrays aside) against the schema of
+    /// the array at `fields`.
+    pub fn validate_item_at(
+        &self,
+        fields: &[String],
+        item: &Value,
+    ) -> std::result::Result<(), Vec<FieldError>> {
+        self.items.validate_item_at(fields, item)
+    }
+
+    /// Validates one item of the record's nested array `field` (its own fields).
     pub fn validate_item(
         &self,
         field: &str,
         item: &Value,
     ) -> std::result::Result<(), Vec<FieldError>> {
-        let Some(schema) = self.nested.get(field) else {
-            return Err(vec![FieldError {
-                path: format!("/{field}"),
-                message: "not a nested array of this collection".into(),
-            }]);
-        };
-        let errors: Vec<_> = schema
-            .iter_errors(&strip_item_meta(item))
-            .map(|e| FieldError {
-                path: e.instance_path().to_string(),
-                message: e.to_string(),
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        self.validate_item_at(&[field.to_string()], item)
     }
 
     /// Validates the plaintext of a secret field (before it is encrypted), and that
@@ -275,16 +244,3 @@ impl Compiled {
 
 /// What answers show in place of a redacted value.
 pub const REDACTED: &str = "[redacted]";
-
-/// Nested items carry `id`, `created_at`, `updated_at` set by the engine.
-fn strip_item_meta(item: &Value) -> Value {
-    match item {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "id" | "created_at" | "updated_at"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}

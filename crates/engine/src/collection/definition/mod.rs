@@ -10,6 +10,7 @@
 //! against (JSON Schema validators and CEL programs built once per definition).
 
 mod compiled;
+mod nested;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::names::CollectionName;
 
 pub use compiled::{Compiled, CompiledExclude, CompiledReference, REDACTED};
+pub use nested::{CompiledNested, NestedArrays, parse_age};
 
 /// Fields every record carries, set by the engine.
 pub const METADATA_FIELDS: [&str; 8] = [
@@ -158,8 +160,17 @@ pub struct ReferenceDef {
 pub struct NestedDef {
     #[serde(default = "open_schema")]
     pub schema: Value,
+    /// Retention: a write that takes the array past this many items prunes the oldest
+    /// (docs/decisions/0018-nested-item-operations.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_items: Option<usize>,
+    /// Retention: a write prunes the oldest items whose `created_at` is older than this
+    /// (`"14d"`, `"12h"`, `"30m"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// The items' own nested arrays (one level more at most), in the same shape.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nested: BTreeMap<String, NestedDef>,
 }
 
 /// CEL access rules; a missing rule means "role checks only".
@@ -308,15 +319,7 @@ impl Definition {
                 target,
             });
         }
-        let mut nested = BTreeMap::new();
-        for (field, n) in &self.nested {
-            if field.is_empty() || METADATA_FIELDS.contains(&field.as_str()) {
-                return Err(bad(format!("nested: bad field name {field:?}")));
-            }
-            let item = compile_schema(&n.schema)
-                .map_err(|e| bad(format!("nested {field:?} schema: {e}")))?;
-            nested.insert(field.clone(), Arc::new(item));
-        }
+        let items = nested::NestedArrays::compile(&self.nested).map_err(bad)?;
         for s in &self.secret {
             if METADATA_FIELDS.contains(&s.as_str()) || self.index.contains(s) {
                 return Err(bad(format!(
@@ -348,7 +351,7 @@ impl Definition {
             checks,
             excludes,
             references,
-            nested,
+            items,
             rules,
         })
     }

@@ -314,7 +314,7 @@ pub(super) fn with_docs<'a: 'b, 'b>(
     #[cfg(test)]
     let lookup = super::tests::FORCE.get().1.unwrap_or(lookup);
     if lookup {
-        return Box::new(ids.filter_map(|id| docs.get_key_value(id).map(|(id, d)| (id, &d.body))));
+        return Box::new(ids.filter_map(|id| docs.get_key_value(id).map(|(id, d)| (id, d.body()))));
     }
     let mut all = docs.iter().peekable();
     Box::new(ids.filter_map(move |id| {
@@ -323,7 +323,7 @@ pub(super) fn with_docs<'a: 'b, 'b>(
                 Ordering::Less => {
                     all.next();
                 }
-                Ordering::Equal => return Some((*key, &doc.body)),
+                Ordering::Equal => return Some((*key, doc.body())),
                 Ordering::Greater => return None,
             }
         }
@@ -399,7 +399,7 @@ impl<'a> Candidates<'a> {
                 _ => Box::new(
                     (docs.iter())
                         .filter(|(id, _)| self.shown(id))
-                        .map(|(id, d)| (id, &d.body)),
+                        .map(|(id, d)| (id, d.body())),
                 ),
             };
         };

@@ -15,7 +15,7 @@ thread_local! {
 }
 use crate::collection::Definition;
 use crate::collection::integrity::Mode;
-use crate::log::{Op, OpKind, TxnRecord};
+use crate::log::{Op, TxnRecord};
 use crate::names::Seq;
 
 /// The list as first written: parses every record, sorts them all with [`compare`].
@@ -173,12 +173,11 @@ fn txn(ops: Vec<Op>) -> TxnRecord {
 }
 
 fn put(c: &CollectionName, id: &str, doc: &Value) -> Op {
-    Op {
-        collection: c.clone(),
-        doc: Some(Arc::from(to_canonical_raw(doc))),
-        id: RecordId::parse(id).unwrap(),
-        op: OpKind::Put,
-    }
+    Op::whole(
+        c.clone(),
+        RecordId::parse(id).unwrap(),
+        Some(Arc::from(to_canonical_raw(doc))),
+    )
 }
 
 /// What happens to record `i` after the creates.
@@ -277,12 +276,7 @@ fn build(records: &[Vec<(usize, Option<Value>)>], changes: &[Change]) -> State {
                 docs[i] = None;
                 apply(
                     &mut state,
-                    vec![Op {
-                        collection: c.clone(),
-                        doc: None,
-                        id: RecordId::parse(&id).unwrap(),
-                        op: OpKind::Delete,
-                    }],
+                    vec![Op::whole(c.clone(), RecordId::parse(&id).unwrap(), None)],
                 );
                 continue;
             }
@@ -665,13 +659,10 @@ fn filter_shapes() {
 
 #[test]
 fn picks_top_level_fields() {
-    let doc = |v: Value| Doc {
-        version: Seq(1),
-        body: Arc::from(to_canonical_raw(&v)),
-    };
+    let doc = |v: Value| Doc::whole(Seq(1), Arc::from(to_canonical_raw(&v)));
     let object = doc(json!({"a": {"x": [1]}, "b": "t", "c\"d": 2, "e": null}));
     let fields = ["a", "c\"d", "e", "z"];
-    let record = Record::of(&object.body, &fields, false);
+    let record = Record::of(object.body(), &fields, false);
     assert!(matches!(record, Record::Fields(..)));
     assert_eq!(record.get("a"), Some(&json!({"x": [1]})));
     assert_eq!(record.get("e"), Some(&Value::Null));
@@ -682,6 +673,6 @@ fn picks_top_level_fields() {
         json!({"a": {"x": [1]}, "c\"d": 2, "e": null})
     );
     let array = doc(json!([1, 2]));
-    let record = Record::of(&array.body, &fields, false);
+    let record = Record::of(array.body(), &fields, false);
     assert_eq!(*record.object(), json!([1, 2]));
 }
