@@ -12,6 +12,7 @@ use bucketbase_docsai::Docsai;
 use bucketbase_docsai::migrate::progress::Quiet;
 use bucketbase_docsai::migrate::writer::{Options, run};
 use bucketbase_docsai::migrate::{Check, DOCSAI_MAPPING, Mapping};
+use bucketbase_engine::TxnMeta;
 use bucketbase_server::app::App;
 use serde_json::Value;
 use uuid::Uuid;
@@ -103,14 +104,6 @@ fn leaves(text: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The shipped mapping without the executions' logs (today's engine takes one nested
-/// level; the two-level shape comes with the engine's nested operations).
-fn one_level_mapping() -> String {
-    let start = DOCSAI_MAPPING.find("[[table.nested.nested]]").unwrap();
-    let end = start + DOCSAI_MAPPING[start..].find("\n[[table]]").unwrap();
-    format!("{}{}", &DOCSAI_MAPPING[..start], &DOCSAI_MAPPING[end..])
-}
-
 async fn migrate(app: &TestApp, db: &Path, mapping: &str, owner: Uuid, dry_run: bool) -> Check {
     let options = Options {
         owner: Some(owner),
@@ -153,18 +146,22 @@ async fn a_django_database_moves_in_whole_and_a_second_run_writes_nothing() {
     let app = spawn().await;
     let (token, me) = app.admin.clone();
     let owner: Uuid = me.parse().unwrap();
-    let mapping = one_level_mapping();
+    let mapping = DOCSAI_MAPPING;
     let source_before = std::fs::read(&db).unwrap();
 
     // A dry run checks and writes nothing.
     let seq = app.db.snapshot().seq();
-    let dry = migrate(&app, &db, &mapping, owner, true).await;
+    let dry = migrate(&app, &db, mapping, owner, true).await;
     assert!(dry.matches(), "{}", dry.text());
     assert_eq!(app.db.snapshot().seq(), seq, "a dry run writes nothing");
 
-    let report = migrate(&app, &db, &mapping, owner, false).await;
+    let report = migrate(&app, &db, mapping, owner, false).await;
     assert!(report.matches(), "{}", report.text());
-    assert_eq!(report.unmapped_tables, ["docsai_executionlog"]);
+    assert!(
+        report.unmapped_tables.is_empty(),
+        "{:?}",
+        report.unmapped_tables
+    );
     assert_eq!(report.unowned, 0);
     assert_eq!(
         std::fs::read(&db).unwrap(),
@@ -193,14 +190,19 @@ async fn a_django_database_moves_in_whole_and_a_second_run_writes_nothing() {
             "{collection}"
         );
     }
-    // Nesting: each workflow has 4 nodes, 3 connections and 5 executions.
+    // Nesting, two levels: each workflow has 4 nodes, 3 connections and 5 executions,
+    // each with 4 log lines.
     let (_, workflows) = app.get("/api/v1/workflows?per_page=100", &token).await;
     for w in workflows["data"].as_array().unwrap() {
         let id = w["id"].as_str().unwrap();
         let (_, one) = app.get(&format!("/api/v1/workflows/{id}"), &token).await;
         assert_eq!(one["data"]["nodes"].as_array().unwrap().len(), 4);
         assert_eq!(one["data"]["connections"].as_array().unwrap().len(), 3);
-        assert_eq!(one["data"]["executions"].as_array().unwrap().len(), 5);
+        let executions = one["data"]["executions"].as_array().unwrap();
+        assert_eq!(executions.len(), 5);
+        for e in executions {
+            assert_eq!(e["logs"].as_array().unwrap().len(), 4, "{e}");
+        }
     }
     // References: a request history row points at a migrated collection.
     let (_, history) = app
@@ -263,7 +265,7 @@ async fn a_django_database_moves_in_whole_and_a_second_run_writes_nothing() {
     // A second run (the CLI's command) writes nothing and still matches.
     let seq = app.db.snapshot().seq();
     let mapping_file = dir.path().join("mapping.toml");
-    std::fs::write(&mapping_file, &mapping).unwrap();
+    std::fs::write(&mapping_file, mapping).unwrap();
     let code = command(
         &app,
         &[
@@ -298,10 +300,10 @@ async fn an_interrupted_run_resumes() {
     drop(c);
     let app = spawn().await;
     let owner: Uuid = app.admin.1.parse().unwrap();
-    let mapping = one_level_mapping();
-    let first = migrate(&app, &partial, &mapping, owner, false).await;
+    let mapping = DOCSAI_MAPPING;
+    let first = migrate(&app, &partial, mapping, owner, false).await;
     assert!(first.matches(), "{}", first.text());
-    let rest = migrate(&app, &db, &mapping, owner, false).await;
+    let rest = migrate(&app, &db, mapping, owner, false).await;
     assert!(rest.matches(), "{}", rest.text());
     let knowledge = rest
         .tables
@@ -314,8 +316,9 @@ async fn an_interrupted_run_resumes() {
     assert_eq!(knowledge.stored, knowledge.rows);
 }
 
-/// Today's engine keeps one nested level: the shipped mapping's execution logs cannot be
-/// written, so the closing check names them and the command exits 1 (not a silent loss).
+/// A nested level the target collection does not declare (here an operator's
+/// workflows without the executions' logs) cannot be written: the closing check names
+/// it and the command exits 1, instead of losing the rows silently.
 #[tokio::test]
 async fn a_nested_level_the_collection_lacks_is_a_mismatch() {
     let dir = tempfile::tempdir().unwrap();
@@ -323,6 +326,21 @@ async fn a_nested_level_the_collection_lacks_is_a_mismatch() {
         return;
     };
     let app = spawn().await;
+    let mut workflows = Docsai
+        .definitions()
+        .into_iter()
+        .find(|d| d.name == "workflows")
+        .unwrap();
+    workflows
+        .nested
+        .get_mut("executions")
+        .unwrap()
+        .nested
+        .clear();
+    app.db
+        .define_all(&TxnMeta::new("test", "definitions"), &[workflows])
+        .await
+        .unwrap();
     let owner: Uuid = app.admin.1.parse().unwrap();
     let report = migrate(&app, &db, DOCSAI_MAPPING, owner, false).await;
     let logs = report
@@ -330,13 +348,9 @@ async fn a_nested_level_the_collection_lacks_is_a_mismatch() {
         .iter()
         .find(|t| t.table == "docsai_executionlog")
         .unwrap();
-    if logs.left_out == 0 {
-        // The engine takes two levels: everything matches.
-        assert!(report.matches(), "{}", report.text());
-        return;
-    }
     assert!(!report.matches());
     assert_eq!(logs.left_out, logs.rows);
+    assert_eq!(logs.stored, 0);
     assert!(report.text().contains("FAIL"), "{}", report.text());
     let mapping_file = dir.path().join("docsai.toml");
     std::fs::write(&mapping_file, DOCSAI_MAPPING).unwrap();
