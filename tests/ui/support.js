@@ -18,10 +18,11 @@ export const CHROMIUM = process.env.BUCKETBASE_CHROMIUM ?? '/usr/bin/chromium';
 export const ADMIN = { email: 'admin@example.com', password: 'admin password for the ui tests' };
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
-/** A `bucketbase serve --app aristay` process on `root` (a fresh temp root by default). */
+/** A `bucketbase serve --app <app>` process on `root` (a fresh temp root by default). */
 export class Server {
-  static async start(root) {
+  static async start(root, app = 'aristay') {
     const s = new Server();
+    s.app = app;
     s.dir = root ? null : mkdtempSync(join(tmpdir(), 'bucketbase-ui-'));
     s.root = root ?? `file://${s.dir}/data`;
     s.env = {
@@ -38,7 +39,7 @@ export class Server {
   }
 
   spawn() {
-    this.child = spawn(BIN, ['serve', '--store', this.root, '--listen', '127.0.0.1:0', '--app', 'aristay'], {
+    this.child = spawn(BIN, ['serve', '--store', this.root, '--listen', '127.0.0.1:0', '--app', this.app], {
       env: this.env,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

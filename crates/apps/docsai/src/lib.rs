@@ -8,6 +8,7 @@
 //! (`/api/v1/docsai/json_store/{key}`, the Postman import and export) and its commands
 //! (`bucketbase import postman`, `bucketbase migrate sqlite`).
 
+pub mod admin;
 pub mod api_collections;
 pub mod cli;
 pub mod definitions;
@@ -47,6 +48,10 @@ impl App for Docsai {
 
     fn routes(&self) -> Resource {
         routes::resource()
+    }
+
+    fn admin_pages(&self) -> bucketbase_server::admin::AdminPages {
+        admin::pages()
     }
 
     fn commands(&self) -> Vec<clap::Command> {

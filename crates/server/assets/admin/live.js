@@ -4,6 +4,12 @@
 // dropped connection the browser resumes with Last-Event-ID, missing nothing.
 //   data-feed-list     prepend one line per change (newest first, at most 20 lines)
 //   data-feed-refresh  re-fetch this element's region of the page (a table) after changes
+//   data-live-items="<path prefix>"  keep this element's rows in step with the nested
+//                      items under the prefix (e.g. "executions/<id>/logs/"): an added item
+//                      is appended, an updated one replaced, a removed one taken away.
+//                      Rows carry data-item-id; data-live-fields="a,b|c" names the cells
+//                      (b|c: the first that is set). A whole-record event appends the items
+//                      under the prefix that follow the last row shown.
 // No eval, no inline script: the page's Content-Security-Policy allows only this file.
 (function () {
   'use strict';
@@ -32,6 +38,97 @@
     return li;
   }
 
+  var MAX_ITEMS = 1000;
+
+  function cell(item, spec) {
+    var names = spec.split('|');
+    for (var i = 0; i < names.length; i++) {
+      var v = item[names[i]];
+      if (v !== undefined && v !== null) return typeof v === 'object' ? JSON.stringify(v) : String(v);
+    }
+    return '';
+  }
+
+  function row(el, id, item) {
+    var table = el.tagName === 'TBODY' || el.tagName === 'TABLE';
+    var r = document.createElement(table ? 'tr' : 'li');
+    r.setAttribute('data-item-id', id);
+    (el.getAttribute('data-live-fields') || 'id').split(',').forEach(function (spec) {
+      var c = document.createElement(table ? 'td' : 'span');
+      c.textContent = cell(item, spec);
+      r.appendChild(c);
+      if (!table) r.appendChild(document.createTextNode(' '));
+    });
+    return r;
+  }
+
+  function rowOf(el, id) {
+    for (var i = 0; i < el.children.length; i++) {
+      if (el.children[i].getAttribute('data-item-id') === id) return el.children[i];
+    }
+    return null;
+  }
+
+  function put(el, id, item, replaceOnly) {
+    var old = rowOf(el, id);
+    if (old) {
+      el.replaceChild(row(el, id, item), old);
+      return;
+    }
+    if (replaceOnly) return;
+    var empty = el.querySelector('.empty');
+    if (empty) el.removeChild(empty);
+    el.appendChild(row(el, id, item));
+    while (el.children.length > MAX_ITEMS) el.removeChild(el.firstElementChild);
+  }
+
+  // The array at "field/id/field/" of a record (null when a step is missing).
+  function arrayAt(record, prefix) {
+    var steps = prefix.split('/').filter(function (s) { return s !== ''; });
+    var here = record;
+    for (var i = 0; i < steps.length; i++) {
+      if (!here) return null;
+      if (i % 2 === 0) {
+        here = here[steps[i]];
+      } else {
+        var list = Array.isArray(here) ? here : [];
+        here = null;
+        for (var j = 0; j < list.length; j++) {
+          if (list[j] && list[j].id === steps[i]) here = list[j];
+        }
+      }
+    }
+    return Array.isArray(here) ? here : null;
+  }
+
+  function items(el, kind, data) {
+    var prefix = el.getAttribute('data-live-items');
+    if (data.item) {
+      var path = data.item.path || '';
+      if (path.indexOf(prefix) !== 0) return;
+      var id = path.slice(prefix.length);
+      if (id === '' || id.indexOf('/') !== -1) return;
+      if (kind === 'item_removed') {
+        var gone = rowOf(el, id);
+        if (gone) el.removeChild(gone);
+      } else if (data.item.item) {
+        put(el, id, data.item.item, kind === 'item_updated');
+      }
+      return;
+    }
+    // A change of the whole record: what follows the last row shown is new.
+    var list = data.record ? arrayAt(data.record, prefix) : null;
+    if (!list) return;
+    var last = el.lastElementChild && el.lastElementChild.getAttribute('data-item-id');
+    var start = 0;
+    if (last) {
+      start = -1;
+      for (var k = 0; k < list.length; k++) if (list[k].id === last) start = k + 1;
+      if (start < 0) return;
+    }
+    for (var n = start; n < list.length; n++) if (list[n].id) put(el, list[n].id, list[n], false);
+  }
+
   function subscribe(el) {
     var source = new EventSource(el.getAttribute('data-feed'));
     var pending = null;
@@ -58,6 +155,7 @@
           var empty = el.querySelector('.empty');
           if (empty) el.removeChild(empty);
         }
+        if (el.hasAttribute('data-live-items')) items(el, kind, data);
         if (el.hasAttribute('data-feed-refresh') && !pending) {
           // One re-fetch for a burst of changes (an import sends thousands).
           pending = window.setTimeout(refresh, 300);

@@ -120,6 +120,18 @@ impl Api {
         self.send(Method::POST, uri, Some(body), None).await
     }
 
+    /// A `POST` whose body is a file as it is (an API route that takes the file itself,
+    /// such as docsai's Postman import), with its content type.
+    pub async fn post_bytes(
+        &self,
+        uri: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Answer, Failure> {
+        let body = (content_type.to_string(), bytes);
+        self.send(Method::POST, uri, Some(body), None).await
+    }
+
     async fn send(
         &self,
         method: Method,
