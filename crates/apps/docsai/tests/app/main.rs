@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod admin;
 mod concurrency;
 mod json_store;
 mod migrate;
