@@ -109,3 +109,53 @@ try {
   await browser.close();
   await server.stop();
 }
+
+// docsai's pages: a Postman import's report, a workflow's executions, an execution's logs.
+{
+  const docsai = await Server.start(undefined, 'docsai');
+  const shots = await launch();
+  try {
+    const flow = await docsai.api('POST', '/api/v1/workflows', { name: 'Nightly CRM sync', trigger_type: 'schedule', is_active: true });
+    let last;
+    for (let i = 1; i <= 8; i++) {
+      last = await docsai.api('POST', `/api/v1/workflows/${flow.id}/executions`, {
+        status: i === 8 ? 'running' : (i === 5 ? 'error' : 'success'), mode: 'trigger',
+        started_at: `2026-11-${String(20 + i).padStart(2, '0')}T02:00:00Z`,
+        ...(i === 8 ? {} : { finished_at: `2026-11-${String(20 + i).padStart(2, '0')}T02:03:10Z` }),
+      });
+    }
+    const steps = [['info', 'trigger', 'Schedule fired'], ['info', 'fetch', 'GET https://crm.example/api/contacts?since=2026-11-27: 200, 312 contacts'],
+      ['warning', 'map', '3 contacts without an email, skipped'], ['info', 'store', 'Upserted 309 contacts'], ['debug', 'store', 'Batch 1 of 4 written']];
+    for (const [level, node_key, message] of steps) {
+      await docsai.api('POST', `/api/v1/docsai/workflows/${flow.id}/executions/${last.id}/logs`, { level, node_key, message });
+    }
+    const page = await (await shots.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
+    await login(page, docsai);
+    await page.goto(`${docsai.url}/admin/docsai/postman`);
+    await page.getByLabel('Collection file').setInputFiles({
+      name: 'crm.postman_collection.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({
+        info: { name: 'CRM API', schema: 'https://schema.getpostman.com/json/collection/v2.1.0/collection.json' },
+        item: [
+          { name: 'Contacts', item: [{ name: 'List contacts', request: { method: 'GET', url: 'https://crm.example/api/contacts' } },
+            { name: 'Create contact', request: { method: 'POST', url: 'https://crm.example/api/contacts' } }] },
+          { name: 'Health', request: { method: 'GET', url: 'https://crm.example/health' } },
+        ],
+      })),
+    });
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.locator('#import-report').waitFor();
+    await page.screenshot({ path: join(out, 'docsai-postman-report.png') });
+    console.log('docs/ui/docsai-postman-report.png');
+    await page.goto(`${docsai.url}/admin/docsai/workflows/${flow.id}`);
+    await page.screenshot({ path: join(out, 'docsai-workflow-executions.png') });
+    console.log('docs/ui/docsai-workflow-executions.png');
+    await page.goto(`${docsai.url}/admin/docsai/workflows/${flow.id}/executions/${last.id}`);
+    await docsai.api('POST', `/api/v1/docsai/workflows/${flow.id}/executions/${last.id}/logs`, { level: 'info', node_key: 'store', message: 'Batch 2 of 4 written (live)' });
+    await page.getByRole('cell', { name: 'Batch 2 of 4 written (live)' }).waitFor();
+    await page.screenshot({ path: join(out, 'docsai-execution-logs.png') });
+    console.log('docs/ui/docsai-execution-logs.png');
+  } finally {
+    await shots.close();
+    await docsai.stop();
+  }
+}
