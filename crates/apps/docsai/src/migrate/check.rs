@@ -133,9 +133,18 @@ impl Check {
             self.source
         );
         for t in &self.tables {
+            // Items are written with their record: the record counts say how.
+            let records = if t.target.contains('.') {
+                String::new()
+            } else {
+                format!(
+                    "  ({verb} {}, {} already there)",
+                    t.written, t.already_there
+                )
+            };
             let _ = writeln!(
                 s,
-                "  {} {:<36} -> {:<36} rows {:>7}  stored {:>7}{}{}  ({verb} {}, {} already there)",
+                "  {} {:<36} -> {:<36} rows {:>7}  stored {:>7}{}{}{records}",
                 if t.matches { "ok  " } else { "FAIL" },
                 t.table,
                 t.target,
@@ -154,8 +163,6 @@ impl Check {
                 } else {
                     String::new()
                 },
-                t.written,
-                t.already_there
             );
         }
         for (at, n) in &self.orphans {
