@@ -91,6 +91,9 @@ mod tests {
         let import = groups.iter().find(|g| g.get_name() == "import").unwrap();
         assert!(import.find_subcommand("bookings").is_some());
         assert_eq!(owner("import", "bookings").unwrap().name(), "aristay");
+        assert!(import.find_subcommand("postman").is_some());
+        assert_eq!(owner("import", "postman").unwrap().name(), "docsai");
+        assert_eq!(owner("migrate", "sqlite").unwrap().name(), "docsai");
         assert!(owner("import", "nothing").is_none());
     }
 }

@@ -53,6 +53,12 @@ pub trait App: Send + Sync {
         None
     }
 
+    /// The role every caller must have when the settings require none (docsai:
+    /// `SuperAdmin`); a configured `require_role` wins.
+    fn require_role(&self) -> Option<crate::auth::Role> {
+        None
+    }
+
     /// Who besides SuperAdmin may revert its changesets, and the records it keeps of
     /// them itself (see [`crate::routes::revert::RevertPolicy`]).
     fn revert_policy(&self) -> Option<Arc<dyn crate::routes::revert::RevertPolicy>> {

@@ -266,6 +266,14 @@ pub fn app_for(state: AppState, app: &dyn app::App) -> Router {
     if let Some(policy) = app.revert_policy() {
         state = state.with_revert_policy(policy);
     }
+    if state.settings.require_role.is_none()
+        && let Some(role) = app.require_role()
+    {
+        state.settings = Arc::new(ServerSettings {
+            require_role: Some(role),
+            ..ServerSettings::clone(&state.settings)
+        });
+    }
     app_with_pages(state, router, app.admin_pages())
 }
 

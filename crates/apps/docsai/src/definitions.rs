@@ -4,9 +4,7 @@
 //! version it was tested with.
 //!
 //! Every collection is SuperAdmin-only (the deployment's `require_role`) and scoped to
-//! its owner by CEL rules on `created_by`. `definitions/next/` holds the shapes the
-//! engine does not accept yet (an execution's own nested `logs`); a test keeps them equal
-//! to the loaded files apart from that difference.
+//! its owner by CEL rules on `created_by` that bind SuperAdmin too (decision 0021).
 
 use bucketbase_engine::collection::Definition;
 
@@ -56,9 +54,6 @@ const DEFINITIONS: [(&str, &str); 15] = [
     ("json_store", include_str!("../definitions/json_store.toml")),
 ];
 
-/// The next shape of `workflows`: executions with their own nested `logs`.
-pub const WORKFLOWS_NEXT: &str = include_str!("../definitions/next/workflows.toml");
-
 /// The names of docsai's collections, in dependency order.
 pub fn names() -> impl Iterator<Item = &'static str> {
     DEFINITIONS.iter().map(|(name, _)| *name)
@@ -78,7 +73,6 @@ pub fn definitions() -> Vec<Definition> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     #[test]
     fn shipped_definitions_parse_and_compile() {
@@ -94,6 +88,11 @@ mod tests {
     fn every_collection_is_owner_scoped() {
         for d in definitions() {
             assert_eq!(d.owner_field.as_deref(), Some("created_by"), "{}", d.name);
+            assert!(
+                d.rules.bind_super_admin,
+                "{}: the owner rule binds SuperAdmin",
+                d.name
+            );
             let rules = [
                 &d.rules.list,
                 &d.rules.view,
@@ -121,6 +120,15 @@ mod tests {
         assert_eq!(nested("ai_sessions"), ["messages"]);
         assert_eq!(nested("test_suites"), ["runs"]);
         assert_eq!(nested("workflows"), ["connections", "executions", "nodes"]);
+        let workflows = definitions()
+            .into_iter()
+            .find(|d| d.name == "workflows")
+            .unwrap();
+        let executions = &workflows.nested["executions"];
+        assert_eq!(executions.nested.keys().collect::<Vec<_>>(), ["logs"]);
+        assert_eq!(executions.max_items, Some(10_000));
+        assert_eq!(executions.max_age.as_deref(), Some("14d"));
+        assert_eq!(executions.nested["logs"].max_items, Some(1000));
         assert_eq!(nested("api_collections"), ["mocks", "requests"]);
         assert_eq!(nested("environments"), ["variables"]);
         assert_eq!(nested("tasks"), ["comments"]);
@@ -129,28 +137,5 @@ mod tests {
             .find(|d| d.name == "credentials")
             .unwrap();
         assert_eq!(creds.secret, ["data"]);
-    }
-
-    /// next/workflows.toml is workflows.toml plus the executions' own `logs`: the two
-    /// must not drift apart until the engine takes the next one.
-    #[test]
-    fn next_workflows_is_todays_plus_logs() {
-        let next: toml::Table = toml::from_str(WORKFLOWS_NEXT).expect("valid TOML");
-        let mut next = serde_json::to_value(next).unwrap();
-        let executions = next["nested"]["executions"].as_object_mut().unwrap();
-        let logs = executions
-            .remove("nested")
-            .expect("executions have their own nested key");
-        assert_eq!(
-            logs.as_object().unwrap().keys().collect::<Vec<_>>(),
-            ["logs"]
-        );
-        assert_eq!(logs["logs"]["max_items"], Value::from(1000));
-        let today = Definition::from_json(&next).expect("the rest is today's shape");
-        let shipped = definitions()
-            .into_iter()
-            .find(|d| d.name == "workflows")
-            .unwrap();
-        assert_eq!(today, shipped);
     }
 }

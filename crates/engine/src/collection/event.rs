@@ -27,6 +27,9 @@ pub enum Action {
     Delete,
     Restore,
     Purge,
+    /// A record's secrets were read out in clear (docsai's Postman export with
+    /// `include_secrets`): no change, but who read them is on the audit trail.
+    Export,
 }
 
 /// Where a change came from, as recorded with its transaction and its audit events.
@@ -52,6 +55,8 @@ pub enum Source {
     Retention,
     /// An import, named by its import log record (`import:<id>`).
     Import(String),
+    /// A migration run (`migration:<run id>`: `bucketbase migrate sqlite`).
+    Migration(String),
     /// A revert of a changeset, named by it (`revert:<changeset>`, e.g.
     /// `revert:import:<id>`; see `crate::revert`).
     Revert(String),
@@ -70,6 +75,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Import(id) => write!(f, "import:{id}"),
+            Source::Migration(run) => write!(f, "migration:{run}"),
             Source::Revert(changeset) => write!(f, "revert:{changeset}"),
             Source::Other(text) => f.write_str(text),
             fixed => f.write_str(fixed.fixed_text().unwrap_or_default()),
@@ -92,7 +98,10 @@ impl FromStr for Source {
             _ => match (s.strip_prefix("import:"), s.strip_prefix("revert:")) {
                 (Some(id), _) => Source::Import(id.to_string()),
                 (_, Some(changeset)) => Source::Revert(changeset.to_string()),
-                _ => Source::Other(s.to_string()),
+                _ => match s.strip_prefix("migration:") {
+                    Some(run) => Source::Migration(run.to_string()),
+                    None => Source::Other(s.to_string()),
+                },
             },
         })
     }
@@ -129,7 +138,9 @@ impl Source {
             Source::Automation => "automation",
             Source::Cascade => "cascade",
             Source::Retention => "retention",
-            Source::Import(_) | Source::Revert(_) | Source::Other(_) => return None,
+            Source::Import(_) | Source::Migration(_) | Source::Revert(_) | Source::Other(_) => {
+                return None;
+            }
         })
     }
 }
@@ -139,6 +150,7 @@ impl PartialEq<str> for Source {
     fn eq(&self, other: &str) -> bool {
         match self {
             Source::Import(id) => other.strip_prefix("import:") == Some(id.as_str()),
+            Source::Migration(run) => other.strip_prefix("migration:") == Some(run.as_str()),
             Source::Other(text) => text == other,
             fixed => fixed.fixed_text() == Some(other),
         }

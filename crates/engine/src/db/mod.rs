@@ -244,6 +244,13 @@ impl Database {
         crate::names::RecordId::from_uuid(self.shared.opts.ids.new_id())
     }
 
+    /// The key secret fields are sealed with, when one is configured: for an app that
+    /// reveals a record's secrets itself (docsai compares a re-imported collection's
+    /// credentials with the stored ones, and exports them when asked).
+    pub fn secret_key(&self) -> Option<&Arc<crate::collection::secret::SecretBox>> {
+        self.shared.ctx.secrets.as_ref()
+    }
+
     pub(crate) fn context(&self) -> &Arc<crate::txn::TxnContext> {
         &self.shared.ctx
     }

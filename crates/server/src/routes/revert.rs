@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::access::Caller;
+use crate::access::{Action, Caller};
 use crate::contract::Resource;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
@@ -127,6 +127,7 @@ async fn revert_changeset(
     if let Some(p) = &policy {
         plan.leave(|c| p.leaves(c));
     }
+    owners_admit(&st, &caller, &plan, &changeset)?;
     let meta = caller.txn_meta(&req);
     let plan = Arc::new(plan);
     let finish = {
@@ -155,6 +156,37 @@ async fn revert_changeset(
         &req,
         answer(&plan, &done.value, false, Some(done.seq)),
     ))
+}
+
+/// A changeset that touches records of a collection whose rules bind SuperAdmin too
+/// (`bind_super_admin`, decision 0021) is reverted only by a caller those rules let see
+/// and update each such record: another owner's records are not found, as everywhere.
+fn owners_admit(
+    st: &AppState,
+    caller: &Caller,
+    plan: &Revert,
+    changeset: &Changeset,
+) -> Result<()> {
+    let snap = st.db.snapshot();
+    for (c, id) in plan.records() {
+        let Some(def) = snap.definition(c) else {
+            continue;
+        };
+        if !def.def.rules.bind_super_admin {
+            continue;
+        }
+        let admitted = snap.get(c, id).is_some_and(|doc| {
+            let value = doc.value();
+            caller.may(def, Action::View, &value) && caller.may(def, Action::Update, &value)
+        });
+        if !admitted {
+            return Err(ApiError::not_found(format!(
+                "{} not found",
+                changeset.label()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn answer(plan: &Revert, steps: &[revert::Step], dry_run: bool, seq: Option<Seq>) -> Value {

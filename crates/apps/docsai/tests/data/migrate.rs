@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use bucketbase_docsai::definitions::{WORKFLOWS_NEXT, definitions};
+use bucketbase_docsai::definitions::definitions;
 use bucketbase_docsai::migrate::{
     DOCSAI_MAPPING, Document, ErrorKind, Mapping, ReadOptions, Source, TableStats,
 };
@@ -119,15 +119,13 @@ fn the_mapping_covers_every_table_and_column_of_the_django_schema() {
 }
 
 /// Every field the mapping writes is declared by the collection (or nested array) it
-/// writes into; the executions' logs by the next shape of workflows.
+/// writes into, two levels deep (the executions' logs).
 #[test]
 fn the_mapping_writes_only_declared_fields() {
     let defs: BTreeMap<String, Value> = definitions()
         .into_iter()
         .map(|d| (d.name.clone(), d.to_json()))
         .collect();
-    let next: toml::Table = toml::from_str(WORKFLOWS_NEXT).unwrap();
-    let next = serde_json::to_value(next).unwrap();
     let props = |schema: &Value| -> BTreeSet<String> {
         schema["properties"]
             .as_object()
@@ -153,7 +151,7 @@ fn the_mapping_writes_only_declared_fields() {
                 assert!(item.contains(&field(c, s)), "{}.{c}", n.table);
             }
             for g in &n.nested {
-                let sub = props(&next["nested"][&n.field]["nested"][&g.field]["schema"]);
+                let sub = props(&def["nested"][&n.field]["nested"][&g.field]["schema"]);
                 for (c, s) in &g.columns {
                     assert!(sub.contains(&field(c, s)), "{}.{c}", g.table);
                 }
@@ -198,9 +196,12 @@ fn counts_nesting_and_validity() {
             assert_eq!(e["logs"].as_array().unwrap().len(), 4);
         }
     }
-    // Every document fits its collection's definition (the logs: the next definition).
-    let next: toml::Table = toml::from_str(WORKFLOWS_NEXT).unwrap();
-    let next = serde_json::to_value(next).unwrap();
+    // Every document fits its collection's definition (the logs: their own schema).
+    let next = definitions()
+        .into_iter()
+        .find(|d| d.name == "workflows")
+        .unwrap()
+        .to_json();
     let logs = jsonschema::options()
         .should_validate_formats(true)
         .build(&next["nested"]["executions"]["nested"]["logs"]["schema"])

@@ -187,6 +187,11 @@ pub struct Rules {
     pub update: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete: Option<String>,
+    /// The rules bind `SuperAdmin` too (who otherwise passes every rule): for apps whose
+    /// records belong to their owner whatever the role (docsai, where every caller is a
+    /// SuperAdmin). A missing rule still admits only SuperAdmin. Decision 0021.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bind_super_admin: bool,
 }
 
 impl Rules {
