@@ -60,8 +60,9 @@ impl State {
                         .all(|o| !o.op.is_whole())
             })
             .collect();
+        // Replay (trust mode) needs only index keys, which are own fields.
         let read = |doc: &Doc, partial: bool| {
-            if partial {
+            if partial || mode == Mode::Trust {
                 doc.own_value()
             } else {
                 doc.value()

@@ -262,7 +262,7 @@ async fn append(
             "POST appends to an array, not an item",
         ));
     }
-    let mut out = write(&st, &req, &caller, &t, |tx| {
+    let mut out = write(&st, &req, &caller, &t, Check::Snapshot, |tx| {
         tx.nested_append_at(&t.c, &t.id, &t.path, item.clone())
             .map(Some)
     })
@@ -287,7 +287,7 @@ async fn update(
             "PATCH changes an item, not an array",
         ));
     }
-    write(&st, &req, &caller, &t, |tx| {
+    write(&st, &req, &caller, &t, Check::InTxn, |tx| {
         tx.nested_patch_at(&t.c, &t.id, &t.path, &patch).map(Some)
     })
     .await
@@ -308,28 +308,50 @@ async fn remove(
             "DELETE removes an item, not an array",
         ));
     }
-    write(&st, &req, &caller, &t, |tx| {
+    write(&st, &req, &caller, &t, Check::InTxn, |tx| {
         tx.nested_remove_at(&t.c, &t.id, &t.path).map(|()| None)
     })
     .await
 }
 
+/// How an item operation's access check reads the record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// In the transaction: a concurrent change of the record re-runs the operation (a
+    /// patch or removal reads the record anyway).
+    InTxn,
+    /// On the snapshot the request starts from, without taking part in the transaction's
+    /// reads: an append is placed at commit and must not conflict with other appends to
+    /// the same record (32 writers appending to one record would re-run each other).
+    /// The rule judges the record's own fields as of that snapshot (docs/collections.md).
+    Snapshot,
+}
+
 /// Runs an item operation as the caller: the record must be one the caller may see and
 /// update, judged on its own fields (an item operation leaves them, but for the times it
-/// sets), read in the transaction so a concurrent change of them re-runs the check.
+/// sets).
 async fn write(
     st: &AppState,
     req: &RequestId,
     caller: &Caller,
     t: &Target,
+    check: Check,
     f: impl Fn(&mut Txn) -> bucketbase_engine::Result<Option<Value>>,
 ) -> Result<Envelope> {
+    let allowed = |own: &Value| {
+        caller.may(&t.def, Action::View, own) && caller.may(&t.def, Action::Update, own)
+    };
+    if check == Check::Snapshot {
+        let snap = st.db.snapshot();
+        let doc = snap.get(&t.c, &t.id).ok_or_else(|| hidden(&t.c, &t.id))?;
+        if !allowed(&doc.own_value()) {
+            return Err(hidden(&t.c, &t.id));
+        }
+    }
     let committed = st
         .db
         .transact(&caller.txn_meta(req), |tx| {
-            let own = tx.record_own(&t.c, &t.id)?;
-            if !caller.may(&t.def, Action::View, &own) || !caller.may(&t.def, Action::Update, &own)
-            {
+            if check == Check::InTxn && !allowed(&tx.record_own(&t.c, &t.id)?) {
                 return Err(hidden(&t.c, &t.id));
             }
             Ok(f(tx)?)

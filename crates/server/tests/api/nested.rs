@@ -289,3 +289,54 @@ async fn nested_routes_hide_records_the_caller_may_not_see() {
     let (_, body, _) = app.call(Method::GET, &paths[2], Some(&admin), None).await;
     assert_eq!(body["meta"]["total"], 0);
 }
+
+/// The change feed sends an item operation two levels deep as the item and its path,
+/// live and when a client resumes from an earlier position.
+#[tokio::test]
+async fn the_feed_sends_second_level_items_with_their_path() {
+    use bucketbase_testkit::sse::EventStream;
+    use std::time::Duration;
+
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let id = flow(&app, &admin).await;
+    let base = format!("/api/v1/flows/{id}/executions");
+    let exec = post(&app, &admin, &base, json!({"status": "running"})).await;
+    let exec_id = exec["id"].as_str().unwrap().to_string();
+    let (_, page, _) = app.call(Method::GET, &base, Some(&admin), None).await;
+    let since = page["meta"]["seq"].as_u64().unwrap();
+    let url = app.at(&format!(
+        "/api/v1/flows/events?record_id={id}&since={since}"
+    ));
+    let mut live = EventStream::open(&app.client, &url, &admin, None)
+        .await
+        .unwrap_or_else(|(status, body)| panic!("{status} {body}"));
+    let logs = format!("{base}/{exec_id}/logs");
+    let log = post(&app, &admin, &logs, json!({"line": "hello"})).await;
+    let log_id = log["id"].as_str().unwrap();
+    let expected_path = format!("executions/{exec_id}/logs/{log_id}");
+    let event = live
+        .next_within(Duration::from_secs(10))
+        .await
+        .expect("an event");
+    assert_eq!(event.event, "item_added", "{event:?}");
+    assert_eq!(event.data["item"]["path"], json!(expected_path));
+    assert_eq!(event.data["item"]["item"]["line"], "hello");
+    assert!(
+        event.data.get("record").is_none(),
+        "an item event carries the item only"
+    );
+    drop(live);
+
+    // Resumed from before the append, the same event comes from the log.
+    let mut replay = EventStream::open(&app.client, &url, &admin, None)
+        .await
+        .unwrap_or_else(|(status, body)| panic!("{status} {body}"));
+    let again = replay
+        .next_within(Duration::from_secs(10))
+        .await
+        .expect("a replayed event");
+    assert_eq!(again.id, event.id);
+    assert_eq!(again.data["item"]["path"], json!(expected_path));
+    assert_eq!(again.data["item"]["item"]["line"], "hello");
+}
