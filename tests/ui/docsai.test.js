@@ -177,6 +177,17 @@ describe('the docsai admin pages', () => {
     assert.equal(await page.getByText('elsewhere').count(), 0);
     assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
     await expectAccessible(page);
+
+    // A line changed or removed (by hand, or by retention) changes or leaves in place.
+    const logs = `/api/v1/workflows/${workflow.id}/executions/${newest.id}/logs`;
+    const all = await server.api('GET', `${logs}?page=2&per_page=50`);
+    const [l55, l56] = [all.find((l) => l.message === 'line 55'), all.find((l) => l.message === 'line 56, live')];
+    await server.api('PATCH', `${logs}/${l56.id}`, { message: 'line 56, corrected' });
+    await page.getByRole('cell', { name: 'line 56, corrected' }).waitFor();
+    await server.api('DELETE', `${logs}/${l55.id}`);
+    await page.locator(`#log-lines tr[data-item-id="${l55.id}"]`).waitFor({ state: 'detached' });
+    assert.deepEqual((await lines.locator('td:nth-child(4)').allTextContents()).slice(-3), ['line 54', 'line 56, corrected', 'line 57, live']);
+    assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
     expectClean(page);
 
     // An execution with no lines yet: the first one replaces the empty row.

@@ -8,8 +8,7 @@
 //                      items under the prefix (e.g. "executions/<id>/logs/"): an added item
 //                      is appended, an updated one replaced, a removed one taken away.
 //                      Rows carry data-item-id; data-live-fields="a,b|c" names the cells
-//                      (b|c: the first that is set). A whole-record event appends the items
-//                      under the prefix that follow the last row shown.
+//                      (b|c: the first that is set).
 // No eval, no inline script: the page's Content-Security-Policy allows only this file.
 (function () {
   'use strict';
@@ -82,51 +81,21 @@
     while (el.children.length > MAX_ITEMS) el.removeChild(el.firstElementChild);
   }
 
-  // The array at "field/id/field/" of a record (null when a step is missing).
-  function arrayAt(record, prefix) {
-    var steps = prefix.split('/').filter(function (s) { return s !== ''; });
-    var here = record;
-    for (var i = 0; i < steps.length; i++) {
-      if (!here) return null;
-      if (i % 2 === 0) {
-        here = here[steps[i]];
-      } else {
-        var list = Array.isArray(here) ? here : [];
-        here = null;
-        for (var j = 0; j < list.length; j++) {
-          if (list[j] && list[j].id === steps[i]) here = list[j];
-        }
-      }
-    }
-    return Array.isArray(here) ? here : null;
-  }
-
   function items(el, kind, data) {
     var prefix = el.getAttribute('data-live-items');
-    if (data.item) {
-      var path = data.item.path || '';
-      if (path.indexOf(prefix) !== 0) return;
-      var id = path.slice(prefix.length);
-      if (id === '' || id.indexOf('/') !== -1) return;
-      if (kind === 'item_removed') {
-        var gone = rowOf(el, id);
-        if (gone) el.removeChild(gone);
-      } else if (data.item.item) {
-        put(el, id, data.item.item, kind === 'item_updated');
-      }
-      return;
+    // Item events only: a change of the whole record (app code replacing an array) is
+    // left to a reload; the API changes nested items by item operations alone.
+    if (!data.item) return;
+    var path = data.item.path || '';
+    if (path.indexOf(prefix) !== 0) return;
+    var id = path.slice(prefix.length);
+    if (id === '' || id.indexOf('/') !== -1) return;
+    if (kind === 'item_removed') {
+      var gone = rowOf(el, id);
+      if (gone) el.removeChild(gone);
+    } else if (data.item.item) {
+      put(el, id, data.item.item, kind === 'item_updated');
     }
-    // A change of the whole record: what follows the last row shown is new.
-    var list = data.record ? arrayAt(data.record, prefix) : null;
-    if (!list) return;
-    var last = el.lastElementChild && el.lastElementChild.getAttribute('data-item-id');
-    var start = 0;
-    if (last) {
-      start = -1;
-      for (var k = 0; k < list.length; k++) if (list[k].id === last) start = k + 1;
-      if (start < 0) return;
-    }
-    for (var n = start; n < list.length; n++) if (list[n].id) put(el, list[n].id, list[n], false);
   }
 
   function subscribe(el) {
