@@ -468,6 +468,43 @@ impl Txn {
     /// Stages a full new document. It must be a JSON object, and its own fields (and
     /// each of its nested items) must be within `max_record_bytes`.
     pub fn put(&mut self, collection: &CollectionName, id: &RecordId, doc: &Value) -> Result<()> {
+        let raw = self.checked_doc(collection, id, doc)?;
+        self.stage(collection, id, Some(raw));
+        Ok(())
+    }
+
+    /// Stages a record's new document `doc` as a `set`: logged without its fields `keep`
+    /// (its nested arrays, which `doc` must hold unchanged), so changing a record with
+    /// many nested items does not log them again. Checked as [`Txn::put`] checks.
+    pub(crate) fn put_keeping(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        doc: &Value,
+        keep: Vec<String>,
+    ) -> Result<()> {
+        let raw = self.checked_doc(collection, id, doc)?;
+        let own: serde_json::Map<String, Value> = doc
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !keep.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let own = Arc::from(to_canonical_raw(&Value::Object(own)));
+        let op = Op::set(collection.clone(), id.clone(), own, keep);
+        self.stage_item(collection, id, raw, op);
+        Ok(())
+    }
+
+    /// A document about to be staged, as canonical text: a JSON object within the size
+    /// limits, its index keys noted for this transaction's own reads.
+    fn checked_doc(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        doc: &Value,
+    ) -> Result<Arc<RawValue>> {
         if !doc.is_object() {
             return Err(Error::invalid("document", "must be a JSON object"));
         }
@@ -484,45 +521,7 @@ impl Txn {
         {
             stage_keys(index, &def.def.index, id, doc);
         }
-        self.stage(collection, id, Some(raw));
-        Ok(())
-    }
-
-    /// Stages a record's new document `doc` as a `set`: logged without its fields `keep`
-    /// (its nested arrays, which `doc` must hold unchanged), so changing a record with
-    /// many nested items does not log them again. Checked as [`Txn::put`] checks.
-    pub(crate) fn put_keeping(
-        &mut self,
-        collection: &CollectionName,
-        id: &RecordId,
-        doc: &Value,
-        keep: Vec<String>,
-    ) -> Result<()> {
-        let Value::Object(map) = doc else {
-            return Err(Error::invalid("document", "must be a JSON object"));
-        };
-        let raw: Arc<RawValue> = Arc::from(to_canonical_raw(doc));
-        crate::collection::document::check_record_size(
-            self.snapshot.definition(collection).map(|d| d.as_ref()),
-            collection,
-            doc,
-            raw.get().len(),
-            self.ctx.max_record_bytes,
-        )?;
-        if let Some(index) = self.staged_index.get_mut(collection)
-            && let Some(def) = self.snapshot.definition(collection)
-        {
-            stage_keys(index, &def.def.index, id, doc);
-        }
-        let own: serde_json::Map<String, Value> = map
-            .iter()
-            .filter(|(k, _)| !keep.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let own = Arc::from(to_canonical_raw(&Value::Object(own)));
-        let op = Op::set(collection.clone(), id.clone(), own, keep);
-        self.stage_item(collection, id, raw, op);
-        Ok(())
+        Ok(raw)
     }
 
     /// Stages a deletion (no record logic: see `Txn::delete` for records).

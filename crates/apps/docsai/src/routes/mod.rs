@@ -3,13 +3,13 @@
 //!
 //! - [`json_store`]: `GET|PUT /json_store/{key}`, the key-value store by key.
 //! - [`postman`]: `POST /api_collections/import` and `GET /api_collections/{id}/export`.
-//! - [`execution_logs`]: `GET|POST /workflows/{id}/executions/{execution}/logs`, the
-//!   second nested level, which the generic routes do not reach.
+//!
+//! A workflow's executions and their logs are the generic nested routes, two levels deep
+//! (`/api/v1/workflows/{id}/executions/{execution}/logs`, docs/collections.md).
 //!
 //! Access follows the collections' rules, which bind SuperAdmin too (every docsai record
 //! belongs to its owner; decision 0021): another owner's record is not found.
 
-pub mod execution_logs;
 pub mod json_store;
 pub mod postman;
 
@@ -25,7 +25,6 @@ pub fn resource() -> Resource {
     Resource::new()
         .merge(json_store::resource())
         .merge(postman::resource())
-        .merge(execution_logs::resource())
 }
 
 /// The answer to a bad collection file: the one place Postman error kinds meet HTTP.

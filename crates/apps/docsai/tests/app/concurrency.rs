@@ -82,7 +82,9 @@ async fn sixteen_clients_times_fifty_comments_on_one_task_are_all_kept() {
     )
     .await;
     // Item lists are pages (at most 1,000 items each).
-    let (s, b) = app.get(&format!("{path}?per_page=1000"), &app.admin.0).await;
+    let (s, b) = app
+        .get(&format!("{path}?per_page=1000"), &app.admin.0)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(b["meta"]["total"], 800);
     let stored = b["data"].as_array().unwrap();
@@ -136,7 +138,7 @@ async fn logs_appended_by_eight_workers_survive_a_rename_of_their_workflow() {
         let (client, token) = (app.client.clone(), token.clone());
         let urls: Vec<String> = executions
             .iter()
-            .map(|e| app.at(&format!("/api/v1/docsai/workflows/{w}/executions/{e}/logs")))
+            .map(|e| app.at(&format!("/api/v1/workflows/{w}/executions/{e}/logs")))
             .collect();
         workers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
@@ -173,11 +175,11 @@ async fn logs_appended_by_eight_workers_survive_a_rename_of_their_workflow() {
         .flat_map(|e| e["logs"].as_array().unwrap().iter().map(id))
         .collect();
     assert_eq!(stored, appended, "every acknowledged line is there");
-    // The route reads them back per execution.
+    // The nested route reads them back per execution (the generic API, two levels deep).
     let (s, b) = app
         .get(
             &format!(
-                "/api/v1/docsai/workflows/{w}/executions/{}/logs",
+                "/api/v1/workflows/{w}/executions/{}/logs?per_page=1000",
                 executions[0]
             ),
             &token,
@@ -189,10 +191,7 @@ async fn logs_appended_by_eight_workers_survive_a_rename_of_their_workflow() {
     // Another owner reaches none of it.
     let (s, _) = app
         .get(
-            &format!(
-                "/api/v1/docsai/workflows/{w}/executions/{}/logs",
-                executions[0]
-            ),
+            &format!("/api/v1/workflows/{w}/executions/{}/logs", executions[0]),
             &app.other.0,
         )
         .await;
