@@ -43,7 +43,7 @@ describe('the docsai admin pages', () => {
     // 55 lines on the newest: two pages of 50, the last one shown first.
     const newest = executions[20];
     for (let i = 1; i <= 55; i++) {
-      await server.api('POST', `/api/v1/docsai/workflows/${workflow.id}/executions/${newest.id}/logs`, {
+      await server.api('POST', `/api/v1/workflows/${workflow.id}/executions/${newest.id}/logs`, {
         level: 'info', node_key: 'fetch', message: `line ${i}`,
       });
     }
@@ -159,14 +159,14 @@ describe('the docsai admin pages', () => {
     await page.getByRole('cell', { name: 'line 55', exact: true }).waitFor();
     await page.evaluate(() => { window.notReloaded = true; });
     // Written after the page read its lines: the feed resumes from that position.
-    await server.api('POST', `/api/v1/docsai/workflows/${workflow.id}/executions/${newest.id}/logs`, {
+    await server.api('POST', `/api/v1/workflows/${workflow.id}/executions/${newest.id}/logs`, {
       level: 'warning', node_key: 'store', message: 'line 56, live',
     });
     // A line of another execution does not belong here.
-    await server.api('POST', `/api/v1/docsai/workflows/${workflow.id}/executions/${executions[0].id}/logs`, {
+    await server.api('POST', `/api/v1/workflows/${workflow.id}/executions/${executions[0].id}/logs`, {
       message: 'elsewhere',
     });
-    await server.api('POST', `/api/v1/docsai/workflows/${workflow.id}/executions/${newest.id}/logs`, {
+    await server.api('POST', `/api/v1/workflows/${workflow.id}/executions/${newest.id}/logs`, {
       message: 'line 57, live',
     });
     await page.getByRole('cell', { name: 'line 57, live' }).waitFor();
@@ -194,7 +194,7 @@ describe('the docsai admin pages', () => {
     const quiet = executions[1];
     await page.goto(`${server.url}/admin/docsai/workflows/${workflow.id}/executions/${quiet.id}`);
     await page.getByText('No log lines yet.').waitFor();
-    await server.api('POST', `/api/v1/docsai/workflows/${workflow.id}/executions/${quiet.id}/logs`, { message: 'first words' });
+    await server.api('POST', `/api/v1/workflows/${workflow.id}/executions/${quiet.id}/logs`, { message: 'first words' });
     await page.getByRole('cell', { name: 'first words' }).waitFor();
     assert.equal(await page.getByText('No log lines yet.').count(), 0);
     expectClean(page);

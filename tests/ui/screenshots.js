@@ -127,7 +127,7 @@ try {
     const steps = [['info', 'trigger', 'Schedule fired'], ['info', 'fetch', 'GET https://crm.example/api/contacts?since=2026-11-27: 200, 312 contacts'],
       ['warning', 'map', '3 contacts without an email, skipped'], ['info', 'store', 'Upserted 309 contacts'], ['debug', 'store', 'Batch 1 of 4 written']];
     for (const [level, node_key, message] of steps) {
-      await docsai.api('POST', `/api/v1/docsai/workflows/${flow.id}/executions/${last.id}/logs`, { level, node_key, message });
+      await docsai.api('POST', `/api/v1/workflows/${flow.id}/executions/${last.id}/logs`, { level, node_key, message });
     }
     const page = await (await shots.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
     await login(page, docsai);
@@ -150,7 +150,7 @@ try {
     await page.screenshot({ path: join(out, 'docsai-workflow-executions.png') });
     console.log('docs/ui/docsai-workflow-executions.png');
     await page.goto(`${docsai.url}/admin/docsai/workflows/${flow.id}/executions/${last.id}`);
-    await docsai.api('POST', `/api/v1/docsai/workflows/${flow.id}/executions/${last.id}/logs`, { level: 'info', node_key: 'store', message: 'Batch 2 of 4 written (live)' });
+    await docsai.api('POST', `/api/v1/workflows/${flow.id}/executions/${last.id}/logs`, { level: 'info', node_key: 'store', message: 'Batch 2 of 4 written (live)' });
     await page.getByRole('cell', { name: 'Batch 2 of 4 written (live)' }).waitFor();
     await page.screenshot({ path: join(out, 'docsai-execution-logs.png') });
     console.log('docs/ui/docsai-execution-logs.png');

@@ -126,7 +126,7 @@ async fn a_workflows_pages_are_its_owners_alone() {
     let (s, _) = app
         .call(
             Method::POST,
-            &format!("/api/v1/docsai/workflows/{w}/executions/{e}/logs"),
+            &format!("/api/v1/workflows/{w}/executions/{e}/logs"),
             &owner,
             Some(json!({"message": "started"})),
         )
