@@ -8,11 +8,15 @@
 //! - `aristay` (feature `aristay`): a server serving the aristay app on a fresh local
 //!   database, with a user of every role and request helpers.
 //! - [`sse`]: a Server-Sent Events client for the change feed.
+//! - `served` (feature `served`): any app served in process on a fresh local database,
+//!   with users and request helpers (aristay's and docsai's test support wrap it).
 
 #[cfg(feature = "aristay")]
 pub mod aristay;
 pub mod fake_identity;
 pub mod fake_jwks;
 pub mod process;
+#[cfg(feature = "served")]
+pub mod served;
 pub mod sse;
 pub mod workbook;
