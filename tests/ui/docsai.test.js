@@ -144,6 +144,11 @@ describe('the docsai admin pages', () => {
     assert.equal(await lines.count(), 50);
     assert.equal(await lines.first().locator('td').nth(3).textContent(), 'line 1');
 
+    // A page past the end is the last one.
+    await page.goto(`${server.url}/admin/docsai/workflows/${workflow.id}/executions/${executions[20].id}?page=99`);
+    await page.getByText('Page 2 of 2').waitFor();
+    assert.equal(await lines.count(), 5);
+
     // Another owner's workflow, or none: a 404 page, not an error.
     const missing = await page.goto(`${server.url}/admin/docsai/workflows/${workflow.id}/executions/no-such-run`);
     assert.equal(missing.status(), 404);

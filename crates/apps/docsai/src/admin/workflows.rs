@@ -172,8 +172,10 @@ async fn execution(
         .get(&format!("{base}/executions/{}", segment(&exec)))
         .await?;
     let lines = item.data["logs"].as_array().map_or(0, Vec::len) as u64;
-    // Like a log file: the newest lines (the last page) unless a page is asked for.
-    let page = page_number(q.page.as_deref()).unwrap_or(pages_of(lines, LOGS_PER_PAGE));
+    // Like a log file: the newest lines (the last page) unless a page is asked for; a
+    // page past the end is the last one (so live lines never land on an empty page 99).
+    let last = pages_of(lines, LOGS_PER_PAGE);
+    let page = page_number(q.page.as_deref()).map_or(last, |p| p.min(last));
     let logs = ctx
         .api
         .get(&with_query(
