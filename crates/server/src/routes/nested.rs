@@ -55,7 +55,9 @@ struct Segments {
     sub_item_id: Option<String>,
 }
 
-/// What a nested route names: the record and the path of an array or an item in it.
+/// What a nested route names: the record and the path of an array or an item in it
+/// (the route decides which: an odd number of segments names an array, an even one an
+/// item; each handler is routed only on paths of its kind).
 struct Target {
     c: CollectionName,
     id: RecordId,
@@ -115,9 +117,6 @@ async fn list(
     params: ListParams,
 ) -> Result<Envelope> {
     let t = Target::of(&st, segments)?;
-    if t.path.is_item() {
-        return Err(t.item_missing());
-    }
     if params.filter.is_some() || !params.equals.is_empty() {
         return Err(ApiError::bad_request(
             "nested item pages take page, per_page and sort only",
@@ -230,9 +229,6 @@ async fn read(
     Path(segments): Path<Segments>,
 ) -> Result<Envelope> {
     let t = Target::of(&st, segments)?;
-    if !t.path.is_item() {
-        return Err(t.item_missing());
-    }
     let snap = st.db.snapshot();
     let doc = t.visible(&snap, &caller)?;
     let (item_id, array) = t.path.segments().split_last().expect("an item path");
@@ -255,13 +251,6 @@ async fn append(
     JsonBody(item): JsonBody<Value>,
 ) -> Result<Envelope> {
     let t = Target::of(&st, segments)?;
-    if t.path.is_item() {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "POST appends to an array, not an item",
-        ));
-    }
     let mut out = write(&st, &req, &caller, &t, Check::Snapshot, |tx| {
         tx.nested_append_at(&t.c, &t.id, &t.path, item.clone())
             .map(Some)
@@ -280,13 +269,6 @@ async fn update(
     JsonBody(patch): JsonBody<Value>,
 ) -> Result<Envelope> {
     let t = Target::of(&st, segments)?;
-    if !t.path.is_item() {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "PATCH changes an item, not an array",
-        ));
-    }
     write(&st, &req, &caller, &t, Check::InTxn, |tx| {
         tx.nested_patch_at(&t.c, &t.id, &t.path, &patch).map(Some)
     })
@@ -301,13 +283,6 @@ async fn remove(
     Path(segments): Path<Segments>,
 ) -> Result<Envelope> {
     let t = Target::of(&st, segments)?;
-    if !t.path.is_item() {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "DELETE removes an item, not an array",
-        ));
-    }
     write(&st, &req, &caller, &t, Check::InTxn, |tx| {
         tx.nested_remove_at(&t.c, &t.id, &t.path).map(|()| None)
     })
