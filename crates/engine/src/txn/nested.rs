@@ -75,7 +75,14 @@ impl Txn {
         )?;
         // Resolved at commit into an `append` op and an event, each carrying the item.
         self.note_deferred_bytes(2 * crate::log::json_len(&item) + 1024);
+        // One instant for the append: the item's times, the event's and the record's
+        // `updated_at` (the op's `at`), as a whole-document write of it would have them.
+        let mut event = self.audit_event(c.as_str(), id.as_str(), Action::Update, Value::Null);
+        if let Some(at) = item.get("updated_at").and_then(Value::as_str) {
+            event.at = at.to_string();
+        }
         let mut retention = self.audit_event(c.as_str(), id.as_str(), Action::Update, Value::Null);
+        retention.at.clone_from(&event.at);
         retention.source = Source::Retention;
         retention.actor = RETENTION_ACTOR.into();
         self.deferred.push(DeferredAppend {
@@ -84,7 +91,7 @@ impl Txn {
             path: path.segments().to_vec(),
             item: item.clone(),
             id_given,
-            event: self.audit_event(c.as_str(), id.as_str(), Action::Update, Value::Null),
+            event,
             retention,
         });
         Ok(item)
