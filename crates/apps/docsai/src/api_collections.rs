@@ -2,15 +2,11 @@
 //! import postman` write, and what the export route reads, over the pure data layer in
 //! [`crate::postman`].
 //!
-//! **Credentials.** Secret fields are encrypted at rest when they are top-level fields of
-//! a record; inside nested items and at paths inside an object they are not yet (the
-//! engine's issue). So the import moves every credential the file holds (the paths of
-//! [`secrets::credential_paths`]) into one top-level secret field, `credentials`: a map
-//! from where the value was (a JSON Pointer whose request / mock index is the item's id,
-//! so it survives re-ordering) to the value, and leaves `""` in its place. The
-//! collection's own `auth` is a secret field as a whole. Nothing a credential was lives
-//! in clear in the log, the view, lists or audit diffs. Once the engine encrypts nested
-//! paths, `credentials` can be unfolded back into place by a migration of the records.
+//! **Credentials.** The definition seals every credential a file can hold where it is
+//! (`definitions/api_collections.toml`: each auth block whole, and the value of each
+//! variable of type `secret`, in the record and in its requests and mocks), so the
+//! import writes the file's values in place and the engine encrypts them: nothing a
+//! credential was lives in clear in the log, the view, lists or audit diffs.
 //!
 //! **Re-import.** A file names its stored collection by `_postman_id`, else by name
 //! (among the caller's live collections). The plan of [`reimport::plan`] is written as
@@ -34,9 +30,6 @@ use serde_json::{Map, Value, json};
 use crate::coll;
 use crate::postman::reimport::{self, ItemChanges, Outcome, RECORD_FIELDS};
 use crate::postman::{self, Imported, Limits, secrets};
-
-/// The secret field that keeps the credentials found inside the collection.
-pub const CREDENTIALS: &str = "credentials";
 
 /// How one nested array changed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -68,7 +61,7 @@ pub struct Report {
     pub postman_id: Option<String>,
     pub requests: Counts,
     pub mocks: Counts,
-    /// Credentials kept in the secret fields.
+    /// Credentials the collection holds (stored encrypted).
     pub credentials: usize,
     pub dry_run: bool,
 }
@@ -113,17 +106,6 @@ fn pointer_in(imported: &Imported, key: &str) -> Option<String> {
     Some(key.to_string())
 }
 
-/// Writes `value` at `pointer` of `imported` (as [`Imported::to_json`] lays it out).
-fn set(imported: &mut Imported, pointer: &str, value: Value) -> bool {
-    let mut doc = imported.to_json();
-    let Some(slot) = doc.pointer_mut(pointer) else {
-        return false;
-    };
-    *slot = value;
-    *imported = from_json(doc);
-    true
-}
-
 fn from_json(doc: Value) -> Imported {
     let take = |k: &str| doc.get(k).cloned();
     Imported {
@@ -151,27 +133,44 @@ fn blank_at(doc: &Value, pointer: &str) -> bool {
     }
 }
 
-/// Moves the credentials out of `imported` (blanked in place) into the map the
-/// `credentials` secret field keeps. The collection's `auth` stays: it is secret whole.
-fn take_credentials(imported: &mut Imported) -> Map<String, Value> {
-    let mut doc = imported.to_json();
-    let mut out = Map::new();
-    for pointer in secrets::credential_paths(imported) {
-        if pointer.starts_with("/record/auth/") {
-            continue;
-        }
-        let Some(key) = stored_key(imported, &pointer) else {
+/// Keeps in `new` each credential `stored` holds where the file leaves it blank (a file
+/// exported without its secrets): matched by place, requests and mocks by item id.
+fn keep_stored_credentials(new: &mut Imported, stored: &Imported) {
+    let old = stored.to_json();
+    let mut doc = new.to_json();
+    let mut kept = false;
+    for p in secrets::credential_paths(stored) {
+        let (Some(value), Some(key)) = (old.pointer(&p), stored_key(stored, &p)) else {
             continue;
         };
-        // A blank one is no credential (a file exported without its secrets).
-        if let Some(slot) = doc.pointer_mut(&pointer)
-            && *slot != json!("")
+        if let Some(at) = pointer_in(new, &key)
+            && blank_at(&doc, &at)
+            && let Some((parent, name)) = at.rsplit_once('/')
+            && let Some(parent) = doc.pointer_mut(parent)
         {
-            out.insert(key, std::mem::replace(slot, json!("")));
+            set_member(parent, name, value.clone());
+            kept = true;
         }
     }
-    *imported = from_json(doc);
-    out
+    if kept {
+        *new = from_json(doc);
+    }
+}
+
+/// Sets member (or array position) `token` of `parent` (a pointer's last step).
+fn set_member(parent: &mut Value, token: &str, value: Value) {
+    let token = token.replace("~1", "/").replace("~0", "~");
+    match parent {
+        Value::Object(map) => {
+            map.insert(token, value);
+        }
+        Value::Array(items) => {
+            if let Some(slot) = token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *slot = value;
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The stored collection as an [`Imported`] (secret fields as they are in `record`).
@@ -244,46 +243,15 @@ pub fn import(
     dry_run: bool,
 ) -> bucketbase_engine::Result<Report> {
     let c = coll("api_collections");
-    let mut credentials = take_credentials(&mut new);
     let found = existing(tx, owner, &new)?;
     let stored = match &found {
         Some((id, record)) => Some(stored_imported(&reveal(tx, id, record.clone(), key)?)),
         None => None,
     };
-    // Blank in the file, kept in the store: keep it (the collection's auth, secret as a
-    // whole, then the credentials moved out of the rest).
     if let Some(stored) = &stored {
-        let old = stored.to_json();
-        for p in secrets::credential_paths(stored) {
-            let blank = blank_at(&new.to_json(), &p);
-            if p.starts_with("/record/auth/")
-                && blank
-                && let Some(v) = old.pointer(&p)
-            {
-                set(&mut new, &p, v.clone());
-            }
-        }
+        keep_stored_credentials(&mut new, stored);
     }
-    if let Some(old) = stored
-        .as_ref()
-        .and_then(|s| s.record.get(CREDENTIALS))
-        .and_then(Value::as_object)
-    {
-        let doc = new.to_json();
-        for (k, v) in old {
-            if credentials.contains_key(k) {
-                continue;
-            }
-            let blank = pointer_in(&new, k).is_some_and(|p| blank_at(&doc, &p));
-            if blank {
-                credentials.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    if !credentials.is_empty() {
-        new.record
-            .insert(CREDENTIALS.into(), Value::Object(credentials.clone()));
-    }
+    let credentials = secrets::credential_paths(&new).len();
     let plan = reimport::plan(stored.as_ref(), &new);
     let mut report = Report {
         outcome: outcome_name(plan.outcome),
@@ -304,7 +272,7 @@ pub fn import(
             .map(String::from),
         requests: Counts::from(&plan.requests),
         mocks: Counts::from(&plan.mocks),
-        credentials: credentials.len(),
+        credentials,
         dry_run,
     };
     match (plan.outcome, &found) {
@@ -343,10 +311,14 @@ pub fn import(
     Ok(report)
 }
 
-/// A merge patch from `old` to `new` (keys `new` lacks become `null`).
+/// A merge patch from `old` to `new`: what differs (keys `new` lacks become `null`), so
+/// an unchanged credential is not sealed again.
 fn item_patch(old: Option<&Value>, new: &Value) -> Value {
     let mut patch = new.as_object().cloned().unwrap_or_default();
     patch.remove("id");
+    if let Some(old) = old.and_then(Value::as_object) {
+        patch.retain(|k, v| old.get(k) != Some(v));
+    }
     if let Some(old) = old.and_then(Value::as_object) {
         for k in old.keys() {
             if !matches!(k.as_str(), "id" | "created_at" | "updated_at") && !patch.contains_key(k) {
@@ -389,19 +361,7 @@ pub fn export(
 ) -> Result<Value, ImportError> {
     let revealed = reveal(tx, id, record, key)?;
     let mut stored = stored_imported(&revealed);
-    let credentials = stored.record.remove(CREDENTIALS);
-    if include_secrets {
-        for (k, v) in credentials
-            .as_ref()
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(p) = pointer_in(&stored, k) {
-                set(&mut stored, &p, v.clone());
-            }
-        }
-    } else {
+    if !include_secrets {
         let mut doc = stored.to_json();
         for p in secrets::credential_paths(&stored) {
             if let Some(slot) = doc.pointer_mut(&p) {

@@ -1,4 +1,4 @@
 //! The record rendering API under its earlier path (see [`super::render`]). Record
 //! operations live with transactions, in `txn/`.
 
-pub use super::render::{MASK, Secrets, render};
+pub use super::render::{MASK, Secrets, render, render_item};

@@ -1,27 +1,15 @@
-//! How a stored record is shown: `_version` added, secret fields omitted, masked or
-//! decrypted. A pure function of the definition, the stored document and the key, used by
+//! How a stored record is shown: `_version` added, secrets (own fields, places inside
+//! them, nested items) omitted, masked or decrypted. A pure function of the definition, the stored document and the key, used by
 //! the API, the apps and queries alike.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::definition::Compiled;
 use super::secret::SecretBox;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::names::{CollectionName, RecordId, Seq};
 
-/// How secret fields appear when a record is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Secrets {
-    /// Left out (lists, index.json).
-    Omit,
-    /// Shown as `"********"` when set.
-    Mask,
-    /// Decrypted (needs the key).
-    Reveal,
-}
-
-/// The value a masked secret shows; writing it back leaves the secret unchanged.
-pub const MASK: &str = "********";
+pub use super::secret::{MASK, Secrets};
 
 /// A stored record as the API shows it: with `_version`, secrets handled as asked.
 pub fn render(
@@ -33,28 +21,12 @@ pub fn render(
     secrets: Secrets,
     key: Option<&SecretBox>,
 ) -> Result<Value> {
-    if let (Some(def), Value::Object(map)) = (def, &mut value) {
-        for field in &def.def.secret {
-            let Some(stored) = map.get(field).cloned() else {
-                continue;
-            };
-            match secrets {
-                Secrets::Omit => {
-                    map.remove(field);
-                }
-                Secrets::Mask => {
-                    map.insert(field.clone(), json!(MASK));
-                }
-                Secrets::Reveal => {
-                    let key = key.ok_or_else(|| {
-                        Error::invalid("secret field", "no secret key is configured")
-                    })?;
-                    let plain =
-                        key.open(stored.as_str().unwrap_or_default(), &aad(c, id, field))?;
-                    map.insert(field.clone(), plain);
-                }
-            }
-        }
+    if let Some(def) = def {
+        let prefix = format!("{c}/{id}/");
+        def.secrets.show(&mut value, secrets, &prefix, key)?;
+        def.each_secret_item(id, &mut value, &mut |fields, item, at| {
+            fields.show(item, secrets, at, key)
+        })?;
     }
     if let Value::Object(map) = &mut value {
         map.insert("_version".into(), version.get().into());
@@ -62,7 +34,43 @@ pub fn render(
     Ok(value)
 }
 
-/// The additional data a sealed secret is bound to: its collection, record and field.
-pub(crate) fn aad(c: &CollectionName, id: &RecordId, field: &str) -> String {
-    format!("{c}/{id}/{field}")
+/// A nested item as the API shows it, secrets handled as asked: `path` is its place in
+/// record `id` (`["executions", "<id>"]`, `["executions", "<id>", "logs", "<id>"]`).
+/// Its own arrays' items are shown too.
+pub fn render_item(
+    def: &Compiled,
+    id: &RecordId,
+    path: &[String],
+    item: &mut Value,
+    secrets: Secrets,
+    key: Option<&SecretBox>,
+) -> Result<()> {
+    let fields: Vec<String> = path.iter().step_by(2).cloned().collect();
+    let Some(array) = def.nested_at(&fields) else {
+        return Ok(());
+    };
+    let prefix = format!("{}/{id}/{}/", def.name, path.join("/"));
+    array.secrets.show(item, secrets, &prefix, key)?;
+    for sub in &array.subs {
+        let chain: Vec<String> = fields.iter().cloned().chain([sub.clone()]).collect();
+        let Some(sub_array) = def.nested_at(&chain) else {
+            continue;
+        };
+        if sub_array.secrets.is_empty() {
+            continue;
+        }
+        for sub_item in item
+            .get_mut(sub)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(sub_id) = sub_item.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let at = format!("{prefix}{sub}/{sub_id}/");
+            sub_array.secrets.show(sub_item, secrets, &at, key)?;
+        }
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use crate::collection::event::AuditEvent;
 use crate::collection::keys::is_live;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId};
+use crate::collection::secret::mask_sealed;
 use crate::txn::events::item_changes;
 
 /// A nested append waiting for the commit position (see [`Txn::nested_append_at`]).
@@ -113,7 +114,8 @@ pub(crate) fn resolve_appends(
         }
         let mut event = a.event.clone();
         // Only the appended item changed: no need to diff the whole array.
-        let added = json!({"added": [a.item.clone()], "removed": [], "changed": {}});
+        let mut added = json!({"added": [a.item.clone()], "removed": [], "changed": {}});
+        mask_sealed(&mut added);
         event.changes = item_changes(&a.path, added);
         let append = Op::item(
             a.collection.clone(),

@@ -7,6 +7,7 @@ use super::Txn;
 use super::hooks::Action;
 use crate::collection::definition::Compiled;
 use crate::collection::event::AuditEvent;
+use crate::collection::secret::{SECRET_CHANGE, mask_sealed};
 use crate::names::RecordId;
 
 impl Txn {
@@ -80,7 +81,7 @@ pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Va
             nested_diff(from, to)
         } else if def.is_secret(k) || def.is_redacted(k) {
             let mask = if def.is_secret(k) {
-                "[secret]"
+                SECRET_CHANGE
             } else {
                 crate::collection::definition::REDACTED
             };
@@ -97,7 +98,11 @@ pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Va
         };
         changes.insert(k.clone(), change);
     }
-    Value::Object(changes)
+    let mut changes = Value::Object(changes);
+    if def.has_deep_secrets() {
+        mask_sealed(&mut changes);
+    }
+    changes
 }
 
 /// The change of one nested array: items `added` (whole), `removed` (ids), `changed` (by

@@ -21,6 +21,7 @@ mod hooks;
 mod nested;
 mod records;
 mod revert;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

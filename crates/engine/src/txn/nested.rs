@@ -21,6 +21,7 @@ use crate::collection::document::{bad_input, check_item_size, merge_patch, valid
 use crate::collection::event::Source;
 use crate::collection::keys::is_live;
 use crate::collection::ops::{NestedPath, array_mut, item_at, item_mut};
+use crate::collection::secret::mask_sealed;
 use crate::error::{Error, Result};
 use crate::log::{Op, OpKind};
 use crate::names::{CollectionName, RecordId};
@@ -66,7 +67,10 @@ impl Txn {
         }
         let id_given = item.get("id").is_some_and(|id| !id.is_null());
         let at = format!("/{}", path.display());
-        let item = self.fresh_items(&def, &path.fields(), &at, json!([item]))?[0].clone();
+        let mut item = self.fresh_items(&def, &path.fields(), &at, json!([item]))?[0].clone();
+        let item_id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+        let item_path = [path.segments(), &[item_id.to_string()]].concat();
+        self.seal_item(&def, id, &item_path, &mut item, None)?;
         check_item_size(
             c,
             &path.display(),
@@ -139,6 +143,7 @@ impl Txn {
         let map = item.as_object_mut().expect("items are objects");
         map.insert("id".into(), item_id_value.unwrap_or(Value::Null));
         map.insert("updated_at".into(), json!(now));
+        self.seal_item(&def, id, path.segments(), item, Some(&old))?;
         let updated = item.clone();
         def.validate_item_at(&path.fields(), &updated)
             .map_err(|e| validation(&def, e))?;
@@ -149,7 +154,8 @@ impl Txn {
             crate::log::json_len(&own),
             self.ctx.max_record_bytes,
         )?;
-        let changes = nested_diff(&json!([old]), &json!([own.clone()]));
+        let mut changes = nested_diff(&json!([old]), &json!([own.clone()]));
+        mask_sealed(&mut changes);
         let (_, array_path) = path.segments().split_last().expect("an item path");
         let mut op = Op::item(
             def.name.clone(),

@@ -14,11 +14,9 @@ use serde_json::{Map, Value, json};
 use super::Txn;
 use super::hooks::{Action, Change};
 use crate::collection::definition::{Compiled, METADATA_FIELDS};
-use crate::collection::document::{bad_input, merge_patch, strip_metadata, validation};
+use crate::collection::document::{bad_input, merge_patch, strip_metadata};
 use crate::collection::event::Source;
 use crate::collection::keys::is_live;
-use crate::collection::render::{MASK, aad};
-use crate::collection::secret::SecretBox;
 use crate::error::{Error, Result, Violation, ViolationCode};
 use crate::names::{CollectionName, RecordId, Seq};
 
@@ -186,9 +184,6 @@ impl Txn {
                     "nested arrays change through their item operations",
                 ));
             }
-            if def.is_secret(k) && v == MASK {
-                continue;
-            }
             match v {
                 Value::Null => {
                     map.remove(k);
@@ -227,12 +222,6 @@ impl Txn {
         }
         for (k, v) in body {
             if METADATA_FIELDS.contains(&k.as_str()) || def.is_nested(k) {
-                continue;
-            }
-            if def.is_secret(k) && v == MASK {
-                if let Some(old) = old.get(k) {
-                    after.insert(k.clone(), old.clone());
-                }
                 continue;
             }
             after.insert(k.clone(), v.clone());
@@ -302,7 +291,7 @@ impl Txn {
         map.insert("updated_by".into(), json!(self.meta.actor));
     }
 
-    /// Encrypts secrets, stages the write, records the audit event and the change.
+    /// Seals secrets, stages the write, records the audit event and the change.
     pub(super) fn store(
         &mut self,
         def: &Compiled,
@@ -311,30 +300,13 @@ impl Txn {
         mut after: Value,
         action: Action,
     ) -> Result<Value> {
-        def.validate_secrets(&after)
-            .map_err(|e| validation(def, e))?;
-        for field in &def.def.secret {
-            let Some(v) = after.get(field).cloned() else {
-                continue;
-            };
-            if v.is_null() || SecretBox::is_sealed(&v) {
-                continue;
-            }
-            let key = self.ctx.secrets.clone().ok_or_else(|| {
-                Error::invalid(
-                    "secret field",
-                    format!("{field}: no secret key is configured"),
-                )
-            })?;
-            let sealed = key.seal(&v, &aad(&def.name, id, field));
-            after[field.as_str()] = json!(sealed);
-        }
         // A change that leaves a record's nested arrays as they were (an update, a soft
         // delete; not a revert to an older document) logs its own fields only (`set`).
         let keep: Vec<String> = def.def.nested.keys().cloned().collect();
         let arrays_kept = before
             .as_ref()
             .is_some_and(|b| keep.iter().all(|f| b.get(f) == after.get(f)));
+        self.seal_record(def, id, &mut after, before.as_ref(), !arrays_kept)?;
         if arrays_kept && !keep.is_empty() {
             self.put_keeping(&def.name, id, &after, keep)?;
         } else {

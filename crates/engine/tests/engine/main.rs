@@ -15,5 +15,6 @@ mod nested_model;
 mod processes;
 mod recovery;
 mod revert;
+mod secrets;
 mod support;
 mod tamper;

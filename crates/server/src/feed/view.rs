@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bucketbase_engine::collection::Compiled;
+use bucketbase_engine::collection::records::{Secrets, render_item};
 use bucketbase_engine::collection::expr::{Expr, ExprError, Vars};
 use bucketbase_engine::feed::{Applied, FeedChange, FeedPos, ItemOp, changes};
 use bucketbase_engine::{CollectionName, RecordId, State};
@@ -242,10 +243,15 @@ impl View {
         });
         let event = match &change.item {
             Some(item) => {
+                // An item shows as item answers do: its secrets masked.
+                let shown = item.item.clone().and_then(|mut v| {
+                    render_item(def, &change.id, &item.path, &mut v, Secrets::Mask, None).ok()?;
+                    Some(v)
+                });
                 data["item"] = json!({
                     "op": item.op,
                     "path": item.path(),
-                    "item": item.item,
+                    "item": shown,
                 });
                 match item.op {
                     ItemOp::Added => "item_added",

@@ -7,6 +7,7 @@
 use bucketbase_engine::collection::Compiled;
 use bucketbase_engine::collection::definition::NestedDef;
 use bucketbase_engine::collection::query::MAX_PER_PAGE;
+use bucketbase_engine::collection::secret::SecretPath;
 use serde_json::{Value, json};
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
@@ -119,17 +120,17 @@ pub(super) fn add(paths: &mut Paths, def: &Compiled) -> Option<Added> {
         add(
             &items,
             HttpMethod::Get,
-            ops.nested_list(field, &n.schema).build(),
+            ops.nested_list(field, n).build(),
         );
         add(
             &items,
             HttpMethod::Post,
-            ops.nested_append(field, &n.schema).build(),
+            ops.nested_append(field, n).build(),
         );
         add(
             &item,
             HttpMethod::Get,
-            ops.nested_read(field, &n.schema, "item_id").build(),
+            ops.nested_read(field, n, "item_id").build(),
         );
         add(
             &item,
@@ -146,11 +147,11 @@ pub(super) fn add(paths: &mut Paths, def: &Compiled) -> Option<Added> {
             let name = format!("{field}.{sub}");
             let subs = format!("{item}/{sub}");
             let sub_item = format!("{subs}/{{sub_item_id}}");
-            let list = ops.nested_list(&name, &s.schema).parameter(item_id());
+            let list = ops.nested_list(&name, s).parameter(item_id());
             add(&subs, HttpMethod::Get, list.build());
-            let append = ops.nested_append(&name, &s.schema).parameter(item_id());
+            let append = ops.nested_append(&name, s).parameter(item_id());
             add(&subs, HttpMethod::Post, append.build());
-            let read = ops.nested_read(&name, &s.schema, "sub_item_id");
+            let read = ops.nested_read(&name, s, "sub_item_id");
             add(&sub_item, HttpMethod::Get, with_item_id(read));
             let patch = ops.nested_patch(&name, "sub_item_id");
             add(&sub_item, HttpMethod::Patch, with_item_id(patch));
@@ -176,6 +177,7 @@ pub(super) fn add(paths: &mut Paths, def: &Compiled) -> Option<Added> {
 /// holds), secret fields as the mask they read back as, and not required (lists omit them).
 fn record_schema(def: &Compiled, nested: &[(&String, &NestedDef)]) -> Value {
     let mut schema = def.def.schema.clone();
+    secret_places(&mut schema, def.secrets.paths().filter(|p| p.field().is_none()));
     let metadata = serde_json::to_value(metadata_schema().build()).unwrap_or_default();
     let Some(object) = schema.as_object_mut() else {
         return schema;
@@ -183,17 +185,14 @@ fn record_schema(def: &Compiled, nested: &[(&String, &NestedDef)]) -> Value {
     object.insert("description".into(), json!(RECORD_DESCRIPTION));
     let properties = object.entry("properties").or_insert_with(|| json!({}));
     if let Some(properties) = properties.as_object_mut() {
-        for field in &def.def.secret {
-            properties.insert(
-                field.clone(),
-                json!({"type": "string", "description": "Secret: stored encrypted, read back masked, omitted from lists"}),
-            );
+        for field in def.def.secret.iter().filter(|f| def.is_secret(f)) {
+            properties.insert(field.clone(), json!({"type": "string", "description": SECRET}));
         }
         for (field, schema) in metadata["properties"].as_object().into_iter().flatten() {
             properties.insert(field.clone(), schema.clone());
         }
         for (field, n) in nested {
-            let mut array = json!({"type": "array", "items": item_schema(&n.schema)});
+            let mut array = json!({"type": "array", "items": item_schema(n)});
             if let Some(max) = n.max_items {
                 array["maxItems"] = json!(max);
             }
@@ -202,7 +201,7 @@ fn record_schema(def: &Compiled, nested: &[(&String, &NestedDef)]) -> Value {
     }
     let required = object.entry("required").or_insert_with(|| json!([]));
     if let Some(required) = required.as_array_mut() {
-        required.retain(|r| !def.def.secret.iter().any(|s| r == s.as_str()));
+        required.retain(|r| !r.as_str().is_some_and(|r| def.is_secret(r)));
         for field in ["id", "_version"] {
             if !required.iter().any(|r| r == field) {
                 required.push(json!(field));
@@ -216,8 +215,28 @@ const RECORD_DESCRIPTION: &str =
     "A stored record: the collection's fields, the metadata the engine sets, and nested arrays";
 
 /// A nested item as stored: the nested schema with the id and times the engine sets.
-fn item_schema(schema: &Value) -> Value {
-    let mut schema = schema.clone();
+/// What a secret reads back as.
+const SECRET: &str = "Secret: stored encrypted, read back masked, omitted from lists";
+
+/// Secret places inside a schema read back as the mask, or as declared where the path's
+/// filter does not hold.
+fn secret_places<'a>(schema: &mut Value, paths: impl Iterator<Item = &'a SecretPath>) {
+    for path in paths {
+        if let Some(sub) = path.sub_schema_mut(schema) {
+            let declared = std::mem::take(sub);
+            *sub = json!({"anyOf": [declared, {"type": "string", "description": SECRET}]});
+        }
+    }
+}
+
+fn item_schema(n: &NestedDef) -> Value {
+    let mut schema = n.schema.clone();
+    let paths: Vec<SecretPath> = n
+        .secret
+        .iter()
+        .filter_map(|p| SecretPath::parse(p).ok())
+        .collect();
+    secret_places(&mut schema, paths.iter());
     if let Some(object) = schema.as_object_mut() {
         let properties = object.entry("properties").or_insert_with(|| json!({}));
         if let Some(properties) = properties.as_object_mut() {
@@ -445,9 +464,9 @@ impl Ops<'_> {
         )
     }
 
-    fn nested_list(&self, field: &str, schema: &Value) -> OperationBuilder {
+    fn nested_list(&self, field: &str, n: &NestedDef) -> OperationBuilder {
         let items = ArrayBuilder::new()
-            .items(RefOr::T(raw_schema(&item_schema(schema))))
+            .items(RefOr::T(raw_schema(&item_schema(n))))
             .build();
         self.nested(field, "list", "A page of the items of", &[])
             .parameter(query_param("page", Type::Integer, "Page number, from 1 (default 1)"))
@@ -470,19 +489,19 @@ impl Ops<'_> {
             )
     }
 
-    fn nested_read(&self, field: &str, schema: &Value, id_param: &str) -> OperationBuilder {
+    fn nested_read(&self, field: &str, n: &NestedDef, id_param: &str) -> OperationBuilder {
         self.nested(field, "read", "One item of", &[])
             .parameter(path_param(id_param, "Item id"))
             .response(
                 "200",
                 json_response(
                     "The item",
-                    envelope(raw_schema(&item_schema(schema)), "Meta"),
+                    envelope(raw_schema(&item_schema(n)), "Meta"),
                 ),
             )
     }
 
-    fn nested_append(&self, field: &str, schema: &Value) -> OperationBuilder {
+    fn nested_append(&self, field: &str, n: &NestedDef) -> OperationBuilder {
         self.nested(
             field,
             "append",
@@ -495,14 +514,14 @@ impl Ops<'_> {
             ],
         )
         .request_body(json_body(
-            raw_schema(schema),
+            raw_schema(&n.schema),
             "The item (its id is assigned)",
         ))
         .response(
             "201",
             json_response(
                 "The new item",
-                envelope(raw_schema(&item_schema(schema)), "Meta"),
+                envelope(raw_schema(&item_schema(n)), "Meta"),
             ),
         )
     }

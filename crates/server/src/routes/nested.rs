@@ -14,6 +14,7 @@ use bucketbase_engine::collection::Compiled;
 use bucketbase_engine::collection::keys::SortKey;
 use bucketbase_engine::collection::ops::NestedPath;
 use bucketbase_engine::collection::query::MAX_PER_PAGE;
+use bucketbase_engine::collection::records::{Secrets, render_item};
 use bucketbase_engine::{CollectionName, Doc, RecordId, Txn};
 use serde_json::Value;
 
@@ -96,6 +97,19 @@ impl Target {
         Ok(doc)
     }
 
+    /// An item at `path` as answers show it (secrets masked).
+    fn shown(&self, path: &[String], mut item: Value) -> Result<Value> {
+        render_item(&self.def, &self.id, path, &mut item, Secrets::Mask, None)?;
+        Ok(item)
+    }
+
+    /// An item of the array this target names, as answers show it.
+    fn shown_in_array(&self, item: Value) -> Result<Value> {
+        let item_id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+        let path = [self.path.segments(), &[item_id.to_string()]].concat();
+        self.shown(&path, item)
+    }
+
     fn item_missing(&self) -> ApiError {
         ApiError::not_found(format!(
             "{}/{}/{} not found",
@@ -126,35 +140,14 @@ async fn list(
     let page = params.page.max(1);
     let snap = st.db.snapshot();
     let doc = t.visible(&snap, &caller)?;
-    let (total, items) = match doc.items(t.path.segments()) {
-        Some(items) => {
-            let skip = (page - 1).saturating_mul(per_page);
-            let picked: Vec<Value> = if params.sort.is_empty() {
-                items
-                    .iter()
-                    .skip(skip)
-                    .take(per_page)
-                    .map(|i| i.value())
-                    .collect()
-            } else {
-                let mut keyed: Vec<(Vec<SortKey>, usize)> = items
-                    .iter()
-                    .enumerate()
-                    .map(|(at, i)| (sort_keys(&i.own_value(), &params.sort), at))
-                    .collect();
-                keyed.sort_by(|a, b| compare(&a.0, &b.0, &params.sort).then(a.1.cmp(&b.1)));
-                keyed
-                    .iter()
-                    .skip(skip)
-                    .take(per_page)
-                    .map(|(_, at)| items[*at].value())
-                    .collect()
-            };
-            (items.len(), picked)
-        }
-        // Not kept apart (an old document, or an array never written): the whole value.
+    // The array's items as the state keeps them, or (not kept apart: an old document,
+    // or an array never written) read from the whole value.
+    let kept = doc.items(t.path.segments());
+    let whole;
+    let items: Vec<Value> = match kept {
+        Some(_) => Vec::new(),
         None => {
-            let whole = doc.value();
+            whole = doc.value();
             let segments = t.path.segments();
             if segments.len() == 3
                 && bucketbase_engine::collection::ops::item_at(&whole, &segments[..2]).is_none()
@@ -166,23 +159,34 @@ async fn list(
                     segments[..2].join("/")
                 )));
             }
-            let items = array_in(&whole, segments).cloned().unwrap_or_default();
-            let mut keyed: Vec<(Vec<SortKey>, usize)> = items
-                .iter()
-                .enumerate()
-                .map(|(at, i)| (sort_keys(i, &params.sort), at))
-                .collect();
-            keyed.sort_by(|a, b| compare(&a.0, &b.0, &params.sort).then(a.1.cmp(&b.1)));
-            let skip = (page - 1).saturating_mul(per_page);
-            let picked = keyed
-                .iter()
-                .skip(skip)
-                .take(per_page)
-                .map(|(_, at)| items[*at].clone())
-                .collect();
-            (items.len(), picked)
+            array_in(&whole, segments).cloned().unwrap_or_default()
         }
     };
+    let total = kept.map_or(items.len(), |k| k.len());
+    let item = |at: usize| match kept {
+        Some(k) => k[at].value(),
+        None => items[at].clone(),
+    };
+    let skip = (page - 1).saturating_mul(per_page);
+    let order: Vec<usize> = if params.sort.is_empty() {
+        (skip..total.min(skip.saturating_add(per_page))).collect()
+    } else {
+        let mut keyed: Vec<(Vec<SortKey>, usize)> = (0..total)
+            .map(|at| {
+                let own = match kept {
+                    Some(k) => k[at].own_value(),
+                    None => items[at].clone(),
+                };
+                (sort_keys(&own, &params.sort), at)
+            })
+            .collect();
+        keyed.sort_by(|a, b| compare(&a.0, &b.0, &params.sort).then(a.1.cmp(&b.1)));
+        keyed.into_iter().skip(skip).take(per_page).map(|(_, at)| at).collect()
+    };
+    let items = order
+        .into_iter()
+        .map(|at| t.shown_in_array(item(at)))
+        .collect::<Result<Vec<Value>>>()?;
     Ok(Envelope::ok(&req, items)
         .meta("total", total)
         .meta("page", page)
@@ -239,6 +243,7 @@ async fn read(
         }
     };
     let item = item.ok_or_else(|| t.item_missing())?;
+    let item = t.shown(t.path.segments(), item)?;
     Ok(Envelope::ok(&req, item).header(ETAG, &etag(doc.version)))
 }
 
@@ -256,6 +261,7 @@ async fn append(
             .map(Some)
     })
     .await?;
+    out.data = t.shown_in_array(std::mem::take(&mut out.data))?;
     out.status = StatusCode::CREATED;
     Ok(out)
 }
@@ -269,10 +275,12 @@ async fn update(
     JsonBody(patch): JsonBody<Value>,
 ) -> Result<Envelope> {
     let t = Target::of(&st, segments)?;
-    write(&st, &req, &caller, &t, Check::InTxn, |tx| {
+    let mut out = write(&st, &req, &caller, &t, Check::InTxn, |tx| {
         tx.nested_patch_at(&t.c, &t.id, &t.path, &patch).map(Some)
     })
-    .await
+    .await?;
+    out.data = t.shown(t.path.segments(), std::mem::take(&mut out.data))?;
+    Ok(out)
 }
 
 /// Removes an item (with its own nested arrays).

@@ -14,11 +14,10 @@
 //! 4. A transaction that fails is retried one record at a time, and a record that still
 //!    fails (one pointing at a row of its own table that comes later) once more after
 //!    every table; what fails then is reported, never skipped silently.
-//! 5. Secret values: a top-level secret field is encrypted by the engine. A value at a
-//!    path inside the record (an environment variable's value) moves to the record's
-//!    `credentials` secret field, keyed by its path with item ids (the engine does not
-//!    encrypt nested paths yet); a collection without one refuses the run rather than
-//!    store the value in clear.
+//! 5. Secret values are encrypted by the engine wherever the definition declares a
+//!    secret: a top-level field, a place inside one, or a nested item's. A column the
+//!    mapping calls secret must land at such a place; otherwise the run is refused
+//!    rather than store the value in clear.
 //! 6. A nested level the collection does not declare (an execution's logs, until the
 //!    engine takes two levels) is left out and reported: the closing check then fails.
 //!
@@ -38,9 +37,6 @@ use super::mapping::Mapping;
 use super::progress::Progress;
 use super::reader::{Document, ReadOptions, TableStats};
 use super::source::{CheckReport, Source};
-
-/// The secret field that keeps secret values found inside a record.
-pub const CREDENTIALS: &str = "credentials";
 
 /// The actor (and so `created_by`) of records no one owns.
 pub const UNOWNED: &str = "migration";
@@ -73,7 +69,7 @@ pub enum RunError {
     #[error(transparent)]
     Engine(#[from] bucketbase_engine::Error),
     #[error(
-        "{collection}: {path} is secret, but the collection has no `credentials` secret field to keep it in (it would be stored in clear)"
+        "{collection}: {path} is secret in the mapping, but the collection's definition does not seal that place (it would be stored in clear): declare it in `secret`"
     )]
     SecretInClear { collection: String, path: String },
     #[error("{0}")]
@@ -251,7 +247,7 @@ fn escape(token: &str) -> String {
 }
 
 /// Readies a document for `def`: nested levels it does not declare left out (counted),
-/// secret values at paths moved into `credentials`.
+/// and every value the mapping calls secret checked to land where `def` seals it.
 fn prepare(
     def: &Compiled,
     mut doc: Document,
@@ -293,48 +289,18 @@ fn prepare(
                 .retain(|p| !p.contains(&format!("/{}/", escape(&g.field))));
         }
     }
-    let mut credentials = Map::new();
-    let mut record = Value::Object(std::mem::take(&mut doc.record));
-    for pointer in std::mem::take(&mut doc.secrets) {
-        let top = pointer.strip_prefix('/').unwrap_or(&pointer);
-        if !top.contains('/') && def.def.secret.iter().any(|s| s == top) {
-            continue;
-        }
-        if !def.def.secret.iter().any(|s| s == CREDENTIALS) {
-            return Err(RunError::SecretInClear {
-                collection: doc.collection.clone(),
-                path: pointer,
-            });
-        }
-        let key = item_key(&record, &pointer);
-        if let Some(slot) = record.pointer_mut(&pointer) {
-            credentials.insert(key, std::mem::replace(slot, json!("")));
-        }
-    }
-    if !credentials.is_empty() {
-        record[CREDENTIALS] = Value::Object(credentials);
+    let record = Value::Object(std::mem::take(&mut doc.record));
+    if let Some(pointer) = doc.secrets.iter().find(|p| !def.seals(&record, p)) {
+        return Err(RunError::SecretInClear {
+            collection: doc.collection.clone(),
+            path: pointer.clone(),
+        });
     }
     doc.record = match record {
         Value::Object(m) => m,
         _ => unreachable!("a record stays an object"),
     };
     Ok(doc)
-}
-
-/// `/variables/3/value` → `/variables/<id of item 3>/value`.
-fn item_key(record: &Value, pointer: &str) -> String {
-    let parts: Vec<&str> = pointer.splitn(4, '/').collect();
-    if let [_, field, index, rest] = parts[..]
-        && let Ok(i) = index.parse::<usize>()
-        && let Some(id) = record
-            .get(field)
-            .and_then(|a| a.get(i))
-            .and_then(|item| item.get("id"))
-            .and_then(Value::as_str)
-    {
-        return format!("/{field}/{}/{rest}", escape(id));
-    }
-    pointer.to_string()
 }
 
 fn meta(source: &AuditSource, doc: &Document) -> TxnMeta {

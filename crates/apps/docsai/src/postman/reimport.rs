@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::record::Imported;
 
 /// The record fields an import owns (others, and the engine's metadata, are left alone).
-pub const RECORD_FIELDS: [&str; 10] = [
+pub const RECORD_FIELDS: [&str; 9] = [
     "name",
     "description",
     "postman_id",
@@ -23,9 +23,6 @@ pub const RECORD_FIELDS: [&str; 10] = [
     "events",
     "protocol_profile_behavior",
     "folders",
-    // The credentials found inside the collection (a secret field, see
-    // `crate::api_collections`).
-    "credentials",
 ];
 
 /// Changes to one nested array.

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::collection::expr::Expr;
 use crate::error::FieldError;
 use crate::error::{Error, Violation, ViolationCode};
+use crate::collection::secret::SecretFields;
 use crate::names::{CollectionName, RecordId};
 
 use super::{Definition, ExcludeDef, METADATA_FIELDS, ReferenceDef};
@@ -20,7 +21,8 @@ pub struct Compiled {
     pub def: Definition,
     pub name: CollectionName,
     pub(super) schema: Arc<jsonschema::Validator>,
-    pub(super) secret_schemas: BTreeMap<String, Arc<jsonschema::Validator>>,
+    /// The secret places of the record's own fields.
+    pub secrets: SecretFields,
     pub checks: Vec<(String, Expr)>,
     pub excludes: Vec<CompiledExclude>,
     pub references: Vec<CompiledReference>,
@@ -97,9 +99,7 @@ impl Compiled {
         };
         let own: serde_json::Map<String, Value> = map
             .iter()
-            .filter(|(k, _)| {
-                !METADATA_FIELDS.contains(&k.as_str()) && !self.is_nested(k) && !self.is_secret(k)
-            })
+            .filter(|(k, _)| !METADATA_FIELDS.contains(&k.as_str()) && !self.is_nested(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let own = Value::Object(own);
@@ -148,48 +148,70 @@ impl Compiled {
         self.validate_item_at(&[field.to_string()], item)
     }
 
-    /// Validates the plaintext of a secret field (before it is encrypted), and that
-    /// a required secret field is present.
-    pub fn validate_secrets(&self, record: &Value) -> std::result::Result<(), Vec<FieldError>> {
-        let required: Vec<&str> = self
-            .def
-            .schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let mut errors = Vec::new();
-        for field in &self.def.secret {
-            match record.get(field) {
-                None | Some(Value::Null) if required.contains(&field.as_str()) => {
-                    errors.push(FieldError {
-                        path: format!("/{field}"),
-                        message: format!("{field:?} is a required property"),
-                    })
-                }
-                None => {}
-                // Already sealed: a write that left the secret as it was (it was
-                // checked when it was set).
-                Some(v) if crate::collection::secret::SecretBox::is_sealed(v) => {}
-                Some(v) => {
-                    if let Some(schema) = self.secret_schemas.get(field) {
-                        errors.extend(schema.iter_errors(v).map(|e| FieldError {
-                            path: format!("/{field}{}", e.instance_path()),
-                            message: e.to_string(),
-                        }));
-                    }
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+    /// Is `field` secret as a whole (a top-level secret field)?
+    pub fn is_secret(&self, field: &str) -> bool {
+        self.secrets.is_field(field)
     }
 
-    pub fn is_secret(&self, field: &str) -> bool {
-        self.def.secret.iter().any(|s| s == field)
+    /// Are there secrets below the top level: inside an own field's value, or in
+    /// nested items? (Their audit changes are masked wherever a sealed value shows.)
+    pub fn has_deep_secrets(&self) -> bool {
+        self.secrets.reaches_inside() || self.items.have_secrets()
+    }
+
+    /// Does a write of `record` seal the value at `pointer` (a JSON Pointer into it: a
+    /// secret place, or inside one), in the record's own fields or in a nested item?
+    /// (An importer checks a credential it writes will not be stored in clear.)
+    pub fn seals(&self, record: &Value, pointer: &str) -> bool {
+        fn covers(fields: &SecretFields, doc: &Value, rest: &[&str]) -> bool {
+            let rest = format!("/{}", rest.join("/"));
+            fields.paths().any(|p| {
+                p.locations(doc).iter().any(|l| {
+                    let at = l.pointer();
+                    rest == at || rest.starts_with(&format!("{at}/"))
+                })
+            })
+        }
+        let parts: Vec<&str> = pointer.strip_prefix('/').unwrap_or(pointer).split('/').collect();
+        if covers(&self.secrets, record, &parts) {
+            return true;
+        }
+        let (mut doc, mut rest, mut chain) = (record, parts.as_slice(), Vec::new());
+        while let [field, index, tail @ ..] = rest {
+            chain.push(field.to_string());
+            let Some(array) = self.nested_at(&chain) else {
+                return false;
+            };
+            let Some(item) = index.parse::<usize>().ok().and_then(|i| doc.get(field)?.get(i))
+            else {
+                return false;
+            };
+            if covers(&array.secrets, item, tail) {
+                return true;
+            }
+            (doc, rest) = (item, tail);
+        }
+        false
+    }
+
+    /// Calls `f` for every nested item of `doc` (two levels deep) whose array declares
+    /// secrets, with those secrets, the item and the prefix a sealed value there is
+    /// bound to (`collection/id/executions/<id>/logs/<id>/`).
+    pub fn each_secret_item<E>(
+        &self,
+        id: &RecordId,
+        doc: &mut Value,
+        f: &mut impl FnMut(&SecretFields, &mut Value, &str) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        if !self.items.have_secrets() {
+            return Ok(());
+        }
+        let prefix = format!("{}/{id}/", self.name);
+        for field in self.def.nested.keys() {
+            self.items
+                .each_secret_item(&[field.clone()], doc.get_mut(field), &prefix, f)?;
+        }
+        Ok(())
     }
 
     /// Is `field` a system field (written by app code only, never through the API)?

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::expr::Expr;
+use super::secret::SecretFields;
 pub use crate::error::FieldError;
 use crate::error::{Error, Result};
 use crate::names::CollectionName;
@@ -61,7 +62,9 @@ pub struct Definition {
     pub references: Vec<ReferenceDef>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nested: BTreeMap<String, NestedDef>,
-    /// Fields encrypted at rest and never listed.
+    /// Fields encrypted at rest and never listed: top-level fields (`"api_key"`) or
+    /// places inside them (`"auth.password"`, `"variables[type=secret].value"`; the
+    /// grammar is in `collection/secret/paths.rs` and docs/collections.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret: Vec<String>,
     /// Fields only app code sets (an upload's file key, an automation's marks): the
@@ -171,6 +174,10 @@ pub struct NestedDef {
     /// The items' own nested arrays (one level more at most), in the same shape.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nested: BTreeMap<String, NestedDef>,
+    /// Places in each item encrypted at rest, as a collection's `secret` paths, from
+    /// the item (`"value"`, `"[type=secret].value"`, `"auth.password"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret: Vec<String>,
 }
 
 /// CEL access rules; a missing rule means "role checks only".
@@ -243,26 +250,11 @@ impl Definition {
         };
         let name = CollectionName::parse_any(&self.name).map_err(|e| bad(e.to_string()))?;
         compile_schema(&self.schema).map_err(|e| bad(format!("schema: {e}")))?;
-        // Secret fields are stored encrypted: the commit-time schema leaves them out, and
-        // their plaintext is checked against their own sub-schema before encryption.
+        // Secrets are stored encrypted: the commit-time schema accepts their sealed form,
+        // and their plaintext is checked against their own sub-schema before encryption.
         let mut stored_schema = self.schema.clone();
-        let mut secret_schemas = BTreeMap::new();
-        for s in &self.secret {
-            if let Some(props) = stored_schema
-                .get_mut("properties")
-                .and_then(Value::as_object_mut)
-                && let Some(sub) = props.remove(s)
-            {
-                let v = compile_schema(&sub).map_err(|e| bad(format!("schema of {s}: {e}")))?;
-                secret_schemas.insert(s.clone(), Arc::new(v));
-            }
-            if let Some(required) = stored_schema
-                .get_mut("required")
-                .and_then(Value::as_array_mut)
-            {
-                required.retain(|r| r.as_str() != Some(s.as_str()));
-            }
-        }
+        let secrets = SecretFields::compile(&self.secret, &mut stored_schema, compile_schema)
+            .map_err(bad)?;
         let schema = compile_schema(&stored_schema).map_err(|e| bad(format!("schema: {e}")))?;
 
         let mut names = BTreeSet::new();
@@ -320,10 +312,15 @@ impl Definition {
             });
         }
         let items = nested::NestedArrays::compile(&self.nested).map_err(bad)?;
-        for s in &self.secret {
-            if METADATA_FIELDS.contains(&s.as_str()) || self.index.contains(s) {
+        for p in secrets.paths() {
+            let top = p.first_member().unwrap_or_default();
+            if METADATA_FIELDS.contains(&top)
+                || self.index.iter().any(|f| f == top)
+                || self.nested.contains_key(top)
+            {
                 return Err(bad(format!(
-                    "secret field {s:?} cannot be a metadata or index field"
+                    "secret {:?} cannot be in a metadata, index or nested array field (a nested array's items declare their own)",
+                    p.as_str()
                 )));
             }
         }
@@ -347,7 +344,7 @@ impl Definition {
             def: self.clone(),
             name,
             schema: Arc::new(schema),
-            secret_schemas,
+            secrets,
             checks,
             excludes,
             references,
@@ -398,7 +395,7 @@ fn check_fields(fields: &[String]) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn compile_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
+pub(crate) fn compile_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
     if !schema.is_object() {
         return Err("must be a JSON Schema object".into());
     }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use super::{METADATA_FIELDS, NestedDef, compile_schema};
+use crate::collection::secret::SecretFields;
 use crate::error::FieldError;
 
 /// One nested array of a collection, compiled.
@@ -25,6 +26,8 @@ pub struct CompiledNested {
     pub max_age: Option<Duration>,
     /// The items' own nested arrays.
     pub subs: Vec<String>,
+    /// Places in each item encrypted at rest.
+    pub secrets: SecretFields,
 }
 
 /// Every nested array of a collection, by field chain.
@@ -42,6 +45,48 @@ impl NestedArrays {
     /// The array named by a chain of fields (`["executions", "logs"]`).
     pub fn get(&self, fields: &[String]) -> Option<&CompiledNested> {
         self.0.get(fields)
+    }
+
+    /// Does any array's item declare secrets?
+    pub fn have_secrets(&self) -> bool {
+        self.0.values().any(|a| !a.secrets.is_empty())
+    }
+
+    /// Calls `f` on the items of the array at `fields` (`items`, in a record whose
+    /// items' places start with `prefix`) and of their own arrays, where they declare
+    /// secrets (see `Compiled::each_secret_item`).
+    pub(super) fn each_secret_item<E>(
+        &self,
+        fields: &[String],
+        items: Option<&mut Value>,
+        prefix: &str,
+        f: &mut impl FnMut(&SecretFields, &mut Value, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (Some(array), Some(Value::Array(items))) = (self.get(fields), items) else {
+            return Ok(());
+        };
+        let field = fields.last().expect("a chain names an array");
+        let below = array.subs.iter().any(|sub| {
+            let chain: Vec<String> = fields.iter().cloned().chain([sub.clone()]).collect();
+            self.get(&chain).is_some_and(|a| !a.secrets.is_empty())
+        });
+        if array.secrets.is_empty() && !below {
+            return Ok(());
+        }
+        for item in items {
+            let Some(item_id) = item.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let at = format!("{prefix}{field}/{item_id}/");
+            if !array.secrets.is_empty() {
+                f(&array.secrets, item, &at)?;
+            }
+            for sub in &array.subs {
+                let chain: Vec<String> = fields.iter().cloned().chain([sub.clone()]).collect();
+                self.each_secret_item(&chain, item.get_mut(sub), &at, f)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -64,8 +109,21 @@ fn compile_nested(
                 "nested {name:?}: nested arrays go two levels deep at most"
             ));
         }
-        let schema =
-            compile_schema(&n.schema).map_err(|e| format!("nested {name:?} schema: {e}"))?;
+        compile_schema(&n.schema).map_err(|e| format!("nested {name:?} schema: {e}"))?;
+        let mut stored_schema = n.schema.clone();
+        let secrets = SecretFields::compile(&n.secret, &mut stored_schema, compile_schema)
+            .map_err(|e| format!("nested {name:?}: {e}"))?;
+        if let Some(p) = secrets.paths().find(|p| {
+            p.first_member()
+                .is_some_and(|m| n.nested.contains_key(m) || matches!(m, "id" | "created_at" | "updated_at"))
+        }) {
+            return Err(format!(
+                "nested {name:?}: secret {:?} cannot be in an id, a timestamp or a nested array",
+                p.as_str()
+            ));
+        }
+        let schema = compile_schema(&stored_schema)
+            .map_err(|e| format!("nested {name:?} schema: {e}"))?;
         if n.max_items == Some(0) {
             return Err(format!("nested {name:?}: max_items must be at least 1"));
         }
@@ -82,6 +140,7 @@ fn compile_nested(
                 max_items: n.max_items,
                 max_age,
                 subs: n.nested.keys().cloned().collect(),
+                secrets,
             },
         );
         compile_nested(&n.nested, &chain, out)?;

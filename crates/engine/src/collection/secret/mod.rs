@@ -1,10 +1,11 @@
 //! Secret fields: encrypted at rest with AES-256-GCM.
 //!
-//! A secret field's value (any JSON) is stored as the string `"enc:v1:<base64>"` where the
+//! A secret's value (any JSON) is stored as the string `"enc:v1:<base64>"` where the
 //! payload is a random 96-bit nonce followed by the ciphertext and tag. The associated
-//! data binds the ciphertext to `collection/id/field`, so a ciphertext copied into another
-//! record or field does not decrypt. The log, checkpoints, the materialized view and audit
-//! diffs only ever see the encrypted form.
+//! data binds the ciphertext to its place, `collection/id/field` (inside an object or a
+//! nested item: `collection/id/variables/<item id>/value`, see [`paths`]), so a
+//! ciphertext copied into another record or place does not decrypt. The log,
+//! checkpoints, the materialized view and audit diffs only ever see the encrypted form.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -14,7 +15,27 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+mod fields;
+mod paths;
+
+pub use fields::{SECRET_CHANGE, SealError, SecretFields, mask_sealed};
+pub use paths::{Location, SecretPath};
+
 const PREFIX: &str = "enc:v1:";
+
+/// How secret fields appear when a record is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Left out (lists, index.json).
+    Omit,
+    /// Shown as `"********"` when set.
+    Mask,
+    /// Decrypted (needs the key).
+    Reveal,
+}
+
+/// The value a masked secret shows; writing it back leaves the secret unchanged.
+pub const MASK: &str = "********";
 
 /// The key for secret fields.
 pub struct SecretBox {
