@@ -314,16 +314,20 @@ pub fn import(
 /// A merge patch from `old` to `new`: what differs (keys `new` lacks become `null`), so
 /// an unchanged credential is not sealed again.
 fn item_patch(old: Option<&Value>, new: &Value) -> Value {
-    let mut patch = new.as_object().cloned().unwrap_or_default();
-    patch.remove("id");
-    if let Some(old) = old.and_then(Value::as_object) {
-        patch.retain(|k, v| old.get(k) != Some(v));
-    }
-    if let Some(old) = old.and_then(Value::as_object) {
-        for k in old.keys() {
-            if !matches!(k.as_str(), "id" | "created_at" | "updated_at") && !patch.contains_key(k) {
-                patch.insert(k.clone(), Value::Null);
-            }
+    let new = new.as_object().cloned().unwrap_or_default();
+    let Some(old) = old.and_then(Value::as_object) else {
+        let mut patch = new;
+        patch.remove("id");
+        return Value::Object(patch);
+    };
+    let mut patch: serde_json::Map<String, Value> = new
+        .iter()
+        .filter(|(k, v)| k.as_str() != "id" && old.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for k in old.keys() {
+        if !matches!(k.as_str(), "id" | "created_at" | "updated_at") && !new.contains_key(k) {
+            patch.insert(k.clone(), Value::Null);
         }
     }
     Value::Object(patch)

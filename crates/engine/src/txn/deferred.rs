@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::collection::document::bad_input;
 use crate::collection::event::AuditEvent;
 use crate::collection::keys::is_live;
+use crate::collection::secret::mask_sealed;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId};
-use crate::collection::secret::mask_sealed;
 use crate::txn::events::item_changes;
 
 /// A nested append waiting for the commit position (see [`Txn::nested_append_at`]).

@@ -55,7 +55,9 @@ impl Txn {
         let key = self.ctx.secrets.as_deref();
         let prefix = format!("{}/{id}/{}/", def.name, path.join("/"));
         let seal = |fields: &SecretFields, item: &mut Value, before: Option<&Value>, at: &str| {
-            fields.seal(item, before, at, key).map_err(|e| sealing(def, e))
+            fields
+                .seal(item, before, at, key)
+                .map_err(|e| sealing(def, e))
         };
         seal(&array.secrets, item, before, &prefix)?;
         for sub in &array.subs {

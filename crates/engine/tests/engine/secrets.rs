@@ -105,7 +105,10 @@ async fn secrets_inside_objects_arrays_and_nested_items() {
         })
         .await
         .unwrap();
-    assert_eq!(appended.value["value"], "plain-7", "not secret: no filter match");
+    assert_eq!(
+        appended.value["value"], "plain-7",
+        "not secret: no filter match"
+    );
 
     // Plaintext is checked before it is sealed, at every level.
     let short = db
@@ -124,7 +127,10 @@ async fn secrets_inside_objects_arrays_and_nested_items() {
     assert_eq!(short.code(), "validation_failed", "{short}");
 
     let masked = shown(&db, &id, Secrets::Mask, &key);
-    assert_eq!(masked["settings"], json!({"user": "admin", "password": "********"}));
+    assert_eq!(
+        masked["settings"],
+        json!({"user": "admin", "password": "********"})
+    );
     assert_eq!(masked["vars"][0]["value"], "********");
     assert_eq!(masked["vars"][1]["value"], "plain-3");
     assert_eq!(masked["envs"][0]["value"], "********");

@@ -20,8 +20,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bucketbase_engine::collection::Compiled;
-use bucketbase_engine::collection::records::{Secrets, render_item};
 use bucketbase_engine::collection::expr::{Expr, ExprError, Vars};
+use bucketbase_engine::collection::records::{Secrets, render_item};
 use bucketbase_engine::feed::{Applied, FeedChange, FeedPos, ItemOp, changes};
 use bucketbase_engine::{CollectionName, RecordId, State};
 use serde_json::{Value, json};

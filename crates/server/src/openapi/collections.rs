@@ -117,11 +117,7 @@ pub(super) fn add(paths: &mut Paths, def: &Compiled) -> Option<Added> {
     for (field, n) in &nested {
         let items = format!("{one}/{field}");
         let item = format!("{items}/{{item_id}}");
-        add(
-            &items,
-            HttpMethod::Get,
-            ops.nested_list(field, n).build(),
-        );
+        add(&items, HttpMethod::Get, ops.nested_list(field, n).build());
         add(
             &items,
             HttpMethod::Post,
@@ -177,7 +173,10 @@ pub(super) fn add(paths: &mut Paths, def: &Compiled) -> Option<Added> {
 /// holds), secret fields as the mask they read back as, and not required (lists omit them).
 fn record_schema(def: &Compiled, nested: &[(&String, &NestedDef)]) -> Value {
     let mut schema = def.def.schema.clone();
-    secret_places(&mut schema, def.secrets.paths().filter(|p| p.field().is_none()));
+    secret_places(
+        &mut schema,
+        def.secrets.paths().filter(|p| p.field().is_none()),
+    );
     let metadata = serde_json::to_value(metadata_schema().build()).unwrap_or_default();
     let Some(object) = schema.as_object_mut() else {
         return schema;
@@ -186,7 +185,10 @@ fn record_schema(def: &Compiled, nested: &[(&String, &NestedDef)]) -> Value {
     let properties = object.entry("properties").or_insert_with(|| json!({}));
     if let Some(properties) = properties.as_object_mut() {
         for field in def.def.secret.iter().filter(|f| def.is_secret(f)) {
-            properties.insert(field.clone(), json!({"type": "string", "description": SECRET}));
+            properties.insert(
+                field.clone(),
+                json!({"type": "string", "description": SECRET}),
+            );
         }
         for (field, schema) in metadata["properties"].as_object().into_iter().flatten() {
             properties.insert(field.clone(), schema.clone());
@@ -494,10 +496,7 @@ impl Ops<'_> {
             .parameter(path_param(id_param, "Item id"))
             .response(
                 "200",
-                json_response(
-                    "The item",
-                    envelope(raw_schema(&item_schema(n)), "Meta"),
-                ),
+                json_response("The item", envelope(raw_schema(&item_schema(n)), "Meta")),
             )
     }
 

@@ -181,7 +181,12 @@ async fn list(
             })
             .collect();
         keyed.sort_by(|a, b| compare(&a.0, &b.0, &params.sort).then(a.1.cmp(&b.1)));
-        keyed.into_iter().skip(skip).take(per_page).map(|(_, at)| at).collect()
+        keyed
+            .into_iter()
+            .skip(skip)
+            .take(per_page)
+            .map(|(_, at)| at)
+            .collect()
     };
     let items = order
         .into_iter()

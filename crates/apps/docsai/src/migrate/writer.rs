@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use bucketbase_engine::collection::{Compiled, Source as AuditSource};
 use bucketbase_engine::{CollectionName, Database, RecordId, Trial, Txn, TxnMeta};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::check::{Check, Failure, Planned};

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::collection::expr::Expr;
+use crate::collection::secret::SecretFields;
 use crate::error::FieldError;
 use crate::error::{Error, Violation, ViolationCode};
-use crate::collection::secret::SecretFields;
 use crate::names::{CollectionName, RecordId};
 
 use super::{Definition, ExcludeDef, METADATA_FIELDS, ReferenceDef};
@@ -172,7 +172,11 @@ impl Compiled {
                 })
             })
         }
-        let parts: Vec<&str> = pointer.strip_prefix('/').unwrap_or(pointer).split('/').collect();
+        let parts: Vec<&str> = pointer
+            .strip_prefix('/')
+            .unwrap_or(pointer)
+            .split('/')
+            .collect();
         if covers(&self.secrets, record, &parts) {
             return true;
         }
@@ -182,7 +186,10 @@ impl Compiled {
             let Some(array) = self.nested_at(&chain) else {
                 return false;
             };
-            let Some(item) = index.parse::<usize>().ok().and_then(|i| doc.get(field)?.get(i))
+            let Some(item) = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| doc.get(field)?.get(i))
             else {
                 return false;
             };

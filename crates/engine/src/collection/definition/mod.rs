@@ -253,8 +253,8 @@ impl Definition {
         // Secrets are stored encrypted: the commit-time schema accepts their sealed form,
         // and their plaintext is checked against their own sub-schema before encryption.
         let mut stored_schema = self.schema.clone();
-        let secrets = SecretFields::compile(&self.secret, &mut stored_schema, compile_schema)
-            .map_err(bad)?;
+        let secrets =
+            SecretFields::compile(&self.secret, &mut stored_schema, compile_schema).map_err(bad)?;
         let schema = compile_schema(&stored_schema).map_err(|e| bad(format!("schema: {e}")))?;
 
         let mut names = BTreeSet::new();

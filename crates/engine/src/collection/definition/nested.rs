@@ -114,16 +114,17 @@ fn compile_nested(
         let secrets = SecretFields::compile(&n.secret, &mut stored_schema, compile_schema)
             .map_err(|e| format!("nested {name:?}: {e}"))?;
         if let Some(p) = secrets.paths().find(|p| {
-            p.first_member()
-                .is_some_and(|m| n.nested.contains_key(m) || matches!(m, "id" | "created_at" | "updated_at"))
+            p.first_member().is_some_and(|m| {
+                n.nested.contains_key(m) || matches!(m, "id" | "created_at" | "updated_at")
+            })
         }) {
             return Err(format!(
                 "nested {name:?}: secret {:?} cannot be in an id, a timestamp or a nested array",
                 p.as_str()
             ));
         }
-        let schema = compile_schema(&stored_schema)
-            .map_err(|e| format!("nested {name:?} schema: {e}"))?;
+        let schema =
+            compile_schema(&stored_schema).map_err(|e| format!("nested {name:?} schema: {e}"))?;
         if n.max_items == Some(0) {
             return Err(format!("nested {name:?}: max_items must be at least 1"));
         }

@@ -65,9 +65,14 @@ impl SecretPath {
                 None => (segment, None),
             };
             if name.is_empty() && !(n == 0 && filter.is_some_and(|f| !f.is_empty())) {
-                return Err(bad("every segment names a member (`[k=v]` alone comes first)"));
+                return Err(bad(
+                    "every segment names a member (`[k=v]` alone comes first)",
+                ));
             }
-            if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            if !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
                 return Err(bad("member names are letters, digits, `_` and `-`"));
             }
             if !name.is_empty() {
@@ -290,7 +295,10 @@ mod tests {
             pointers("variables[type=secret].value", &doc),
             ["/variables/0/value", "/variables/2/value"]
         );
-        assert_eq!(pointers("folders[].auth", &doc), ["/folders/0/auth", "/folders/1/auth"]);
+        assert_eq!(
+            pointers("folders[].auth", &doc),
+            ["/folders/0/auth", "/folders/1/auth"]
+        );
         assert!(pointers("missing.password", &doc).is_empty());
         let item = json!({"key": "k", "type": "secret", "value": "v"});
         assert_eq!(pointers("[type=secret].value", &item), ["/value"]);
