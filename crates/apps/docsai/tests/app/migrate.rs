@@ -368,3 +368,42 @@ async fn a_nested_level_the_collection_lacks_is_a_mismatch() {
     .await;
     assert_eq!(code, ExitCode::FAILURE);
 }
+
+/// A column the mapping calls secret must land where the definition seals it: marking a
+/// plain field secret (here a knowledge article's title) stops the run before anything
+/// of that table is stored in clear, naming the place.
+#[tokio::test]
+async fn a_secret_column_the_definition_does_not_seal_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = django_db(dir.path()) else {
+        return;
+    };
+    let app = spawn().await;
+    let mapping = DOCSAI_MAPPING.replacen(
+        "title = \"title\"",
+        "title = { field = \"title\", secret = true }",
+        1,
+    );
+    assert_ne!(mapping, DOCSAI_MAPPING, "the mapping maps knowledge titles");
+    let options = Options {
+        owner: Some(app.admin.1.parse().unwrap()),
+        dry_run: false,
+        batch: 50,
+    };
+    let err = run(
+        &app.db,
+        &db,
+        &Mapping::from_toml(&mapping).unwrap(),
+        &options,
+        &Quiet,
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("knowledge") && text.contains("/title") && text.contains("clear"),
+        "{text}"
+    );
+    let (_, list) = app.get("/api/v1/knowledge", &app.admin.0).await;
+    assert_eq!(list["meta"]["total"], 0, "{list}");
+}
