@@ -215,8 +215,12 @@ impl Compiled {
         }
         let prefix = format!("{}/{id}/", self.name);
         for field in self.def.nested.keys() {
-            self.items
-                .each_secret_item(&[field.clone()], doc.get_mut(field), &prefix, f)?;
+            self.items.each_secret_item(
+                std::slice::from_ref(field),
+                doc.get_mut(field),
+                &prefix,
+                f,
+            )?;
         }
         Ok(())
     }
