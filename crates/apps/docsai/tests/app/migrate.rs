@@ -19,53 +19,12 @@ use uuid::Uuid;
 
 use crate::support::{TestApp, spawn};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
-}
-
-/// The venv's python with Django, or `None` to skip (never under `CI=true`).
-fn python() -> Option<PathBuf> {
-    let venv = std::env::var_os("BUCKETBASE_VENV")
-        .map(PathBuf::from)
-        .map(|v| if v.is_absolute() { v } else { repo().join(v) })
-        .unwrap_or_else(|| repo().join(".venv"));
-    let py = venv.join("bin/python");
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "import django"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Django is not installed in the test venv (scripts/test installs it)"
-        );
-        eprintln!("skipped: Django is not installed in .venv");
-    }
-    ok.then_some(py)
-}
-
-/// Makes the fixture database in `dir` with Django: `manage.py migrate` and `fill`.
+/// The fixture database, made in `dir` by Django, or `None` to skip.
 fn django_db(dir: &Path) -> Option<PathBuf> {
-    let py = python()?;
+    let py = bucketbase_testkit::django::python()?;
     let db = dir.join("db.sqlite3");
     let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/django");
-    for args in [
-        &["manage.py", "migrate", "-v0"][..],
-        &["manage.py", "fill"][..],
-    ] {
-        let out = std::process::Command::new(&py)
-            .args(args)
-            .current_dir(&project)
-            .env("DOCSAI_DB", &db)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    bucketbase_testkit::django::make_db(&py, &project, &db);
     Some(db)
 }
 

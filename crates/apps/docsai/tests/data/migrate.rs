@@ -13,58 +13,16 @@ use bucketbase_docsai::migrate::{
 };
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
-}
-
-fn python() -> Option<PathBuf> {
-    let venv = std::env::var_os("BUCKETBASE_VENV")
-        .map(PathBuf::from)
-        .map(|v| if v.is_absolute() { v } else { repo().join(v) })
-        .unwrap_or_else(|| repo().join(".venv"));
-    let py = venv.join("bin/python");
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "import django"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(py)
-}
-
-/// Makes the fixture database in `dir` with Django: `manage.py migrate` and `fill`.
+/// Makes the fixture database in `dir` with Django.
 fn make_django_db(py: &Path, dir: &Path) -> PathBuf {
     let db = dir.join("db.sqlite3");
     let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/django");
-    for args in [
-        &["manage.py", "migrate", "-v0"][..],
-        &["manage.py", "fill"][..],
-    ] {
-        let out = std::process::Command::new(py)
-            .args(args)
-            .current_dir(&project)
-            .env("DOCSAI_DB", &db)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    bucketbase_testkit::django::make_db(py, &project, &db);
     db
 }
 
-/// The venv's python with Django, or `None` to skip (never under `CI=true`).
 fn django_python() -> Option<PathBuf> {
-    let py = python();
-    if py.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Django is not installed in the test venv (scripts/test installs tests/django/requirements.txt)"
-        );
-        eprintln!("skipped: Django is not installed in .venv");
-    }
-    py
+    bucketbase_testkit::django::python()
 }
 
 /// The Django-made database (made once per test run), or `None` to skip.
