@@ -116,16 +116,18 @@ impl SecretFields {
         let mut errors = Vec::new();
         for (at, entry) in &places {
             let Some(value) = at.get(doc) else { continue };
-            if value.is_null() || SecretBox::is_sealed(value) {
-                continue;
-            }
             if value == MASK {
+                // Keep what is stored there (sealed below if it was stored in clear,
+                // before the path was declared), or set nothing.
                 let kept = before.and_then(|b| at.get(b)).filter(|v| !v.is_null());
                 let (parent, name) = at.parent_mut(doc).expect("the value is there");
                 match kept {
                     Some(kept) => parent.insert(name.to_string(), kept.clone()),
                     None => parent.remove(name),
                 };
+            }
+            let Some(value) = at.get(doc) else { continue };
+            if value.is_null() || SecretBox::is_sealed(value) {
                 continue;
             }
             if let Some(schema) = &entry.schema {
@@ -185,6 +187,8 @@ impl SecretFields {
             let shown = match secrets {
                 Secrets::Omit => None,
                 Secrets::Mask => Some(json!(MASK)),
+                // A value stored before its path was declared is in clear already.
+                Secrets::Reveal if !SecretBox::is_sealed(value) => continue,
                 Secrets::Reveal => {
                     let key = key.ok_or_else(|| {
                         Error::invalid("secret field", "no secret key is configured")
@@ -216,3 +220,69 @@ pub fn mask_sealed(value: &mut Value) {
 
 /// What an audit change shows for a secret's value.
 pub const SECRET_CHANGE: &str = "[secret]";
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(declared: &[&str]) -> SecretFields {
+        let declared: Vec<String> = declared.iter().map(|s| s.to_string()).collect();
+        let compile = |s: &Value| jsonschema::validator_for(s).map_err(|e| e.to_string());
+        SecretFields::compile(&declared, &mut json!({"type": "object"}), compile).unwrap()
+    }
+
+    #[test]
+    fn a_value_stored_before_its_path_was_declared_is_sealed_by_the_next_write() {
+        let key = SecretBox::new([3; 32]);
+        let secrets = fields(&["auth.password"]);
+        // Stored in clear (the path was declared later); the mask is written back.
+        let before = json!({"auth": {"password": "old-plain"}});
+        let mut doc = json!({"auth": {"password": MASK}});
+        assert!(
+            secrets
+                .seal(&mut doc, Some(&before), "c/1/", Some(&key))
+                .is_ok()
+        );
+        let stored = doc["auth"]["password"].clone();
+        assert!(SecretBox::is_sealed(&stored), "{doc}");
+        assert_eq!(
+            key.open(stored.as_str().unwrap(), "c/1/auth/password")
+                .unwrap(),
+            "old-plain"
+        );
+        // Revealing a legacy clear value shows it as it is.
+        let mut legacy = before.clone();
+        secrets
+            .show(&mut legacy, Secrets::Reveal, "c/1/", Some(&key))
+            .unwrap();
+        assert_eq!(legacy, before);
+        // The mask where nothing is stored sets nothing.
+        let mut doc = json!({"auth": {"password": MASK, "user": "u"}});
+        assert!(secrets.seal(&mut doc, None, "c/1/", Some(&key)).is_ok());
+        assert_eq!(doc, json!({"auth": {"user": "u"}}));
+    }
+
+    #[test]
+    fn without_a_key_plaintext_is_refused_not_stored() {
+        let secrets = fields(&["token"]);
+        let mut doc = json!({"token": "abc"});
+        assert!(matches!(
+            secrets.seal(&mut doc, None, "c/1/", None),
+            Err(SealError::NoKey(place)) if place == "/token"
+        ));
+    }
+
+    #[test]
+    fn sealed_values_are_masked_in_audit_changes() {
+        let key = SecretBox::new([3; 32]);
+        let mut changes =
+            json!({"vars": {"added": [{"value": key.seal(&json!("x"), "a")}, {"value": "plain"}]}});
+        mask_sealed(&mut changes);
+        assert_eq!(
+            changes,
+            json!({"vars": {"added": [{"value": SECRET_CHANGE}, {"value": "plain"}]}})
+        );
+    }
+}
