@@ -177,8 +177,7 @@ impl Running<'_> {
         let key = (op.collection.clone(), op.id.clone());
         let shape = self
             .before
-            .map(|s| s.shape(&op.collection))
-            .unwrap_or_default();
+            .map_or(crate::state::Shape::none(), |s| s.shape(&op.collection));
         let version = Seq::ZERO;
         let known: Option<Option<Doc>> = match self.docs.get(&key) {
             Some(doc) => Some(doc.clone()),
@@ -187,10 +186,10 @@ impl Running<'_> {
                 .map(|state| state.get(&op.collection, &op.id).cloned()),
         };
         let next = match known {
-            Some(current) => Doc::apply(current.as_ref(), op, version, &shape).ok(),
+            Some(current) => Doc::apply(current.as_ref(), op, version, shape).ok(),
             // Replayed: a whole write is known; a set gives the own fields.
             None => match op.op {
-                OpKind::Put | OpKind::Delete => Doc::apply(None, op, version, &shape).ok(),
+                OpKind::Put | OpKind::Delete => Doc::apply(None, op, version, shape).ok(),
                 OpKind::Set => op.doc.clone().map(|d| Some(Doc::whole(version, d))),
                 _ => None,
             },

@@ -32,34 +32,11 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::canonical::to_canonical_raw;
-use crate::collection::definition::Compiled;
 use crate::collection::ops::apply_op;
 use crate::log::{Op, OpKind};
 use crate::names::Seq;
 
-/// Which fields of a record are nested arrays, and (per array) which fields of its items
-/// are arrays in turn.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Shape(BTreeMap<String, Shape>);
-
-impl Shape {
-    /// The shape a definition declares (empty for a collection without nested arrays).
-    pub fn of(def: &Compiled) -> Shape {
-        fn walk(nested: &BTreeMap<String, crate::collection::definition::NestedDef>) -> Shape {
-            Shape(
-                nested
-                    .iter()
-                    .map(|(name, n)| (name.clone(), walk(&n.nested)))
-                    .collect(),
-            )
-        }
-        walk(&def.def.nested)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+pub use crate::collection::definition::Shape;
 
 /// Nested arrays by field name (shared between versions: cloning is a pointer copy).
 type Arrays = Option<Arc<BTreeMap<String, Vector<Item>>>>;
@@ -299,7 +276,7 @@ fn item_op(
             let item = raw_item()?;
             // The item's own arrays, as the definition declares them.
             let fields = array_path.iter().step_by(2);
-            let sub = fields.clone().try_fold(shape, |s, f| s.0.get(f));
+            let sub = fields.clone().try_fold(shape, |s, f| s.array(f));
             let Some(item) = sub.and_then(|sub| to_item(item, sub)) else {
                 return Ok(false);
             };
@@ -420,7 +397,7 @@ fn split(value: Value, shape: &Shape) -> (Value, Arrays) {
         return (value, None);
     };
     let mut arrays = BTreeMap::new();
-    for (field, sub) in &shape.0 {
+    for (field, sub) in shape.arrays() {
         let splittable = map.get(field).and_then(Value::as_array).is_some_and(|a| {
             a.iter()
                 .all(|i| i.get("id").is_some_and(Value::is_string) && i.is_object())

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Doc, Shape, State};
+use super::{Doc, State};
 use crate::collection::definition::{Compiled, Definition};
 use crate::collection::event::AuditEvent;
 use crate::collection::integrity::{Indexes, Mode, validate_doc, violation};
@@ -204,7 +204,7 @@ impl State {
             .get(name)
             .map(|c| c.docs.clone())
             .unwrap_or_default();
-        let shape = Shape::of(&compiled);
+        let shape = &compiled.shape;
         let coll = self.collections.entry(name.clone()).or_default();
         coll.indexes = Indexes::for_def(&compiled);
         for (id, doc) in docs.iter() {
@@ -218,7 +218,7 @@ impl State {
             let doc = if shape.is_empty() {
                 doc.clone()
             } else {
-                let doc = Doc::from_value(doc.version, value, &shape);
+                let doc = Doc::from_value(doc.version, value, shape);
                 if let Some(coll) = self.collections.get_mut(name) {
                     coll.docs.insert(id.clone(), doc.clone());
                 }

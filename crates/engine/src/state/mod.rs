@@ -201,10 +201,13 @@ impl State {
     /// [`Doc`]).
     pub(crate) fn write_docs(&mut self, txn: &TxnRecord, seq: Seq) -> Result<()> {
         for op in &txn.ops {
-            let shape = self.shape(&op.collection);
+            let shape = self
+                .catalog
+                .get(&op.collection)
+                .map_or(Shape::none(), |d| &d.shape);
             let coll = self.collections.entry(op.collection.clone()).or_default();
             coll.changed = seq;
-            let after = Doc::apply(coll.docs.get(&op.id), op, seq, &shape).map_err(|e| {
+            let after = Doc::apply(coll.docs.get(&op.id), op, seq, shape).map_err(|e| {
                 Error::corrupt(log_path(seq), format!("{}/{}: {e}", op.collection, op.id))
             })?;
             match after {
@@ -220,10 +223,7 @@ impl State {
     }
 
     /// The nested arrays a collection's documents keep apart (none when undefined).
-    pub fn shape(&self, c: &CollectionName) -> Shape {
-        self.catalog
-            .get(c)
-            .map(|d| Shape::of(d))
-            .unwrap_or_default()
+    pub fn shape(&self, c: &CollectionName) -> &Shape {
+        self.catalog.get(c).map_or(Shape::none(), |d| &d.shape)
     }
 }

@@ -70,7 +70,7 @@ pub(crate) fn resolve_appends(
                 .iter()
                 .filter(|o| o.collection == a.collection && o.id == a.id)
             {
-                current = Doc::apply(current.as_ref(), op, version, &shape)
+                current = Doc::apply(current.as_ref(), op, version, shape)
                     .map_err(|e| Error::invalid("transaction", e))?;
             }
             records.insert(key.clone(), current);
@@ -127,7 +127,7 @@ pub(crate) fn resolve_appends(
             &event.at,
             &event.actor,
         );
-        let record = Doc::apply(Some(record), &append, version, &shape)
+        let record = Doc::apply(Some(record), &append, version, shape)
             .map_err(|_| parent_missing())?
             .ok_or_else(not_found)?;
         out.audit.push(Arc::from(event.to_raw()));
@@ -171,7 +171,7 @@ pub(crate) fn resolve_appends(
                 &event.at,
                 &event.actor,
             );
-            record = Doc::apply(Some(&record), &trim, version, &shape)
+            record = Doc::apply(Some(&record), &trim, version, shape)
                 .map_err(|e| Error::invalid("transaction", e))?
                 .ok_or_else(not_found)?;
             out.audit.push(Arc::from(event.to_raw()));

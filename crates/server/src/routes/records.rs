@@ -13,7 +13,6 @@ use bucketbase_engine::collection::audit::{self, AuditFilter};
 use bucketbase_engine::collection::expr::Expr;
 use bucketbase_engine::collection::query;
 use bucketbase_engine::collection::records::{Secrets, render};
-use bucketbase_engine::state::Shape;
 use bucketbase_engine::{CollectionName, Doc, Error as EngineError, RecordId, Seq};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -176,7 +175,7 @@ async fn read(
         let (version, value) = audit::as_of(st.db.store(), &c, &id, Seq(at))
             .await?
             .ok_or_else(|| hidden(&c, &id))?;
-        let doc = Doc::from_value(version, value, &Shape::of(&def));
+        let doc = Doc::from_value(version, value, &def.shape);
         return answer(&doc, Some(at));
     }
     let doc = snap.get(&c, &id).ok_or_else(|| hidden(&c, &id))?;

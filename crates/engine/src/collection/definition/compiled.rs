@@ -28,6 +28,8 @@ pub struct Compiled {
     pub references: Vec<CompiledReference>,
     /// Nested arrays by field chain (see `nested.rs`).
     pub(super) items: super::NestedArrays,
+    /// How the state keeps the records' nested arrays apart.
+    pub shape: super::Shape,
     pub rules: BTreeMap<&'static str, Expr>,
 }
 

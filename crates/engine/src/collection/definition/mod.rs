@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::names::CollectionName;
 
 pub use compiled::{Compiled, CompiledExclude, CompiledReference, REDACTED};
-pub use nested::{CompiledNested, NestedArrays, parse_age};
+pub use nested::{CompiledNested, NestedArrays, Shape, parse_age};
 
 /// Fields every record carries, set by the engine.
 pub const METADATA_FIELDS: [&str; 8] = [
@@ -349,6 +349,7 @@ impl Definition {
             excludes,
             references,
             items,
+            shape: Shape::of(&self.nested),
             rules,
         })
     }

@@ -30,6 +30,43 @@ pub struct CompiledNested {
     pub secrets: SecretFields,
 }
 
+/// Which fields of a record are nested arrays, and (per array) which fields of its items
+/// are arrays in turn: how the state keeps a record's arrays apart (`collection/stored.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shape(BTreeMap<String, Shape>);
+
+impl Shape {
+    /// The shape of a collection without nested arrays.
+    pub fn none() -> &'static Shape {
+        static NONE: Shape = Shape(BTreeMap::new());
+        &NONE
+    }
+
+    /// The shape `nested` declares (built once, when the definition compiles).
+    pub(super) fn of(nested: &BTreeMap<String, NestedDef>) -> Shape {
+        Shape(
+            nested
+                .iter()
+                .map(|(name, n)| (name.clone(), Shape::of(&n.nested)))
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The shape of the items of array `field`.
+    pub fn array(&self, field: &str) -> Option<&Shape> {
+        self.0.get(field)
+    }
+
+    /// The arrays, by field, with their items' shapes.
+    pub fn arrays(&self) -> impl Iterator<Item = (&String, &Shape)> {
+        self.0.iter()
+    }
+}
+
 /// Every nested array of a collection, by field chain.
 #[derive(Clone, Default)]
 pub struct NestedArrays(BTreeMap<Vec<String>, CompiledNested>);
