@@ -618,19 +618,18 @@ impl Txn {
                 version,
             })
             .collect();
-        let ops = self
-            .writes
-            .into_iter()
-            .flat_map(
-                |((collection, id), staged)| match (staged.items, staged.value) {
-                    (Some(ops), _) => ops,
-                    (None, Some(value)) => {
-                        vec![Op::whole(collection, id, staged.doc).with_value(value)]
-                    }
-                    (None, None) => vec![Op::whole(collection, id, staged.doc)],
-                },
-            )
-            .collect();
+        // One op per record written whole, its item ops otherwise (no vector per record:
+        // an import writes thousands).
+        let mut ops = Vec::with_capacity(self.writes.len());
+        for ((collection, id), staged) in self.writes {
+            match (staged.items, staged.value) {
+                (Some(items), _) => ops.extend(items),
+                (None, Some(value)) => {
+                    ops.push(Op::whole(collection, id, staged.doc).with_value(value));
+                }
+                (None, None) => ops.push(Op::whole(collection, id, staged.doc)),
+            }
+        }
         PendingTxn {
             deferred: self.deferred,
             record: TxnRecord {
