@@ -170,6 +170,8 @@ describe('the aristay admin pages', () => {
     const page = await newPage(browser);
     await login(page, server);
     await page.getByRole('link', { name: 'Calendar', exact: true }).click();
+    // Let the click's page load before going on: a goto now would abort it.
+    await page.waitForURL(/\/admin\/aristay\/calendar$/);
     const bar = page.locator('.tl-bar', { hasText: 'Zoe' });
     // Zoe's stay may cross into next month; it starts in the month of day(3).
     await page.goto(`${server.url}/admin/aristay/calendar?month=${day(3).slice(0, 7)}`);

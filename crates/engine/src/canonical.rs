@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 
 /// Writes `value` in canonical form.
 pub fn to_canonical_string(value: &Value) -> String {
-    let mut out = String::with_capacity(128);
+    let mut out = Vec::with_capacity(256);
     write_value(value, &mut out);
-    out
+    // Only whole UTF-8 strings and ASCII punctuation were written.
+    String::from_utf8(out).expect("canonical JSON is UTF-8")
 }
 
 /// Canonical form as a boxed raw JSON value (what records are stored as).
@@ -23,41 +24,45 @@ pub fn to_canonical_raw(value: &Value) -> Box<RawValue> {
     RawValue::from_string(to_canonical_string(value)).expect("canonical writer produces valid JSON")
 }
 
-fn write_value(value: &Value, out: &mut String) {
+/// Writes into a byte buffer (strings and numbers by serde_json's own writer, without
+/// a string allocated per value: documents are written on every staged change).
+fn write_value(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => {
+            serde_json::to_writer(&mut *out, n).expect("numbers always serialize");
+        }
         Value::String(s) => write_str(s, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_value(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
+            out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_str(k, out);
-                out.push(':');
+                out.push(b':');
                 write_value(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
 }
 
-fn write_str(s: &str, out: &mut String) {
-    out.push_str(&serde_json::to_string(s).expect("strings always serialize"));
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, s).expect("strings always serialize");
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -69,6 +74,31 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Numbers and strings are written as serde_json writes (and formats) them.
+    #[test]
+    fn numbers_and_strings_as_serde_json_writes_them() {
+        let v = json!([
+            1.0,
+            1.5,
+            -0.25,
+            1e300,
+            12345678901234567890u64,
+            -3,
+            0,
+            "tab\t\u{1}é"
+        ]);
+        let items: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| match i {
+                Value::Number(n) => n.to_string(),
+                other => serde_json::to_string(other).unwrap(),
+            })
+            .collect();
+        assert_eq!(to_canonical_string(&v), format!("[{}]", items.join(",")));
+    }
 
     #[test]
     fn sorts_keys_at_every_depth() {

@@ -82,6 +82,7 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
     loop {
         let state = shared.snapshot();
         let seq = state.seq().next();
+        let started = Instant::now();
         let Validated {
             accepted,
             resolved,
@@ -106,9 +107,21 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
             v: crate::log::ENTRY_FORMAT,
             void: None,
         };
+        let validated = started.elapsed();
         let (entry, bytes) = LogEntry::seal(body);
         debug_assert!(bytes.len() <= shared.opts.max_entry_bytes);
+        let (sealed, len) = (started.elapsed(), bytes.len());
         let settled = write_settled(shared, seq, Bytes::from(bytes), &ids).await;
+        // Where a large commit's time goes (`bucketbase_engine::committer=debug`).
+        tracing::debug!(
+            %seq,
+            txns = ids.len(),
+            bytes = len,
+            validate_ms = validated.as_secs_f64() * 1000.0,
+            seal_ms = (sealed - validated).as_secs_f64() * 1000.0,
+            write_ms = (started.elapsed() - sealed).as_secs_f64() * 1000.0,
+            "commit"
+        );
         match settled {
             Ok(Settled::Written) => {
                 shared.metrics.record_batch(ids.len());

@@ -240,7 +240,7 @@ pub fn changes(applied: &Applied) -> Vec<FeedChange> {
             .map(|op| (op.collection.as_str(), op.id.as_str()))
             .collect();
         for event in &txn.audit {
-            let Ok(event) = serde_json::from_str::<Value>(event.get()) else {
+            let Ok(event) = crate::collection::created::full_event(txn, event) else {
                 continue;
             };
             let (Some(c), Some(id), Some(action)) = (

@@ -13,7 +13,10 @@
 //! Entries are versioned (`v`, [`ENTRY_FORMAT`]): format 1 entries (no `v`) hold whole
 //! documents only; format 2 adds `set` (a record's own fields, its nested arrays kept)
 //! and operations on one nested item (`append`, `item_set`, `item_delete`, `trim`), so an item costs the log its own size, not its record's
-//! (docs/decisions/0018-nested-item-operations.md). Both replay.
+//! (docs/decisions/0018-nested-item-operations.md). Format 3 stores a create's audit
+//! event without its `changes`, which repeat the document its `put` carries; readers
+//! expand it (`collection::created`, docs/decisions/0023-create-events-by-reference.md).
+//! All replay.
 //!
 //! An entry file is never larger than `DbOptions::max_entry_bytes`. Its size is known
 //! before it is sealed: a transaction's share is [`TxnRecord::encoded_len`] (counted
@@ -58,10 +61,12 @@ pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The entry format new entries are written in (docs/decisions/0018-nested-item-operations.md).
-/// Format 1 (no `v` key) logs every change of a record as its whole new document; format 2
-/// adds the item operations. Both replay.
-pub const ENTRY_FORMAT: u32 = 2;
+/// The entry format new entries are written in. Format 1 (no `v` key) logs every change
+/// of a record as its whole new document; format 2 adds the item operations
+/// (docs/decisions/0018-nested-item-operations.md); format 3 stores a create's audit event
+/// by reference to its record's `put` (`collection::created`,
+/// docs/decisions/0023-create-events-by-reference.md). All replay.
+pub const ENTRY_FORMAT: u32 = 3;
 
 /// What an operation does to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +119,11 @@ pub struct Op {
     pub op: OpKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<Vec<String>>,
+    /// A `put`'s document as its writer had it parsed (never stored, never read back):
+    /// saves the committer parsing it again. Set only for documents without floating
+    /// point numbers, whose parse of `doc` is exactly this value (`Op::with_value`).
+    #[serde(skip)]
+    pub value: Option<Arc<serde_json::Value>>,
 }
 
 impl Op {
@@ -134,7 +144,26 @@ impl Op {
             item: None,
             keep: None,
             path: None,
+            value: None,
         }
+    }
+
+    /// This `put` with its document's parsed `value` attached, when parsing `doc`
+    /// gives exactly `value` back (no floating point number in it: serde_json reads
+    /// those back to the nearest double, not always the same one).
+    pub fn with_value(mut self, value: Arc<serde_json::Value>) -> Op {
+        fn exact(v: &serde_json::Value) -> bool {
+            match v {
+                serde_json::Value::Number(n) => !n.is_f64(),
+                serde_json::Value::Array(items) => items.iter().all(exact),
+                serde_json::Value::Object(map) => map.values().all(exact),
+                _ => true,
+            }
+        }
+        if self.op == OpKind::Put && exact(&value) {
+            self.value = Some(value);
+        }
+        self
     }
 
     /// The record's own fields `doc`, keeping its fields `keep` (its nested arrays).
@@ -175,6 +204,7 @@ impl Op {
             keep: None,
             op,
             path: Some(path),
+            value: None,
         }
     }
 }

@@ -163,7 +163,8 @@ struct EventFields {
 fn events(txn: &TxnRecord) -> Vec<EventFields> {
     txn.audit
         .iter()
-        .filter_map(|e| serde_json::from_str(e.get()).ok())
+        .filter_map(|e| crate::collection::created::full_event(txn, e).ok())
+        .filter_map(|e| serde_json::from_value(e).ok())
         .collect()
 }
 

@@ -208,7 +208,7 @@ impl AutoTasks {
         let Some(booking) = &change.after else {
             return Ok(());
         };
-        let (was, is) = (active(change.before.as_ref()), active(Some(booking)));
+        let (was, is) = (active(change.before.as_deref()), active(Some(booking)));
         match (was, is) {
             (false, true) => {
                 let templates = match templates {
@@ -430,8 +430,8 @@ impl AutoTasks {
     ) -> Result<()> {
         let (tasks, records) = (self.names.tasks.clone(), self.names.records.clone());
         tx.with_source(AUTOMATION, |tx| {
-            let (task_id, _) = tx.create(&tasks, task)?;
-            tx.create(
+            let task_id = tx.insert(&tasks, task)?;
+            tx.insert(
                 &records,
                 json!({
                     "booking_id": booking_id.as_str(),

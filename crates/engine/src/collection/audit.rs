@@ -71,8 +71,7 @@ pub async fn query(store: &DynStore, head: Seq, filter: &AuditFilter) -> Result<
                     let fields =
                         AuditEvent::header(event).map_err(|e| Error::corrupt("audit event", e))?;
                     if filter.matches(&fields) {
-                        let mut value: Value = serde_json::from_str(event.get())
-                            .map_err(|e| Error::corrupt("audit event", e))?;
+                        let mut value = super::created::full_event(txn, event)?;
                         value["seq"] = entry.seq().get().into();
                         out.push(value);
                         if out.len() >= limit {

@@ -13,13 +13,15 @@
 //! - [`ops`]: what one log operation (a whole document or a nested item operation) does
 //!   to a record;
 //! - [`render`]: how a stored record is shown (secrets omitted, masked or revealed);
-//! - [`query`]: filters, sorting and pages over a snapshot; [`audit`]: the audit trail.
+//! - [`query`]: filters, sorting and pages over a snapshot; [`audit`]: the audit trail;
+//!   [`created`]: create events stored by reference to their record's `put`.
 //!
 //! Record operations (create, update, delete, nested items, cascades, audit events) are
 //! methods of `Txn` and live in `txn/`; [`records`] keeps the rendering API at its
 //! earlier path.
 
 pub mod audit;
+pub mod created;
 pub mod definition;
 pub mod document;
 pub mod event;

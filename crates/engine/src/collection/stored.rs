@@ -129,6 +129,17 @@ impl Doc {
         }
     }
 
+    /// A document from its whole canonical text `body` and its parsed `value` (the
+    /// same document), with the arrays of `shape` split out: no parse, and the whole
+    /// text is kept for the first read.
+    fn from_parsed(version: Seq, body: Arc<RawValue>, value: &Value, shape: &Shape) -> Doc {
+        let doc = Doc::from_value(version, value.clone(), shape);
+        if doc.arrays.is_some() {
+            let _ = doc.whole.set(body);
+        }
+        doc
+    }
+
     /// The whole document's canonical JSON text.
     pub fn body(&self) -> &Arc<RawValue> {
         if self.arrays.is_none() {
@@ -186,7 +197,12 @@ impl Doc {
         match op.op {
             OpKind::Put => {
                 let body = op.doc.clone().ok_or("put without a document")?;
-                return Ok(Some(Doc::new(version, body, shape)));
+                return Ok(Some(match &op.value {
+                    Some(value) if !shape.is_empty() => {
+                        Doc::from_parsed(version, body, value, shape)
+                    }
+                    _ => Doc::new(version, body, shape),
+                }));
             }
             OpKind::Delete => return Ok(None),
             _ => {}

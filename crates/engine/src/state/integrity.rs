@@ -15,7 +15,7 @@
 //! order of operations inside a transaction (two records may swap a unique value). The
 //! same code replays entries from the log in trust mode: no checks, same indexes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -37,12 +37,27 @@ impl State {
         let mut redefined: BTreeSet<CollectionName> = BTreeSet::new();
         // Each record once, in the order first touched (a transaction may apply several
         // operations to one record: a put and item operations, or many appends).
+        // `whole[i]`: some op writes (or removes) the `touched[i]` record whole;
+        // `given[i]`: its document as the writer parsed it, when its one op is a `put`
+        // that carries it (`Op::value`).
         let mut touched: Vec<(&CollectionName, &RecordId)> = Vec::with_capacity(txn.ops.len());
-        let mut seen: BTreeSet<(&CollectionName, &RecordId)> = BTreeSet::new();
+        let mut whole: Vec<bool> = Vec::with_capacity(txn.ops.len());
+        let mut given: Vec<Option<&Value>> = Vec::with_capacity(txn.ops.len());
+        let mut seen: HashMap<(&CollectionName, &RecordId), usize> =
+            HashMap::with_capacity(txn.ops.len());
         for op in &txn.ops {
-            if seen.insert((&op.collection, &op.id)) {
+            let mut first = false;
+            let i = *seen.entry((&op.collection, &op.id)).or_insert_with(|| {
+                first = true;
                 touched.push((&op.collection, &op.id));
+                whole.push(false);
+                given.push(op.value.as_deref());
+                touched.len() - 1
+            });
+            if !first {
+                given[i] = None;
             }
+            whole[i] |= op.op.is_whole();
         }
         // Records this transaction changes only in part (own fields with `set`, items):
         // their nested arrays, kept apart in the state, are neither read nor validated
@@ -50,14 +65,10 @@ impl State {
         // might read them.
         let partial: Vec<bool> = touched
             .iter()
-            .map(|&(c, id)| {
+            .zip(&whole)
+            .map(|(&(c, _), &whole)| {
                 let checks = self.catalog.get(c).is_none_or(|d| !d.checks.is_empty());
-                !checks
-                    && txn
-                        .ops
-                        .iter()
-                        .filter(|o| &o.collection == c && &o.id == id)
-                        .all(|o| !o.op.is_whole())
+                !checks && !whole
             })
             .collect();
         // Replay (trust mode) needs only index keys, which are own fields.
@@ -90,7 +101,7 @@ impl State {
         // 3. Validate and index the new documents. `news`: the parsed new document (own
         // fields only when partial) of a record of a defined collection; `exists`: whether
         // the record is there at all.
-        let mut news: Vec<Option<Value>> = Vec::with_capacity(touched.len());
+        let mut news: Vec<Option<std::borrow::Cow<'_, Value>>> = Vec::with_capacity(touched.len());
         let mut exists: Vec<bool> = Vec::with_capacity(touched.len());
         for (i, &(c, id)) in touched.iter().enumerate() {
             let doc = self.get(c, id).cloned();
@@ -99,7 +110,10 @@ impl State {
                 news.push(None);
                 continue;
             };
-            let value = read(&doc, partial[i]);
+            let value = match given[i] {
+                Some(value) => std::borrow::Cow::Borrowed(value),
+                None => std::borrow::Cow::Owned(read(&doc, partial[i])),
+            };
             if !redefined.contains(c) {
                 if mode == Mode::Validate {
                     validate_doc(&def, id, &value)?;
@@ -113,17 +127,26 @@ impl State {
         if mode == Mode::Validate {
             check_audited(self, txn)?;
         }
-        // 5. References.
+        // 5. References. A target this transaction wrote whole is read from what step 3
+        // parsed; any other is parsed once for the whole transaction (an import's tasks
+        // all point at a few properties and templates).
         if mode == Mode::Validate {
+            let mut targets = Targets::default();
+            for (i, &(c, id)) in touched.iter().enumerate() {
+                if let Some(value) = news[i].as_deref().filter(|_| !partial[i]) {
+                    targets.written.insert((c, id), value);
+                }
+            }
             for (i, &(c, id)) in touched.iter().enumerate() {
                 let new = &news[i];
                 if let (Some(def), Some(value)) = (self.catalog.get(c), new)
                     && is_live(value)
                 {
-                    self.check_outgoing(def, id, value)?;
+                    self.check_outgoing(def, id, value, &mut targets)?;
                 }
                 let was_live = olds[i].as_ref().is_some_and(|d| is_live(&d.own_value()));
-                let is_live_now = new.as_ref().is_some_and(is_live) || (new.is_none() && exists[i]);
+                let is_live_now =
+                    new.as_deref().is_some_and(is_live) || (new.is_none() && exists[i]);
                 if was_live && !is_live_now {
                     self.check_no_referrers(c, id, new.is_some())?;
                 }
@@ -247,7 +270,13 @@ impl State {
         Ok(())
     }
 
-    fn check_outgoing(&self, def: &Compiled, id: &RecordId, value: &Value) -> Result<()> {
+    fn check_outgoing<'t>(
+        &self,
+        def: &Compiled,
+        id: &RecordId,
+        value: &Value,
+        targets: &mut Targets<'t>,
+    ) -> Result<()> {
         for r in &def.references {
             let Some(raw) = value.get(&r.def.field).filter(|v| !v.is_null()) else {
                 continue;
@@ -265,9 +294,8 @@ impl State {
             let Some(target_id) = raw.as_str().and_then(|s| RecordId::parse(s).ok()) else {
                 return Err(refused(format!("must be the id of a {} record", r.target)));
             };
-            let target = self
-                .get(&r.target, &target_id)
-                .map(Doc::value)
+            let target = targets
+                .get(self, &r.target, &target_id)
                 .filter(|t| r.def.allow_deleted || is_live(t))
                 .ok_or_else(|| r.missing_target(def.name.as_str(), id, target_id.as_str()))?;
             for (local, remote) in &r.def.matches {
@@ -322,6 +350,26 @@ impl State {
             message: format!("{c}/{id} is still referenced by {rc}/{rid}"),
             errors: Vec::new(),
         }))
+    }
+}
+
+/// Reference targets as one transaction's checks read them: the documents it wrote
+/// whole (already parsed), and the others, parsed at most once.
+#[derive(Default)]
+struct Targets<'t> {
+    written: HashMap<(&'t CollectionName, &'t RecordId), &'t Value>,
+    parsed: HashMap<(CollectionName, RecordId), Option<Value>>,
+}
+
+impl Targets<'_> {
+    fn get(&mut self, state: &State, c: &CollectionName, id: &RecordId) -> Option<&Value> {
+        if let Some(value) = self.written.get(&(c, id)) {
+            return Some(value);
+        }
+        self.parsed
+            .entry((c.clone(), id.clone()))
+            .or_insert_with(|| state.get(c, id).map(Doc::value))
+            .as_ref()
     }
 }
 

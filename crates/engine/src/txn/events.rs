@@ -5,6 +5,8 @@ use serde_json::{Map, Value, json};
 
 use super::Txn;
 use super::hooks::Action;
+use crate::canonical::to_canonical_raw;
+use crate::collection::created::{self, UNDIFFED_FIELDS};
 use crate::collection::definition::Compiled;
 use crate::collection::event::AuditEvent;
 use crate::collection::secret::{SECRET_CHANGE, mask_sealed};
@@ -43,22 +45,73 @@ impl Txn {
         before: Option<&Value>,
         after: Option<&Value>,
     ) {
+        // A create of a record this transaction puts whole names the put instead of
+        // repeating the document (entry format 3, `collection::created`); a later write
+        // of the record in this transaction expands it again (`Txn::restage`).
+        // (Not where secrets sit below the top level: their diff masks sealed values
+        // wherever they are, which the short form does not say.)
+        if let (Action::Create, None, Some(after)) = (action, before, after)
+            && !def.has_deep_secrets()
+            && self.writes_whole(&def.name, id)
+        {
+            let descriptor = create_descriptor(def, after);
+            debug_assert_eq!(
+                created::expand(&descriptor, after),
+                diff(def, None, Some(after)),
+                "a create event stored by reference must read back as the diff"
+            );
+            let event = self.audit_event(def.name.as_str(), id.as_str(), action, Value::Null);
+            let mut stored = serde_json::to_value(&event).expect("an audit event serializes");
+            if let Some(map) = stored.as_object_mut() {
+                map.remove("changes");
+                map.insert(created::CHANGES_FROM_PUT.into(), descriptor);
+            }
+            self.audit_created(&def.name, id, to_canonical_raw(&stored));
+            return;
+        }
         let changes = diff(def, before, after);
         let event = self.audit_event(def.name.as_str(), id.as_str(), action, changes);
         self.audit(&event);
     }
 }
 
+/// How a field's set value shows in an audit event, when not in clear.
+fn mask_of(def: &Compiled, field: &str) -> Option<&'static str> {
+    if def.is_secret(field) {
+        Some(SECRET_CHANGE)
+    } else if def.is_redacted(field) {
+        Some(crate::collection::definition::REDACTED)
+    } else {
+        None
+    }
+}
+
+/// What the diff of a create of `after` needs besides the document (see
+/// `collection::created`): the set fields shown masked, and the nested arrays.
+fn create_descriptor(def: &Compiled, after: &Value) -> Value {
+    let (mut masked, mut nested) = (Map::new(), Vec::new());
+    for (k, v) in after.as_object().into_iter().flatten() {
+        if v.is_null() || UNDIFFED_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        if def.is_nested(k) {
+            nested.push(json!(k));
+        } else if let Some(mask) = mask_of(def, k) {
+            masked.insert(k.clone(), json!(mask));
+        }
+    }
+    let mut descriptor = Map::new();
+    if !masked.is_empty() {
+        descriptor.insert("masked".into(), Value::Object(masked));
+    }
+    if !nested.is_empty() {
+        descriptor.insert("nested".into(), Value::Array(nested));
+    }
+    Value::Object(descriptor)
+}
+
 /// Field-level changes; nested arrays by item id; secrets never in clear.
 pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Value {
-    const SKIP: [&str; 6] = [
-        "id",
-        "created_at",
-        "created_by",
-        "updated_at",
-        "updated_by",
-        "_version",
-    ];
     let empty = Map::new();
     let b = before.and_then(Value::as_object).unwrap_or(&empty);
     let a = after.and_then(Value::as_object).unwrap_or(&empty);
@@ -67,7 +120,7 @@ pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Va
     keys.dedup();
     let mut changes = Map::new();
     for k in keys {
-        if SKIP.contains(&k.as_str()) {
+        if UNDIFFED_FIELDS.contains(&k.as_str()) {
             continue;
         }
         let (from, to) = (
@@ -79,12 +132,7 @@ pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Va
         }
         let change = if def.is_nested(k) {
             nested_diff(from, to)
-        } else if def.is_secret(k) || def.is_redacted(k) {
-            let mask = if def.is_secret(k) {
-                SECRET_CHANGE
-            } else {
-                crate::collection::definition::REDACTED
-            };
+        } else if let Some(mask) = mask_of(def, k) {
             let shown = |v: &Value| {
                 if v.is_null() {
                     Value::Null

@@ -21,8 +21,9 @@ pub struct Change {
     pub collection: CollectionName,
     pub id: RecordId,
     pub action: Action,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
+    /// Shared with the transaction's staged write: hooks read it without a copy.
+    pub before: Option<Arc<Value>>,
+    pub after: Option<Arc<Value>>,
     /// Source of the change (`api`, `import:<id>`, `automation`, `cascade`, ...).
     pub source: Source,
     /// The nested item an item operation changed (`None` for a change of the record).

@@ -125,6 +125,9 @@ pub struct Txn {
     staged_bytes: usize,
     /// How many of `changes` the hooks have seen (see `hooks::run_hooks`).
     pub(crate) hooked: usize,
+    /// Create events stored by reference to their record's staged whole document
+    /// (`collection::created`), by record: their index in `audit`.
+    created: std::collections::HashMap<(CollectionName, RecordId), usize>,
 }
 
 /// A staged write of one record: the record as this transaction leaves it (`None`:
@@ -135,6 +138,9 @@ pub struct Txn {
 struct Staged {
     doc: Option<Arc<RawValue>>,
     items: Option<Vec<Op>>,
+    /// `doc` parsed, when the writer had it (a record operation): handed to the
+    /// committer with the `put` (`Op::with_value`) so it does not parse it again.
+    value: Option<Arc<Value>>,
 }
 
 impl Staged {
@@ -191,6 +197,7 @@ impl Txn {
             staged_index: BTreeMap::new(),
             staged_bytes: 0,
             hooked: 0,
+            created: std::collections::HashMap::new(),
         }
     }
 
@@ -252,7 +259,15 @@ impl Txn {
 
     /// Stages `doc` (or a deletion) for `collection/id`, keeping `staged_bytes` exact.
     fn stage(&mut self, collection: &CollectionName, id: &RecordId, doc: Option<Arc<RawValue>>) {
-        self.restage(collection, id, Staged { doc, items: None });
+        self.restage(
+            collection,
+            id,
+            Staged {
+                doc,
+                items: None,
+                value: None,
+            },
+        );
     }
 
     /// Stages an operation that changes part of a record (`set`, an item operation) and
@@ -280,16 +295,37 @@ impl Txn {
             Staged {
                 doc: Some(doc),
                 items,
+                value: None,
             },
         );
     }
 
     fn restage(&mut self, collection: &CollectionName, id: &RecordId, staged: Staged) {
         let added = staged.log_len(collection, id);
-        if let Some(old) = self.writes.insert((collection.clone(), id.clone()), staged) {
+        let key = (collection.clone(), id.clone());
+        let created = self.created.remove(&key);
+        if let Some(old) = self.writes.insert(key, staged) {
             self.staged_bytes -= old.log_len(collection, id);
+            // The create event named the document this write replaces: it now carries
+            // its changes itself.
+            if let (Some(i), Some(doc)) = (created, &old.doc) {
+                let full: Arc<RawValue> = Arc::from(
+                    crate::collection::created::expand_raw(&self.audit[i], doc)
+                        .expect("events and documents staged here are valid JSON"),
+                );
+                self.staged_bytes += full.get().len();
+                self.staged_bytes -= self.audit[i].get().len();
+                self.audit[i] = full;
+            }
         }
         self.staged_bytes += added;
+    }
+
+    /// Whether this transaction writes `collection/id` as a whole document (a `put`).
+    fn writes_whole(&self, collection: &CollectionName, id: &RecordId) -> bool {
+        self.writes
+            .get(&(collection.clone(), id.clone()))
+            .is_some_and(|s| s.items.is_none() && s.doc.is_some())
     }
 
     /// Who runs this transaction, from where.
@@ -474,6 +510,27 @@ impl Txn {
         Ok(())
     }
 
+    /// [`Txn::put`] of a document the caller shares (a record operation, which also
+    /// hands it to the hooks): the committer gets it parsed.
+    pub(crate) fn put_shared(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        doc: Arc<Value>,
+    ) -> Result<()> {
+        let raw = self.checked_doc(collection, id, &doc)?;
+        self.restage(
+            collection,
+            id,
+            Staged {
+                doc: Some(raw),
+                items: None,
+                value: Some(doc),
+            },
+        );
+        Ok(())
+    }
+
     /// Stages a record's new document `doc` as a `set`: logged without its fields `keep`
     /// (its nested arrays, which `doc` must hold unchanged), so changing a record with
     /// many nested items does not log them again. Checked as [`Txn::put`] checks.
@@ -537,6 +594,15 @@ impl Txn {
         self.audit.push(raw);
     }
 
+    /// Adds a create event stored by reference to the record's staged document.
+    fn audit_created(&mut self, collection: &CollectionName, id: &RecordId, raw: Box<RawValue>) {
+        let raw: Arc<RawValue> = Arc::from(raw);
+        self.staged_bytes += raw.get().len() + 1;
+        self.created
+            .insert((collection.clone(), id.clone()), self.audit.len());
+        self.audit.push(raw);
+    }
+
     /// True when nothing was staged.
     pub fn is_read_only(&self) -> bool {
         self.writes.is_empty() && self.audit.is_empty() && self.deferred.is_empty()
@@ -553,14 +619,18 @@ impl Txn {
                 version,
             })
             .collect();
-        let ops = self
-            .writes
-            .into_iter()
-            .flat_map(|((collection, id), staged)| match staged.items {
-                Some(ops) => ops,
-                None => vec![Op::whole(collection, id, staged.doc)],
-            })
-            .collect();
+        // One op per record written whole, its item ops otherwise (no vector per record:
+        // an import writes thousands).
+        let mut ops = Vec::with_capacity(self.writes.len());
+        for ((collection, id), staged) in self.writes {
+            match (staged.items, staged.value) {
+                (Some(items), _) => ops.extend(items),
+                (None, Some(value)) => {
+                    ops.push(Op::whole(collection, id, staged.doc).with_value(value));
+                }
+                (None, None) => ops.push(Op::whole(collection, id, staged.doc)),
+            }
+        }
         PendingTxn {
             deferred: self.deferred,
             record: TxnRecord {

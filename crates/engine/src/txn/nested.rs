@@ -265,8 +265,8 @@ impl Txn {
             collection: def.name.clone(),
             id: id.clone(),
             action: Action::Update,
-            before: Some(own_fields(&before, &arrays)),
-            after: Some(own_fields(&after, &arrays)),
+            before: Some(Arc::new(own_fields(&before, &arrays))),
+            after: Some(Arc::new(own_fields(&after, &arrays))),
             source: self.source(),
             item: Some(item),
         });

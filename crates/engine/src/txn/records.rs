@@ -112,6 +112,21 @@ impl Txn {
     /// Creates a record and returns its id with the stored record. `input` may carry an
     /// `id` (imports and migrations keep theirs); other metadata fields are ignored.
     pub fn create(&mut self, c: &CollectionName, input: Value) -> Result<(RecordId, Value)> {
+        let (id, record) = self.create_shared(c, input)?;
+        Ok((id, Arc::unwrap_or_clone(record)))
+    }
+
+    /// [`Txn::create`] for a caller that needs only the new record's id (an import, a
+    /// hook): the stored record is not copied out.
+    pub fn insert(&mut self, c: &CollectionName, input: Value) -> Result<RecordId> {
+        self.create_shared(c, input).map(|(id, _)| id)
+    }
+
+    fn create_shared(
+        &mut self,
+        c: &CollectionName,
+        input: Value,
+    ) -> Result<(RecordId, Arc<Value>)> {
         let def = self.definition(c)?;
         let Value::Object(mut fields) = input else {
             return Err(bad_input(&def, "", "a record must be a JSON object"));
@@ -198,6 +213,7 @@ impl Txn {
         }
         self.touch(&mut after);
         self.store(&def, id, Some(before), after, Action::Update)
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Replaces a live record's own fields (nested arrays and metadata are kept).
@@ -229,6 +245,7 @@ impl Txn {
         let mut after = Value::Object(after);
         self.touch(&mut after);
         self.store(&def, id, Some(before), after, Action::Update)
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Deletes a live record: soft where the collection has soft delete, else for good.
@@ -253,7 +270,7 @@ impl Txn {
         map.insert("deleted_by".into(), json!(self.meta.actor));
         self.touch(&mut after);
         self.store(&def, id, Some(before), after, Action::Delete)
-            .map(Some)
+            .map(|after| Some(Arc::unwrap_or_clone(after)))
     }
 
     /// Undoes a soft delete. Fails with a conflict if a live record took its unique key.
@@ -274,6 +291,7 @@ impl Txn {
         map.insert("deleted_by".into(), Value::Null);
         self.touch(&mut after);
         self.store(&def, id, Some(before), after, Action::Restore)
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Removes a record for good, deleted or not (what `?purge=true` does).
@@ -299,7 +317,7 @@ impl Txn {
         before: Option<Value>,
         mut after: Value,
         action: Action,
-    ) -> Result<Value> {
+    ) -> Result<Arc<Value>> {
         // A change that leaves a record's nested arrays as they were (an update, a soft
         // delete; not a revert to an older document) logs its own fields only (`set`).
         let keep: Vec<String> = def.def.nested.keys().cloned().collect();
@@ -307,17 +325,20 @@ impl Txn {
             .as_ref()
             .is_some_and(|b| keep.iter().all(|f| b.get(f) == after.get(f)));
         self.seal_record(def, id, &mut after, before.as_ref(), !arrays_kept)?;
+        // One copy of the new document, shared by the staged write (so the committer
+        // need not parse it), the hooks' change and the caller.
+        let after = Arc::new(after);
         if arrays_kept && !keep.is_empty() {
             self.put_keeping(&def.name, id, &after, keep)?;
         } else {
-            self.put(&def.name, id, &after)?;
+            self.put_shared(&def.name, id, after.clone())?;
         }
-        self.event(def, id, action, before.as_ref(), Some(&after));
+        self.event(def, id, action, before.as_ref(), Some(&*after));
         self.changes.push(Change {
             collection: def.name.clone(),
             id: id.clone(),
             action,
-            before,
+            before: before.map(Arc::new),
             after: Some(after.clone()),
             source: self.source(),
             item: None,
@@ -338,7 +359,7 @@ impl Txn {
             collection: def.name.clone(),
             id: id.clone(),
             action,
-            before: Some(before),
+            before: Some(Arc::new(before)),
             after: None,
             source: self.source(),
             item: None,

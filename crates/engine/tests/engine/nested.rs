@@ -102,7 +102,7 @@ async fn an_append_to_a_record_of_ten_thousand_items_logs_only_the_item() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(entry.body.v, 2);
+    assert_eq!(entry.body.v, bucketbase_engine::log::ENTRY_FORMAT);
     let op = &entry.body.txns[0].ops[0];
     assert_eq!(serde_json::to_value(op.op).unwrap(), "append");
     assert!(op.doc.is_none());

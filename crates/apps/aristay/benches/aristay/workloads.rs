@@ -61,6 +61,7 @@ pub async fn dataset() -> Dataset {
     let import_ms = ms(started.elapsed());
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["counts"]["created"], IMPORTED);
+    print_entry_size(&app).await;
     // Its 5,000 view files are written in the background: let them finish first.
     app.db.flush_view().await;
     assert_eq!(app.count("tasks", "").await, 2 * IMPORTED as u64);
@@ -81,6 +82,31 @@ pub async fn dataset() -> Dataset {
         import_ms,
         import_source,
     }
+}
+
+/// The size of the import's log entry (the last one written) per record it writes.
+async fn print_entry_size(app: &TestApp) {
+    use bucketbase_engine::log::{LogEntry, read_entry};
+    let seq = app.db.snapshot().seq();
+    let Ok(Some(entry)) = read_entry(app.db.store(), seq).await else {
+        return;
+    };
+    let records: usize = entry.body.txns.iter().map(|t| t.ops.len()).sum();
+    let events: usize = entry.body.txns.iter().map(|t| t.audit.len()).sum();
+    let audit: usize = entry
+        .body
+        .txns
+        .iter()
+        .flat_map(|t| t.audit.iter())
+        .map(|e| e.get().len())
+        .sum();
+    let (_, bytes) = LogEntry::seal(entry.body);
+    println!(
+        "import log entry: {} bytes, {records} records ({:.0} bytes a record), {events} audit events ({:.0} bytes an event)",
+        bytes.len(),
+        bytes.len() as f64 / records.max(1) as f64,
+        audit as f64 / events.max(1) as f64,
+    );
 }
 
 async fn two_templates(app: &TestApp) {

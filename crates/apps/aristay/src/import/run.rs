@@ -379,7 +379,7 @@ fn upsert(
         None => None,
     };
     let Some((id, current)) = existing else {
-        let (id, _) = tx.create(bookings, Value::Object(c.fields.clone()))?;
+        let id = tx.insert(bookings, Value::Object(c.fields.clone()))?;
         return Ok((Outcome::Created, id));
     };
     let changed: Map<String, Value> = c
@@ -542,6 +542,10 @@ impl Run<'_> {
                 log["template_id"] = json!(t);
             }
             tx.create(&logs, log)?;
+            tracing::debug!(
+                ms = self.started.elapsed().as_secs_f64() * 1000.0,
+                "import: rows staged"
+            );
             Ok::<_, CommitError>(())
         });
         // The transaction's closure runs thousands of record operations in one go: on a
