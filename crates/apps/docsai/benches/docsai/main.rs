@@ -24,12 +24,15 @@
 //! ```text
 //! cargo bench -p bucketbase-docsai --bench docsai                   # 3 runs, ~2 min
 //! BENCH_QUICK=1 cargo bench -p bucketbase-docsai --bench docsai     # 1 run, smaller, < 1 min
-//! BENCH_RUNS=5 BENCH_N=500 ...            # runs; requests per latency workload (1,000)
+//! BENCH_RUNS=5 BENCH_N=500 ...            # runs; requests per append workload (1,000)
+//! BENCH_LIST_N=300                        # requests per list workload
+//! BENCH_VIEW=0                            # the materialized view off
 //! BENCH_ONLY=migrate,postman,list,append  # some of the workloads
 //! BENCH_SCALE=515                         # the Django fill scale (194 rows a unit)
 //! BENCH_SQLITE=/path/db.sqlite3           # migrate this database instead (e.g. one made
 //!                                         # by tests/django: manage.py fill --scale 515)
 //! BENCH_REQUESTS=2000 BENCH_KNOWLEDGE=10000 BENCH_EXECUTIONS=1000
+//! BENCH_OWNER_INDEX=1                     # experiment: knowledge with created_by indexed
 //! ```
 //!
 //! Timings are reported, never asserted; a wrong answer stops the bench.
@@ -57,11 +60,16 @@ fn env_usize(name: &str) -> Option<usize> {
 struct Plan {
     runs: usize,
     n: usize,
+    /// Requests per list workload (a list as the owner decides the rule on every record:
+    /// fewer than the appends, so a run stays within minutes).
+    list_n: usize,
     scale: usize,
     requests: usize,
     knowledge: usize,
     executions: usize,
     only: Vec<String>,
+    /// An experiment: `knowledge` with `created_by` indexed (see `w::index_owner`).
+    owner_index: bool,
 }
 
 impl Plan {
@@ -73,6 +81,7 @@ impl Plan {
         Plan {
             runs: pick("BENCH_RUNS", 3, 1),
             n: pick("BENCH_N", 1000, 200),
+            list_n: pick("BENCH_LIST_N", 300, 100),
             scale: pick("BENCH_SCALE", 515, 100),
             requests: pick("BENCH_REQUESTS", 2000, 500),
             knowledge: pick("BENCH_KNOWLEDGE", 10_000, 2_000),
@@ -80,6 +89,7 @@ impl Plan {
             only: std::env::var("BENCH_ONLY")
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
                 .unwrap_or_default(),
+            owner_index: std::env::var("BENCH_OWNER_INDEX").is_ok_and(|v| v == "1"),
         }
     }
 
@@ -140,8 +150,8 @@ async fn main() {
     let file = postman::collection(plan.requests);
     println!(
         "docsai over HTTP, local-disk store with fsync, view and checkpoints on; \
-         medians of {} runs [range]; {} requests per latency workload\n",
-        plan.runs, plan.n
+         medians of {} runs [range]; {} requests per append workload, {} per list\n",
+        plan.runs, plan.n, plan.list_n
     );
     let mut all = All::default();
     for _ in 0..plan.runs {
@@ -165,10 +175,13 @@ async fn main() {
         if plan.runs("list") || plan.runs("append") {
             let app = w::spawn().await;
             if plan.runs("list") {
+                if plan.owner_index {
+                    w::index_owner(&app.served).await;
+                }
                 w::seed_knowledge(&app.served, &app.admin.1, plan.knowledge).await;
                 w::seed_knowledge(&app.served, &app.other.1, plan.knowledge).await;
                 app.served.db.flush_view().await;
-                let l = w::lists(&app, plan.n, plan.knowledge).await;
+                let l = w::lists(&app, plan.list_n, plan.knowledge).await;
                 all.first_page.latencies.push(l.first_page);
                 all.sorted.latencies.push(l.sorted);
                 all.filtered.latencies.push(l.filtered);
@@ -269,8 +282,9 @@ fn print(all: &All, plan: &Plan, db: Option<&Sqlite>, file_bytes: usize) {
         rows.extend([
             Row {
                 work: format!(
-                    "list knowledge as its owner ({k} theirs of {}), first page of 50 with total, p50 / p99",
-                    thousands(2 * plan.knowledge as u64)
+                    "list knowledge as its owner ({k} theirs of {}{}), first page of 50 with total, p50 / p99",
+                    thousands(2 * plan.knowledge as u64),
+                    if plan.owner_index { "; created_by indexed" } else { "" }
                 ),
                 ours: all.first_page.p50_p99(),
                 lag: "—".into(),

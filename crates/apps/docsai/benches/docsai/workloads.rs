@@ -34,7 +34,13 @@ fn key() -> Arc<SecretBox> {
 }
 
 pub async fn spawn() -> App {
-    let served = serve(&Docsai, Some(key()), |_| {}).await;
+    // BENCH_VIEW=0 turns the materialized view off, to see what it costs.
+    let served = serve(&Docsai, Some(key()), |o| {
+        if std::env::var("BENCH_VIEW").is_ok_and(|v| v == "0") {
+            o.materialize = false;
+        }
+    })
+    .await;
     let admin = served.user("root@example.com", "SuperAdmin").await;
     let other = served.user("second@example.com", "SuperAdmin").await;
     // The view of the set-up is written before anything is measured.
@@ -270,6 +276,21 @@ pub async fn seed_knowledge(app: &Served, owner: &str, count: usize) {
             .await
             .expect("seed knowledge");
     }
+}
+
+/// The experiment of `BENCH_OWNER_INDEX=1`: `knowledge` redefined with `created_by`
+/// among its indexed fields, so the owner rule (`record.created_by == auth.uuid`) names
+/// the index entry of the caller's records instead of being decided on every record.
+pub async fn index_owner(app: &Served) {
+    let mut def = bucketbase_docsai::definitions::definitions()
+        .into_iter()
+        .find(|d| d.name == "knowledge")
+        .expect("docsai defines knowledge");
+    def.index.push("created_by".into());
+    app.db
+        .define_all(&TxnMeta::new("bench", "docsai-bench"), &[def])
+        .await
+        .expect("redefine knowledge");
 }
 
 pub struct Lists {
