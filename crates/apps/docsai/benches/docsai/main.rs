@@ -120,6 +120,8 @@ struct Sqlite {
     path: PathBuf,
     rows: u64,
     records: u64,
+    entries: Vec<f64>,
+    cpu: Vec<f64>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -138,6 +140,8 @@ fn sqlite(plan: &Plan, mapping: &Mapping) -> Sqlite {
         path,
         rows,
         records: 0,
+        entries: Vec::new(),
+        cpu: Vec::new(),
         _dir: dir,
     }
 }
@@ -158,6 +162,8 @@ async fn main() {
         if let Some(db) = db.as_mut() {
             let r = w::migrate(&db.path, &mapping).await;
             db.records = r.records;
+            db.entries.push(r.entries as f64);
+            db.cpu.push(r.cpu);
             all.migrate.totals.push(r.total);
             all.migrate.view_lag.push(r.view_lag);
             all.writes.totals.push(r.writes);
@@ -203,7 +209,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -230,9 +236,11 @@ fn print(all: &All, plan: &Plan, db: Option<&Sqlite>, file_bytes: usize) {
             Row {
                 work: "… its writes (start to last commit)".into(),
                 ours: format!(
-                    "{}; {}",
+                    "{}; {}; {:.0} log entries; process CPU over the run {:.0} ms",
                     all.writes.total(),
-                    all.writes.rate(db.rows, "rows")
+                    all.writes.rate(db.rows, "rows"),
+                    stats::median(db.entries.clone()).0,
+                    stats::median(db.cpu.clone()).0,
                 ),
                 lag: "".into(),
             },

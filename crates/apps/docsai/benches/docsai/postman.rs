@@ -37,7 +37,7 @@ pub fn collection(requests: usize) -> Vec<u8> {
             }
             items.push(json!({"name": "v2", "description": "Version 2 endpoints", "item": deeper}));
             let mut folder = json!({"name": format!("Part {s}"), "item": items});
-            if (t * SUB + s) % 3 == 0 {
+            if (t * SUB + s).is_multiple_of(3) {
                 folder["auth"] = json!({"type": "basic", "basic": [
                     {"key": "username", "value": format!("svc-{t}-{s}"), "type": "string"},
                     {"key": "password", "value": format!("folder-secret-{t}-{s}"), "type": "string"}]});
@@ -116,7 +116,7 @@ fn request(i: usize, path: &str) -> Value {
         "request": request,
         "response": responses(i, method),
     });
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         item["event"] = json!([{"listen": "test", "script": {"type": "text/javascript", "exec": [
             "const body = pm.response.json();",
             format!("pm.test('item {i}', () => pm.expect(body.id).to.eql({i}));")]}}]);
@@ -161,7 +161,7 @@ fn responses(i: usize, method: &str) -> Value {
                        "owner": {"id": i % 17, "name": "Ann"}, "created_at": "2025-01-02T03:04:05Z"})
                  .to_string(),
     });
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         json!([ok, {"name": "404", "code": 404, "status": "Not Found",
                     "header": "Content-Type: text/plain", "body": "no such item"}])
     } else {
