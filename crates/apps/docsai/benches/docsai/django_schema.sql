@@ -1,8 +1,9 @@
 -- The schema Django 5.2 makes for docsai's old models (crates/apps/docsai/tests/django):
 -- `manage.py migrate` on an empty SQLite database, then every CREATE statement of
 -- sqlite_master (tables, then indexes). The docsai benchmark fills these tables itself.
--- Regenerate: DOCSAI_DB=/tmp/db.sqlite3 .venv/bin/python manage.py migrate (in tests/django),
--- then: sqlite3 /tmp/db.sqlite3 .schema (the order here: tables, then indexes, by name).
+-- Regenerate: in crates/apps/docsai/tests/django, with its requirements.txt installed,
+-- DOCSAI_DB=/tmp/db.sqlite3 python manage.py migrate -v0, then the `sql` column of
+-- sqlite_master (here ordered: tables, then indexes, by name; sqlite_sequence left out).
 
 CREATE TABLE "auth_group" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" varchar(150) NOT NULL UNIQUE);
 CREATE TABLE "auth_group_permissions" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "group_id" integer NOT NULL REFERENCES "auth_group" ("id") DEFERRABLE INITIALLY DEFERRED, "permission_id" integer NOT NULL REFERENCES "auth_permission" ("id") DEFERRABLE INITIALLY DEFERRED);

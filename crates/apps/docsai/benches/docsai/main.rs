@@ -22,8 +22,8 @@
 //! Each run starts fresh servers on fresh roots; the SQLite database is made once.
 //!
 //! ```text
-//! cargo bench -p bucketbase-docsai --bench docsai                   # 3 runs, ~2 min
-//! BENCH_QUICK=1 cargo bench -p bucketbase-docsai --bench docsai     # 1 run, smaller, < 1 min
+//! cargo bench -p bucketbase-docsai --bench docsai                   # 3 runs, ~4.5 min
+//! BENCH_QUICK=1 cargo bench -p bucketbase-docsai --bench docsai     # 1 run, smaller, ~12 s
 //! BENCH_RUNS=5 BENCH_N=500 ...            # runs; requests per append workload (1,000)
 //! BENCH_LIST_N=300                        # requests per list workload
 //! BENCH_VIEW=0                            # the materialized view off
