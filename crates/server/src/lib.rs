@@ -70,9 +70,22 @@ impl Default for ServerSettings {
     }
 }
 
-/// Everything a handler can reach.
+/// Everything a handler can reach: one shared value, so the clones axum makes of it (one
+/// per middleware layer and state extractor, on every request) cost one reference count,
+/// not one per field. Fields are read through `Deref` (`st.db`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Clone)]
+pub struct Shared {
     pub db: Arc<Database>,
     pub auth: Arc<dyn auth::IdentityProvider>,
     pub settings: Arc<ServerSettings>,
@@ -116,7 +129,7 @@ impl AppState {
             auth,
             settings.refresh_grace,
         ));
-        AppState {
+        AppState(Arc::new(Shared {
             db,
             auth,
             settings: Arc::new(settings),
@@ -129,7 +142,13 @@ impl AppState {
             revert_policy: None,
             feed_limits: Arc::default(),
             shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
-        }
+        }))
+    }
+
+    /// The shared value, to change while the state is being built (before serving, it
+    /// has no other owner; after, a change makes a copy).
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Reserves app names (`/api/v1/<app>/...` is theirs) as collection names. The CLI
@@ -138,13 +157,13 @@ impl AppState {
     pub fn with_app_names(mut self, names: &[&str]) -> Self {
         let mut reserved = self.reserved_names.as_ref().clone();
         reserved.extend(names.iter().map(|n| n.to_string()));
-        self.reserved_names = Arc::new(reserved);
+        self.shared_mut().reserved_names = Arc::new(reserved);
         self
     }
 
     /// Documents an app's routes in `/api/openapi.json` (OpenAPI path items by path).
     pub fn with_app_paths(mut self, paths: serde_json::Value) -> Self {
-        self.app_paths = Some(Arc::new(paths));
+        self.shared_mut().app_paths = Some(Arc::new(paths));
         self
     }
 
@@ -157,13 +176,13 @@ impl AppState {
 
     /// Lets an app decide about reverts of its changesets.
     pub fn with_revert_policy(mut self, policy: Arc<dyn routes::revert::RevertPolicy>) -> Self {
-        self.revert_policy = Some(policy);
+        self.shared_mut().revert_policy = Some(policy);
         self
     }
 
     /// Adds an app's facts to `auth` (see [`access::AuthContext`]).
     pub fn with_auth_context(mut self, context: Arc<dyn access::AuthContext>) -> Self {
-        self.auth_context = Some(context);
+        self.shared_mut().auth_context = Some(context);
         self
     }
 }
@@ -269,10 +288,11 @@ pub fn app_for(state: AppState, app: &dyn app::App) -> Router {
     if state.settings.require_role.is_none()
         && let Some(role) = app.require_role()
     {
-        state.settings = Arc::new(ServerSettings {
+        let settings = Arc::new(ServerSettings {
             require_role: Some(role),
             ..ServerSettings::clone(&state.settings)
         });
+        state.shared_mut().settings = settings;
     }
     app_with_pages(state, router, app.admin_pages())
 }
