@@ -51,26 +51,8 @@ pub fn render_item(
     };
     let prefix = format!("{}/{id}/{}/", def.name, path.join("/"));
     array.secrets.show(item, secrets, &prefix, key)?;
-    for sub in &array.subs {
-        let chain: Vec<String> = fields.iter().cloned().chain([sub.clone()]).collect();
-        let Some(sub_array) = def.nested_at(&chain) else {
-            continue;
-        };
-        if sub_array.secrets.is_empty() {
-            continue;
-        }
-        for sub_item in item
-            .get_mut(sub)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            let Some(sub_id) = sub_item.get("id").and_then(Value::as_str) else {
-                continue;
-            };
-            let at = format!("{prefix}{sub}/{sub_id}/");
-            sub_array.secrets.show(sub_item, secrets, &at, key)?;
-        }
-    }
+    def.each_secret_item_below(&fields, item, &prefix, &mut |fields, item, at| {
+        fields.show(item, secrets, at, key)
+    })?;
     Ok(())
 }

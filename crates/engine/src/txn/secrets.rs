@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::Txn;
 use crate::collection::definition::Compiled;
 use crate::collection::document::validation;
-use crate::collection::secret::{SealError, SecretFields};
+use crate::collection::secret::SealError;
 use crate::error::{Error, Result};
 use crate::names::RecordId;
 
@@ -54,30 +54,14 @@ impl Txn {
         };
         let key = self.ctx.secrets.as_deref();
         let prefix = format!("{}/{id}/{}/", def.name, path.join("/"));
-        let seal = |fields: &SecretFields, item: &mut Value, before: Option<&Value>, at: &str| {
-            fields
-                .seal(item, before, at, key)
-                .map_err(|e| sealing(def, e))
-        };
-        seal(&array.secrets, item, before, &prefix)?;
-        for sub in &array.subs {
-            let chain: Vec<String> = fields.iter().cloned().chain([sub.clone()]).collect();
-            let Some(sub_array) = def.nested_at(&chain).filter(|a| !a.secrets.is_empty()) else {
-                continue;
-            };
-            for sub_item in item
-                .get_mut(sub)
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                let Some(sub_id) = sub_item.get("id").and_then(Value::as_str) else {
-                    continue;
-                };
-                let at = format!("{prefix}{sub}/{sub_id}/");
-                seal(&sub_array.secrets, sub_item, None, &at)?;
-            }
-        }
+        array
+            .secrets
+            .seal(item, before, &prefix, key)
+            .map_err(|e| sealing(def, e))?;
+        def.each_secret_item_below(&fields, item, &prefix, &mut |fields, item, at| {
+            fields.seal(item, None, at, key)
+        })
+        .map_err(|e| sealing(def, e))?;
         Ok(())
     }
 }

@@ -203,6 +203,27 @@ impl Compiled {
         false
     }
 
+    /// Calls `f` for the items of the own arrays of one item (of the array at `fields`,
+    /// whose place starts with `prefix`, `collection/id/executions/<id>/`) that declare
+    /// secrets, as [`Self::each_secret_item`] does for a record.
+    pub fn each_secret_item_below<E>(
+        &self,
+        fields: &[String],
+        item: &mut Value,
+        prefix: &str,
+        f: &mut impl FnMut(&SecretFields, &mut Value, &str) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let Some(array) = self.nested_at(fields) else {
+            return Ok(());
+        };
+        for sub in &array.subs {
+            let chain: Vec<String> = fields.iter().cloned().chain([sub.clone()]).collect();
+            self.items
+                .each_secret_item(&chain, item.get_mut(sub), prefix, f)?;
+        }
+        Ok(())
+    }
+
     /// Calls `f` for every nested item of `doc` (two levels deep) whose array declares
     /// secrets, with those secrets, the item and the prefix a sealed value there is
     /// bound to (`collection/id/executions/<id>/logs/<id>/`).
