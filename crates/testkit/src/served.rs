@@ -130,4 +130,19 @@ impl Served {
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
+
+    /// Posts raw JSON bytes (a file, as an upload sends it) to `path` as `token`.
+    pub async fn post_bytes(&self, path: &str, token: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.at(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
 }

@@ -21,7 +21,7 @@ pub fn render(
     secrets: Secrets,
     key: Option<&SecretBox>,
 ) -> Result<Value> {
-    if let Some(def) = def {
+    if let Some(def) = def.filter(|d| d.has_secrets()) {
         let prefix = format!("{c}/{id}/");
         def.secrets.show(&mut value, secrets, &prefix, key)?;
         def.each_secret_item(id, &mut value, &mut |fields, item, at| {
@@ -45,6 +45,9 @@ pub fn render_item(
     secrets: Secrets,
     key: Option<&SecretBox>,
 ) -> Result<()> {
+    if !def.has_secrets() {
+        return Ok(());
+    }
     let fields: Vec<String> = path.iter().step_by(2).cloned().collect();
     let Some(array) = def.nested_at(&fields) else {
         return Ok(());

@@ -23,6 +23,9 @@ impl Txn {
         before: Option<&Value>,
         items: bool,
     ) -> Result<()> {
+        if !def.has_secrets() {
+            return Ok(());
+        }
         let key = self.ctx.secrets.as_deref();
         let prefix = format!("{}/{id}/", def.name);
         def.secrets
@@ -48,6 +51,9 @@ impl Txn {
         item: &mut Value,
         before: Option<&Value>,
     ) -> Result<()> {
+        if !def.has_secrets() {
+            return Ok(());
+        }
         let fields: Vec<String> = path.iter().step_by(2).cloned().collect();
         let Some(array) = def.nested_at(&fields) else {
             return Ok(());

@@ -53,24 +53,6 @@ fn shown(db: &Database, id: &RecordId, how: Secrets, key: &SecretBox) -> Value {
     render(def, &c, id, doc.value(), doc.version, how, Some(key)).unwrap()
 }
 
-async fn bucket_text(b: &Backend) -> String {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
-    let paths: Vec<_> = b
-        .store
-        .list(None)
-        .map_ok(|m| m.location)
-        .try_collect()
-        .await
-        .unwrap();
-    let mut out = String::new();
-    for p in paths {
-        let bytes = b.store.get(&p).await.unwrap().bytes().await.unwrap();
-        out.push_str(&String::from_utf8_lossy(&bytes));
-    }
-    out
-}
-
 #[tokio::test]
 async fn secrets_inside_objects_arrays_and_nested_items() {
     let b = Backend::local();
@@ -190,7 +172,7 @@ async fn secrets_inside_objects_arrays_and_nested_items() {
 
     // Nowhere in clear: log (records and audit), checkpoints, view.
     db.flush_view().await;
-    let bucket = bucket_text(&b).await;
+    let bucket = b.all_text().await;
     for s in [
         "pw-secret-1",
         "var-secret-2",

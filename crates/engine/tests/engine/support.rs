@@ -83,6 +83,26 @@ impl Backend {
         }
     }
 
+    /// Every object of the store (log, checkpoints, view) as text, concatenated: what a
+    /// secret must never be found in.
+    pub async fn all_text(&self) -> String {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let paths: Vec<_> = self
+            .store
+            .list(None)
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .unwrap();
+        let mut out = String::new();
+        for p in paths {
+            let bytes = self.store.get(&p).await.unwrap().bytes().await.unwrap();
+            out.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        out
+    }
+
     pub fn is_s3(&self) -> bool {
         self.name.starts_with("s3")
     }

@@ -199,20 +199,6 @@ pub struct PostmanRun {
     pub cli_again: f64,
 }
 
-async fn post_bytes(app: &Served, path: &str, token: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.at(path))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(bytes)
-        .send()
-        .await
-        .expect("the server answers");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// The import through HTTP (created, then the same file again: unchanged), then as
 /// another SuperAdmin through what `bucketbase import postman FILE --owner UUID` runs
 /// (`cli::import`: the file parsed, then one transaction of `api_collections::import`;
@@ -224,7 +210,7 @@ pub async fn postman(file: &[u8], requests: usize) -> PostmanRun {
         let bytes = file.to_vec();
         async move {
             let started = Instant::now();
-            let (status, body) = post_bytes(s, IMPORT, &token, bytes).await;
+            let (status, body) = s.post_bytes(IMPORT, &token, bytes).await;
             let took = ms(started.elapsed());
             assert_eq!(status, expect.0, "{body}");
             assert_eq!(body["data"]["outcome"], expect.1, "{body}");

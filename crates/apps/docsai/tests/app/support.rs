@@ -62,21 +62,6 @@ impl TestApp {
         b["data"].clone()
     }
 
-    /// Posts raw bytes (a Postman file) to `path`.
-    pub async fn post_bytes(&self, path: &str, token: &str, bytes: Vec<u8>) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.at(path))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
     /// Every file under the store root, as text (what someone reading the bucket sees).
     pub fn bucket_text(&self) -> String {
         let mut out = String::new();

@@ -155,6 +155,12 @@ impl Compiled {
         self.secrets.is_field(field)
     }
 
+    /// Does the collection declare any secret (own fields or nested items)? Reads and
+    /// writes of the others skip the secret walks altogether.
+    pub fn has_secrets(&self) -> bool {
+        !self.secrets.is_empty() || self.items.have_secrets()
+    }
+
     /// Are there secrets below the top level: inside an own field's value, or in
     /// nested items? (Their audit changes are masked wherever a sealed value shows.)
     pub fn has_deep_secrets(&self) -> bool {
