@@ -6,7 +6,7 @@
 //! | URL | store |
 //! |---|---|
 //! | `memory://` | `InMemory` (tests, benchmarks) |
-//! | `file:///abs/path` or a plain path | `LocalFileSystem`, fsync on |
+//! | `file:///abs/path` or a plain path | [`LocalStore`]: `LocalFileSystem`, fsync on |
 //! | `s3://bucket/prefix` | `AmazonS3` from the `AWS_*` environment |
 //!
 //! The commit protocol rests on one primitive, create-if-absent. Some S3 clones accept
@@ -16,19 +16,20 @@
 pub mod fault;
 mod keys;
 pub mod lane;
+mod local;
 pub mod metered;
 pub mod staging;
 
 use std::sync::Arc;
 
 use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 pub use keys::*;
+pub use local::LocalStore;
 
 use crate::clock::IdSource;
 use crate::error::{Error, Result};
@@ -103,8 +104,7 @@ impl StoreUrl {
                         format!("cannot create {}: {e}", path.display()),
                     )
                 })?;
-                let fs = LocalFileSystem::new_with_prefix(path)?.with_fsync(true);
-                Ok(Arc::new(fs))
+                Ok(Arc::new(LocalStore::new(path)?))
             }
             StoreUrl::S3 { bucket, prefix } => {
                 let endpoint = std::env::var("AWS_ENDPOINT_URL")
