@@ -28,6 +28,11 @@
 //! BENCH_VIEW=0 ...; BENCH_CHECKPOINT_EVERY=0 ...                    # without view; checkpoints
 //! ```
 //!
+//! Roots are made in the temp dir (`TMPDIR`). On ext4 without a journal, files removed in
+//! the last minutes slow the creation of files near them (docs/benchmarks.md, session 8):
+//! for figures that do not depend on what ran before, point `TMPDIR` at a new directory
+//! at the top of the filesystem (`mkdir /bench-1 && TMPDIR=/bench-1 cargo bench ...`).
+//!
 //! Timings are reported, never asserted.
 
 mod stats;
@@ -73,6 +78,11 @@ async fn main() {
          medians of {runs} runs [range], {n} requests per workload\n"
     );
     let mut all = All::default();
+    // Each run's root is removed only when the bench ends: on ext4 without a journal,
+    // the inodes a removal frees slow every file creation in their block group for up
+    // to 5 minutes (docs/benchmarks.md, session 8), so removing a run's 20,000 files
+    // would slow the next run's commits and view.
+    let mut done = Vec::with_capacity(runs);
     for round in 0..runs {
         let d = w::dataset().await;
         all.import.totals.push(d.import_ms);
@@ -81,8 +91,10 @@ async fn main() {
         }
         all.revert.totals.push(w::revert_import(&d).await);
         all.revert.view_lag.push(w::view_lag(&d).await);
+        done.push(d);
     }
     print(&all, only_import);
+    drop(done);
 }
 
 async fn one_run(d: &w::Dataset, n: usize, round: usize, all: &mut All) {
