@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -37,13 +37,14 @@ pub const CONSISTENCY: HeaderName = HeaderName::from_static("x-bucketbase-consis
 /// How long to wait between catch-up attempts while a request waits for a position.
 const POLL: Duration = Duration::from_millis(10);
 
-/// The middleware: honours the request headers, then stamps the answer.
-pub async fn consistency(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs the request: honours its headers, then stamps the answer (a part of
+/// [`crate::frame`]).
+pub async fn around(st: &AppState, req: Request, next: Next) -> Response {
     let wanted = match requested(&req) {
         Ok(wanted) => wanted,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = reach(&st, wanted).await {
+    if let Err(e) = reach(st, wanted).await {
         let mut response = e.into_response();
         if response.status() == StatusCode::SERVICE_UNAVAILABLE {
             response

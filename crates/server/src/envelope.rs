@@ -11,7 +11,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{CONTENT_TYPE, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,8 +43,8 @@ pub fn new_request_id() -> String {
         .to_string()
 }
 
-/// Gives every request an id (a sane incoming `X-Request-Id` is kept) and echoes it.
-pub async fn request_id(mut req: Request, next: Next) -> Response {
+/// Gives the request its id (a sane incoming `X-Request-Id` is kept); [`finish`] echoes it.
+pub fn assign_request_id(req: &mut Request) -> RequestId {
     let incoming = req
         .headers()
         .get(&REQUEST_ID)
@@ -57,28 +56,34 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
         .map(str::to_string);
-    let id = incoming.unwrap_or_else(new_request_id);
-    let request_id = RequestId(id.clone());
+    let request_id = RequestId(incoming.unwrap_or_else(new_request_id));
     req.extensions_mut().insert(request_id.clone());
-    let mut response = next.run(req).await;
+    request_id
+}
+
+/// Makes `response` what every answer is: an error in the envelope (handlers' errors and
+/// axum's own bare ones, see [`envelope_bare_errors`]) with the request's id, and the
+/// security headers.
+pub fn finish(response: Response, request_id: &RequestId) -> Response {
+    let mut response = envelope_bare_errors(response);
     if let Some(ErrorBody(error)) = response.extensions_mut().remove::<ErrorBody>() {
         let status = response.status();
         let mut headers = std::mem::take(response.headers_mut());
         headers.remove(CONTENT_TYPE);
         headers.remove(axum::http::header::CONTENT_LENGTH);
-        response = error_envelope(status, error, &request_id);
+        response = error_envelope(status, error, request_id);
         for (k, v) in headers.iter() {
             response.headers_mut().append(k, v.clone());
         }
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    response
+    security_headers(response)
 }
 
-/// Security headers on every response.
-pub async fn security_headers(mut response: Response) -> Response {
+/// Adds the security headers every answer carries.
+fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
         "x-content-type-options",
@@ -97,7 +102,7 @@ pub async fn security_headers(mut response: Response) -> Response {
 
 /// Wraps error responses that are not already JSON (axum's own 404/405/413/415...) in the
 /// error envelope.
-pub async fn envelope_bare_errors(response: Response) -> Response {
+fn envelope_bare_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

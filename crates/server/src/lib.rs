@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod error;
 pub mod feed;
 pub mod form;
+pub mod frame;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
@@ -230,7 +231,6 @@ fn app_with_pages(
 ) -> Router {
     let body_limit = state.settings.body_limit;
     let cors = cors(&state.settings.cors_origins);
-    let metrics = state.metrics.clone();
     // App routes (uploads) carry their own body limits.
     let generic = Router::new()
         .merge(routes::system::router())
@@ -251,23 +251,9 @@ fn app_with_pages(
         .fallback(routes::system::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            consistency::consistency,
+            frame::frame,
         ))
-        // A cookie session with an expired access token is refreshed on any request.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::renew::renew,
-        ))
-        .with_state(state)
-        .layer(axum::middleware::map_response(
-            envelope::envelope_bare_errors,
-        ))
-        .layer(axum::middleware::from_fn(envelope::request_id))
-        .layer(axum::middleware::map_response(envelope::security_headers))
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track_requests,
-        ));
+        .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),
         None => router,

@@ -13,12 +13,8 @@
 //!   `method="OTHER"`. No label carries a user, a token or a record.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use bucketbase_engine::metrics::{
     EngineMetrics, HistogramSnapshot, LATENCY_BUCKETS, StoreOpSnapshot,
 };
@@ -128,25 +124,6 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
-}
-
-/// Middleware counting every request into [`Metrics`] (see the module docs for labels).
-pub async fn track_requests(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let start = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    metrics.observe_request(
-        &method,
-        route.as_ref().map(MatchedPath::as_str),
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 fn method_label(method: &Method) -> &'static str {

@@ -26,11 +26,10 @@
 //! every unsafe request is still checked (header or same origin) by the extractor or the
 //! admin form before it acts. No token is ever logged.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{AuthError, Principal, cookies};
@@ -58,15 +57,20 @@ fn asks_identity(path: &str) -> bool {
             && path != "/admin/logout")
 }
 
-/// The middleware. See the module docs.
-pub async fn renew(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let set_cookies = renew_parts(&st, &mut parts).await;
-    let mut response = next.run(Request::from_parts(parts, body)).await;
-    for c in set_cookies {
+/// Renews the request's session if it needs it (a part of [`crate::frame`]): the
+/// cookies to set on its answer.
+pub async fn renew(st: &AppState, req: &mut Request) -> Vec<HeaderValue> {
+    let (mut parts, body) = std::mem::take(req).into_parts();
+    let set_cookies = renew_parts(st, &mut parts).await;
+    *req = Request::from_parts(parts, body);
+    set_cookies
+}
+
+/// Sets the renewed session's cookies on the answer.
+pub fn set_cookies(response: &mut Response, cookies: Vec<HeaderValue>) {
+    for c in cookies {
         response.headers_mut().append(SET_COOKIE, c);
     }
-    response
 }
 
 fn non_empty(parts: &Parts, name: &str) -> Option<String> {
