@@ -2,16 +2,13 @@
 //! protocol's create-if-absent, which publishes its file by a rename that refuses to
 //! replace (`renameat2` with `RENAME_NOREPLACE`) instead of a hard link and an unlink.
 //!
-//! Why: `LocalFileSystem` writes a staging file, links it to its key and unlinks the
-//! staging name, so every log entry frees an inode. On an ext4 filesystem without a
-//! journal (as on some cloud VMs), the allocator skips inodes freed in the last 5 to 300
-//! seconds (`recently_deleted`) and scans past each of them on every create in that
-//! block group: a commit's file creation then costs time in proportion to the commits of
-//! the last minutes (measured at 1.3 ms a create after a few thousand commits, against
-//! 5 µs when nothing was freed). Publishing by rename leaves nothing freed, and keeps
-//! each step that makes a write durable: the file is written and fsynced under a
-//! staging name (`key#N`, which `LocalFileSystem` lists as no object), renamed into place
-//! only if the key is free, then its directory is fsynced.
+//! `LocalFileSystem` writes a staging file, links it to its key and unlinks the staging
+//! name, so every log entry frees an inode. Publishing by rename frees nothing, makes one
+//! system call fewer and leaves the directory unchanged after its fsync, and keeps each
+//! step that makes a write durable: the file is written and fsynced under a staging name
+//! (`key#N`, which `LocalFileSystem` lists as no object), renamed into place only if the
+//! key is free, then its directory is fsynced. (On ext4 without a journal, freed inodes
+//! slow later file creations near them for minutes: decision 0024.)
 //!
 //! Where the filesystem cannot rename without replacing (`EINVAL`), the staging file is
 //! linked and unlinked as before. Everything else is `LocalFileSystem`'s own.
