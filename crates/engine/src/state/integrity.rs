@@ -382,12 +382,14 @@ impl Targets<'_> {
 /// defined collection without an audit event for it (a raw `put` instead of a record
 /// operation) is refused.
 fn check_audited(state: &State, txn: &TxnRecord) -> Result<()> {
-    let subjects: std::collections::HashSet<(&str, &str)> = txn
-        .audit
-        .iter()
-        .filter_map(|e| AuditEvent::header(e).ok())
-        .map(|h| (h.collection.unwrap_or(""), h.record_id.unwrap_or("")))
-        .collect();
+    let mut subjects: std::collections::HashSet<(&str, &str)> =
+        std::collections::HashSet::with_capacity(txn.audit.len());
+    subjects.extend(
+        txn.audit
+            .iter()
+            .filter_map(|e| AuditEvent::header(e).ok())
+            .map(|h| (h.collection.unwrap_or(""), h.record_id.unwrap_or(""))),
+    );
     for op in &txn.ops {
         if state.catalog.contains_key(&op.collection)
             && !subjects.contains(&(op.collection.as_str(), op.id.as_str()))
