@@ -42,8 +42,7 @@ impl State {
         // that carries it (`Op::value`), with the definition it passed then (`Op::checked`).
         let mut touched: Vec<(&CollectionName, &RecordId)> = Vec::with_capacity(txn.ops.len());
         let mut whole: Vec<bool> = Vec::with_capacity(txn.ops.len());
-        let mut given: Vec<Option<(&Value, Option<&Arc<Compiled>>)>> =
-            Vec::with_capacity(txn.ops.len());
+        let mut given: Vec<Option<Given<'_>>> = Vec::with_capacity(txn.ops.len());
         let mut seen: HashMap<(&CollectionName, &RecordId), usize> =
             HashMap::with_capacity(txn.ops.len());
         for op in &txn.ops {
@@ -357,6 +356,9 @@ impl State {
         }))
     }
 }
+
+/// A `put`'s document as its writer parsed it, and the definition it passed then.
+type Given<'a> = (&'a Value, Option<&'a Arc<Compiled>>);
 
 /// Reference targets as one transaction's checks read them: the documents it wrote
 /// whole (already parsed), and the others, parsed at most once.
