@@ -143,8 +143,9 @@ struct Staged {
     /// `doc` parsed, when the writer had it (a record operation) and it parses back
     /// exactly: handed to the committer with the `put` so it does not parse it again.
     value: Option<Arc<Value>>,
-    /// The definition `value` was validated against when staged (`Op::checked`).
-    checked: Option<Arc<Compiled>>,
+    /// The definition of the record operation that staged `value`: it is validated
+    /// against it when the transaction is handed over (`Txn::into_pending`).
+    def: Option<Arc<Compiled>>,
 }
 
 impl Staged {
@@ -270,7 +271,7 @@ impl Txn {
                 doc,
                 items: None,
                 value: None,
-                checked: None,
+                def: None,
             },
         );
     }
@@ -301,7 +302,7 @@ impl Txn {
                 doc: Some(doc),
                 items,
                 value: None,
-                checked: None,
+                def: None,
             },
         );
     }
@@ -526,10 +527,8 @@ impl Txn {
 
     /// [`Txn::put`] of a record of `def`'s collection whose document the caller shares
     /// (a record operation, which also hands it to the hooks). A document that parses
-    /// back from its text exactly (`Op::carries_exactly`) is validated against `def`
-    /// here, while it is at hand, and travels parsed to the committer, which neither
-    /// parses nor validates it again as long as the collection keeps this definition
-    /// (`State::apply_txn`). Any other is left to the committer.
+    /// back from its text exactly (`Op::carries_exactly`) travels parsed to the
+    /// committer, validated beforehand (see [`Txn::into_pending`]).
     pub(crate) fn put_shared(
         &mut self,
         def: &Arc<Compiled>,
@@ -538,16 +537,13 @@ impl Txn {
     ) -> Result<()> {
         let raw = self.checked_doc(&def.name, id, &doc)?;
         let exact = Op::carries_exactly(&doc);
-        if exact {
-            validate_doc(def, id, &doc)?;
-        }
         self.restage(
             &def.name,
             id,
             Staged {
                 doc: Some(raw),
                 items: None,
-                checked: exact.then(|| def.clone()),
+                def: exact.then(|| def.clone()),
                 value: exact.then_some(doc),
             },
         );
@@ -631,6 +627,13 @@ impl Txn {
         self.writes.is_empty() && self.audit.is_empty() && self.deferred.is_empty()
     }
 
+    /// The finished transaction as the committer takes it. Each document that travels
+    /// parsed is validated here, against the definition its record operation used, by
+    /// the caller's thread rather than the committer's (which serializes every commit):
+    /// the committer trusts a document that passed for as long as its collection keeps
+    /// that very definition (`State::apply_txn`). One that fails is simply not marked,
+    /// and the committer finds it, reporting the same error in the same order as for
+    /// any other (so an app's own checks after a record operation still answer first).
     pub(crate) fn into_pending(self, id: Uuid) -> PendingTxn {
         let meta = &self.meta;
         let reads = self
@@ -648,9 +651,14 @@ impl Txn {
         for ((collection, id), staged) in self.writes {
             match (staged.items, staged.value) {
                 (Some(items), _) => ops.extend(items),
-                (None, Some(value)) => ops.push(
-                    Op::whole(collection, id, staged.doc).with_checked_value(value, staged.checked),
-                ),
+                (None, Some(value)) => {
+                    let checked = staged
+                        .def
+                        .filter(|def| validate_doc(def, &id, &value).is_ok());
+                    ops.push(
+                        Op::whole(collection, id, staged.doc).with_checked_value(value, checked),
+                    );
+                }
                 (None, None) => ops.push(Op::whole(collection, id, staged.doc)),
             }
         }

@@ -1,7 +1,8 @@
-//! Documents are validated against their collection's schema and checks when a record
-//! operation stages them, and again at commit whenever that first check may no longer
-//! hold: a document that does not travel parsed, a write that is not a record operation,
-//! or a definition that changed in between.
+//! Documents written by record operations are validated against their collection's
+//! schema and checks when the transaction is handed to the committer, and again at commit
+//! whenever that first check failed or may no longer hold: a document that does not
+//! travel parsed, a write that is not a record operation, or a definition that changed
+//! in between. Whichever check finds it, the answer is the committer's.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -91,7 +92,7 @@ const NOTES: &str =
     "name = \"notes\"\n[schema]\ntype = \"object\"\nproperties.title = { type = \"string\" }\n";
 const SHORT_NOTES: &str = "name = \"notes\"\n[schema]\ntype = \"object\"\nproperties.title = { type = \"string\", maxLength = 3 }\n";
 
-/// A record operation validates its document against the definition of its snapshot;
+/// A record operation's document is validated against the definition of its snapshot;
 /// the committer trusts that only while the collection keeps that very definition. Here
 /// a stricter one is committed while the transaction is being staged (which reads
 /// nothing the definition changes, so it is not re-run): the commit refuses it.
