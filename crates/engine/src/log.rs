@@ -124,9 +124,10 @@ pub struct Op {
     /// point numbers, whose parse of `doc` is exactly this value (`Op::with_value`).
     #[serde(skip)]
     pub value: Option<Arc<serde_json::Value>>,
-    /// The definition `value` passed (schema and `check` expressions) when it was staged
-    /// (never stored): the committer validates it again only if its collection is no
-    /// longer defined by exactly this compiled definition (`State::apply_txn`).
+    /// The definition `value` passed (schema and `check` expressions) before it reached
+    /// the committer (`Txn::into_pending`; never stored): the committer validates it
+    /// again only if its collection is no longer defined by exactly this compiled
+    /// definition (`State::apply_txn`).
     #[serde(skip)]
     pub checked: Option<Arc<crate::collection::definition::Compiled>>,
 }
@@ -176,7 +177,7 @@ impl Op {
     }
 
     /// This `put` carrying `value`, which the caller knows parses back from `doc`
-    /// exactly ([`Op::carries_exactly`]), and the definition it passed when staged.
+    /// exactly ([`Op::carries_exactly`]), and the definition it passed ([`Op::checked`]).
     pub(crate) fn with_checked_value(
         mut self,
         value: Arc<serde_json::Value>,

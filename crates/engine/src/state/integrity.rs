@@ -115,8 +115,8 @@ impl State {
                 None => (std::borrow::Cow::Owned(read(&doc, partial[i])), None),
             };
             if !redefined.contains(c) {
-                // A document validated when staged, against the very definition the
-                // collection has now, is not validated again (the value is shared and
+                // A document validated before the commit, against the very definition
+                // the collection has now, is not validated again (the value is shared and
                 // immutable; any other definition, even an equal one, re-checks it).
                 let current = checked.is_some_and(|checked| Arc::ptr_eq(checked, &def));
                 if mode == Mode::Validate && !current {
