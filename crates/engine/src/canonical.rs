@@ -26,7 +26,7 @@ pub fn to_canonical_raw(value: &Value) -> Box<RawValue> {
 
 /// Writes into a byte buffer (strings and numbers by serde_json's own writer, without
 /// a string allocated per value: documents are written on every staged change).
-fn write_value(value: &Value, out: &mut Vec<u8>) {
+pub(crate) fn write_value(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
@@ -61,7 +61,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-fn write_str(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, s).expect("strings always serialize");
 }
 

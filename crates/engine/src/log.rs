@@ -124,6 +124,12 @@ pub struct Op {
     /// point numbers, whose parse of `doc` is exactly this value (`Op::with_value`).
     #[serde(skip)]
     pub value: Option<Arc<serde_json::Value>>,
+    /// The definition `value` passed (schema and `check` expressions) before it reached
+    /// the committer (`Txn::into_pending`; never stored): the committer validates it
+    /// again only if its collection is no longer defined by exactly this compiled
+    /// definition (`State::apply_txn`).
+    #[serde(skip)]
+    pub checked: Option<Arc<crate::collection::definition::Compiled>>,
 }
 
 impl Op {
@@ -145,6 +151,7 @@ impl Op {
             keep: None,
             path: None,
             value: None,
+            checked: None,
         }
     }
 
@@ -152,17 +159,33 @@ impl Op {
     /// gives exactly `value` back (no floating point number in it: serde_json reads
     /// those back to the nearest double, not always the same one).
     pub fn with_value(mut self, value: Arc<serde_json::Value>) -> Op {
-        fn exact(v: &serde_json::Value) -> bool {
-            match v {
-                serde_json::Value::Number(n) => !n.is_f64(),
-                serde_json::Value::Array(items) => items.iter().all(exact),
-                serde_json::Value::Object(map) => map.values().all(exact),
-                _ => true,
-            }
-        }
-        if self.op == OpKind::Put && exact(&value) {
+        if self.op == OpKind::Put && Op::carries_exactly(&value) {
             self.value = Some(value);
         }
+        self
+    }
+
+    /// Whether `value` parses back from its text exactly (no floating point number in
+    /// it): only such a value may travel with its `put` ([`Op::with_value`]).
+    pub fn carries_exactly(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(n) => !n.is_f64(),
+            serde_json::Value::Array(items) => items.iter().all(Op::carries_exactly),
+            serde_json::Value::Object(map) => map.values().all(Op::carries_exactly),
+            _ => true,
+        }
+    }
+
+    /// This `put` carrying `value`, which the caller knows parses back from `doc`
+    /// exactly ([`Op::carries_exactly`]), and the definition it passed ([`Op::checked`]).
+    pub(crate) fn with_checked_value(
+        mut self,
+        value: Arc<serde_json::Value>,
+        checked: Option<Arc<crate::collection::definition::Compiled>>,
+    ) -> Op {
+        debug_assert!(self.op == OpKind::Put && Op::carries_exactly(&value));
+        self.value = Some(value);
+        self.checked = checked;
         self
     }
 
@@ -205,6 +228,7 @@ impl Op {
             op,
             path: Some(path),
             value: None,
+            checked: None,
         }
     }
 }

@@ -133,6 +133,14 @@ impl Doc {
     /// same document), with the arrays of `shape` split out: no parse, and the whole
     /// text is kept for the first read.
     fn from_parsed(version: Seq, body: Arc<RawValue>, value: &Value, shape: &Shape) -> Doc {
+        if !shape
+            .arrays()
+            .any(|(field, _)| value.get(field).is_some_and(Value::is_array))
+        {
+            // Nothing to split out (a task without a checklist): its own fields are the
+            // whole text, as `from_value` would write them again.
+            return Doc::whole(version, body);
+        }
         let doc = Doc::from_value(version, value.clone(), shape);
         if doc.arrays.is_some() {
             let _ = doc.whole.set(body);

@@ -39,10 +39,10 @@ impl State {
         // operations to one record: a put and item operations, or many appends).
         // `whole[i]`: some op writes (or removes) the `touched[i]` record whole;
         // `given[i]`: its document as the writer parsed it, when its one op is a `put`
-        // that carries it (`Op::value`).
+        // that carries it (`Op::value`), with the definition it passed then (`Op::checked`).
         let mut touched: Vec<(&CollectionName, &RecordId)> = Vec::with_capacity(txn.ops.len());
         let mut whole: Vec<bool> = Vec::with_capacity(txn.ops.len());
-        let mut given: Vec<Option<&Value>> = Vec::with_capacity(txn.ops.len());
+        let mut given: Vec<Option<Given<'_>>> = Vec::with_capacity(txn.ops.len());
         let mut seen: HashMap<(&CollectionName, &RecordId), usize> =
             HashMap::with_capacity(txn.ops.len());
         for op in &txn.ops {
@@ -51,7 +51,7 @@ impl State {
                 first = true;
                 touched.push((&op.collection, &op.id));
                 whole.push(false);
-                given.push(op.value.as_deref());
+                given.push(op.value.as_deref().map(|v| (v, op.checked.as_ref())));
                 touched.len() - 1
             });
             if !first {
@@ -110,12 +110,16 @@ impl State {
                 news.push(None);
                 continue;
             };
-            let value = match given[i] {
-                Some(value) => std::borrow::Cow::Borrowed(value),
-                None => std::borrow::Cow::Owned(read(&doc, partial[i])),
+            let (value, checked) = match given[i] {
+                Some((value, checked)) => (std::borrow::Cow::Borrowed(value), checked),
+                None => (std::borrow::Cow::Owned(read(&doc, partial[i])), None),
             };
             if !redefined.contains(c) {
-                if mode == Mode::Validate {
+                // A document validated before the commit, against the very definition
+                // the collection has now, is not validated again (the value is shared and
+                // immutable; any other definition, even an equal one, re-checks it).
+                let current = checked.is_some_and(|checked| Arc::ptr_eq(checked, &def));
+                if mode == Mode::Validate && !current {
                     validate_doc(&def, id, &value)?;
                 }
                 let keys = RecordKeys::of(&def, &value)?;
@@ -353,6 +357,9 @@ impl State {
     }
 }
 
+/// A `put`'s document as its writer parsed it, and the definition it passed then.
+type Given<'a> = (&'a Value, Option<&'a Arc<Compiled>>);
+
 /// Reference targets as one transaction's checks read them: the documents it wrote
 /// whole (already parsed), and the others, parsed at most once.
 #[derive(Default)]
@@ -377,12 +384,14 @@ impl Targets<'_> {
 /// defined collection without an audit event for it (a raw `put` instead of a record
 /// operation) is refused.
 fn check_audited(state: &State, txn: &TxnRecord) -> Result<()> {
-    let subjects: BTreeSet<(&str, &str)> = txn
-        .audit
-        .iter()
-        .filter_map(|e| AuditEvent::header(e).ok())
-        .map(|h| (h.collection.unwrap_or(""), h.record_id.unwrap_or("")))
-        .collect();
+    let mut subjects: std::collections::HashSet<(&str, &str)> =
+        std::collections::HashSet::with_capacity(txn.audit.len());
+    subjects.extend(
+        txn.audit
+            .iter()
+            .filter_map(|e| AuditEvent::header(e).ok())
+            .map(|h| (h.collection.unwrap_or(""), h.record_id.unwrap_or(""))),
+    );
     for op in &txn.ops {
         if state.catalog.contains_key(&op.collection)
             && !subjects.contains(&(op.collection.as_str(), op.id.as_str()))

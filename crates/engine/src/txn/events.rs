@@ -5,7 +5,6 @@ use serde_json::{Map, Value, json};
 
 use super::Txn;
 use super::hooks::Action;
-use crate::canonical::to_canonical_raw;
 use crate::collection::created::{self, UNDIFFED_FIELDS};
 use crate::collection::definition::Compiled;
 use crate::collection::event::AuditEvent;
@@ -61,12 +60,8 @@ impl Txn {
                 "a create event stored by reference must read back as the diff"
             );
             let event = self.audit_event(def.name.as_str(), id.as_str(), action, Value::Null);
-            let mut stored = serde_json::to_value(&event).expect("an audit event serializes");
-            if let Some(map) = stored.as_object_mut() {
-                map.remove("changes");
-                map.insert(created::CHANGES_FROM_PUT.into(), descriptor);
-            }
-            self.audit_created(&def.name, id, to_canonical_raw(&stored));
+            let stored = event.to_raw_with(created::CHANGES_FROM_PUT, &descriptor);
+            self.audit_created(&def.name, id, stored);
             return;
         }
         let changes = diff(def, before, after);

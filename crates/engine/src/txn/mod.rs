@@ -31,7 +31,9 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::canonical::to_canonical_raw;
+use crate::collection::definition::Compiled;
 use crate::collection::event::{AuditEvent, Source};
+use crate::collection::integrity::validate_doc;
 use crate::collection::keys::SortKey;
 use crate::error::{Error, Result};
 use crate::log::{ENTRY_OVERHEAD, Op, Read, TxnRecord, json_len};
@@ -138,9 +140,12 @@ pub struct Txn {
 struct Staged {
     doc: Option<Arc<RawValue>>,
     items: Option<Vec<Op>>,
-    /// `doc` parsed, when the writer had it (a record operation): handed to the
-    /// committer with the `put` (`Op::with_value`) so it does not parse it again.
+    /// `doc` parsed, when the writer had it (a record operation) and it parses back
+    /// exactly: handed to the committer with the `put` so it does not parse it again.
     value: Option<Arc<Value>>,
+    /// The definition of the record operation that staged `value`: it is validated
+    /// against it when the transaction is handed over (`Txn::into_pending`).
+    def: Option<Arc<Compiled>>,
 }
 
 impl Staged {
@@ -266,6 +271,7 @@ impl Txn {
                 doc,
                 items: None,
                 value: None,
+                def: None,
             },
         );
     }
@@ -296,6 +302,7 @@ impl Txn {
                 doc: Some(doc),
                 items,
                 value: None,
+                def: None,
             },
         );
     }
@@ -319,6 +326,16 @@ impl Txn {
             }
         }
         self.staged_bytes += added;
+    }
+
+    /// This transaction's staged writes of one collection, in id order.
+    fn staged_in<'a>(
+        &'a self,
+        collection: &'a CollectionName,
+    ) -> impl Iterator<Item = (&'a (CollectionName, RecordId), &'a Staged)> + 'a {
+        self.writes
+            .range((collection.clone(), RecordId::least())..)
+            .take_while(move |((c, _), _)| c == collection)
     }
 
     /// Whether this transaction writes `collection/id` as a whole document (a `put`).
@@ -450,10 +467,8 @@ impl Txn {
                 .def
                 .index;
             let mut index = StagedIndex::new();
-            for ((c, id), staged) in &self.writes {
-                if c == collection
-                    && let Some(raw) = &staged.doc
-                {
+            for ((_, id), staged) in self.staged_in(collection) {
+                if let Some(raw) = &staged.doc {
                     let doc: Value = serde_json::from_str(raw.get())
                         .map_err(|e| Error::corrupt("staged document", e))?;
                     stage_keys(&mut index, fields, id, &doc);
@@ -491,13 +506,13 @@ impl Txn {
                     .collect()
             })
             .unwrap_or_default();
-        for ((c, id), staged) in &self.writes {
-            if c == collection {
-                match &staged.doc {
-                    Some(body) => out.insert(id.clone(), body.clone()),
-                    None => out.remove(id),
-                };
-            }
+        // Only this collection's staged writes (an import's hooks scan the templates
+        // once per booking, with thousands of other records staged).
+        for ((_, id), staged) in self.staged_in(collection) {
+            match &staged.doc {
+                Some(body) => out.insert(id.clone(), body.clone()),
+                None => out.remove(id),
+            };
         }
         out.into_iter().collect()
     }
@@ -510,22 +525,26 @@ impl Txn {
         Ok(())
     }
 
-    /// [`Txn::put`] of a document the caller shares (a record operation, which also
-    /// hands it to the hooks): the committer gets it parsed.
+    /// [`Txn::put`] of a record of `def`'s collection whose document the caller shares
+    /// (a record operation, which also hands it to the hooks). A document that parses
+    /// back from its text exactly (`Op::carries_exactly`) travels parsed to the
+    /// committer, validated beforehand (see [`Txn::into_pending`]).
     pub(crate) fn put_shared(
         &mut self,
-        collection: &CollectionName,
+        def: &Arc<Compiled>,
         id: &RecordId,
         doc: Arc<Value>,
     ) -> Result<()> {
-        let raw = self.checked_doc(collection, id, &doc)?;
+        let raw = self.checked_doc(&def.name, id, &doc)?;
+        let exact = Op::carries_exactly(&doc);
         self.restage(
-            collection,
+            &def.name,
             id,
             Staged {
                 doc: Some(raw),
                 items: None,
-                value: Some(doc),
+                def: exact.then(|| def.clone()),
+                value: exact.then_some(doc),
             },
         );
         Ok(())
@@ -608,6 +627,13 @@ impl Txn {
         self.writes.is_empty() && self.audit.is_empty() && self.deferred.is_empty()
     }
 
+    /// The finished transaction as the committer takes it. Each document that travels
+    /// parsed is validated here, against the definition its record operation used, by
+    /// the caller's thread rather than the committer's (which serializes every commit):
+    /// the committer trusts a document that passed for as long as its collection keeps
+    /// that very definition (`State::apply_txn`). One that fails is simply not marked,
+    /// and the committer finds it, reporting the same error in the same order as for
+    /// any other (so an app's own checks after a record operation still answer first).
     pub(crate) fn into_pending(self, id: Uuid) -> PendingTxn {
         let meta = &self.meta;
         let reads = self
@@ -626,7 +652,12 @@ impl Txn {
             match (staged.items, staged.value) {
                 (Some(items), _) => ops.extend(items),
                 (None, Some(value)) => {
-                    ops.push(Op::whole(collection, id, staged.doc).with_value(value));
+                    let checked = staged
+                        .def
+                        .filter(|def| validate_doc(def, &id, &value).is_ok());
+                    ops.push(
+                        Op::whole(collection, id, staged.doc).with_checked_value(value, checked),
+                    );
                 }
                 (None, None) => ops.push(Op::whole(collection, id, staged.doc)),
             }

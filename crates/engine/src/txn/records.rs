@@ -312,7 +312,7 @@ impl Txn {
     /// Seals secrets, stages the write, records the audit event and the change.
     pub(super) fn store(
         &mut self,
-        def: &Compiled,
+        def: &Arc<Compiled>,
         id: &RecordId,
         before: Option<Value>,
         mut after: Value,
@@ -331,7 +331,7 @@ impl Txn {
         if arrays_kept && !keep.is_empty() {
             self.put_keeping(&def.name, id, &after, keep)?;
         } else {
-            self.put_shared(&def.name, id, after.clone())?;
+            self.put_shared(def, id, after.clone())?;
         }
         self.event(def, id, action, before.as_ref(), Some(&*after));
         self.changes.push(Change {

@@ -18,3 +18,4 @@ mod revert;
 mod secrets;
 mod support;
 mod tamper;
+mod validation;

@@ -293,10 +293,12 @@ impl NestedArrays {
                 });
             }
             let own = own_item_fields(item, &array.subs);
-            errors.extend(array.schema.iter_errors(&own).map(|e| FieldError {
-                path: format!("{at}/{i}{}", e.instance_path()),
-                message: e.to_string(),
-            }));
+            if !array.schema.is_valid(&own) {
+                errors.extend(array.schema.iter_errors(&own).map(|e| FieldError {
+                    path: format!("{at}/{i}{}", e.instance_path()),
+                    message: e.to_string(),
+                }));
+            }
             for sub in &array.subs {
                 let chain: Vec<String> = fields.iter().cloned().chain([sub.clone()]).collect();
                 self.validate_items(&chain, item.get(sub), &format!("{at}/{i}/{sub}"), errors);
