@@ -1,6 +1,7 @@
 //! Support shared by the workspace's tests and benchmarks, so that no test reaches into
 //! another crate's test tree with `#[path]`. Only ever a dev-dependency.
 //!
+//! - [`bench`]: percentiles, medians over runs and the view's lag, for the apps' benches.
 //! - [`django`]: the test venv's Django, and a database a Django project makes.
 //! - [`process`]: `bucketbase serve` as a child process on a root, with an HTTP client.
 //! - [`fake_identity`]: a fake appointment360 GraphQL identity service.
@@ -14,6 +15,7 @@
 
 #[cfg(feature = "aristay")]
 pub mod aristay;
+pub mod bench;
 pub mod django;
 pub mod fake_identity;
 pub mod fake_jwks;
