@@ -42,7 +42,7 @@
 //! | `BENCH_CONNS` | 1,32 | connection counts |
 //! | `BENCH_RECORDS` | 10000 | seeded records |
 //! | `BENCH_SERVER_THREADS` | the CPU count | server runtime worker threads |
-//! | `BENCH_DIR` | the temp dir | where store roots are made (make it a real disk) |
+//! | `BENCH_DIR` | the temp dir | where store roots are made (a real disk; a new top-level directory for figures that do not depend on what ran before: docs/benchmarks.md, session 8) |
 //! | `BENCH_VIEW` | 1 | 0 turns the materialized view off (to see what it costs) |
 //! | `BENCH_CHECKPOINT_EVERY` | 1000 | log entries between checkpoints (0 = none) |
 
@@ -105,6 +105,7 @@ fn main() {
     print_header();
     // Create throughput (per connection count) sizes the delete pools.
     let mut create_rate: Vec<(usize, f64)> = Vec::new();
+    let mut roots = Vec::new();
     for scenario in Scenario::ALL {
         if !sections.is_empty() && !sections.iter().any(|s| s == scenario.arg()) {
             continue;
@@ -141,9 +142,10 @@ fn main() {
             if cfg.view && matches!(scenario, Scenario::Create | Scenario::Delete) {
                 server.print_view_cost();
             }
-            server_rt.block_on(server.close());
+            roots.push(server_rt.block_on(server.close()));
         }
     }
+    drop(roots);
     println!();
     for scenario in Scenario::ALL {
         println!("target {:<8} {}", scenario.arg(), scenario.target());
@@ -208,7 +210,7 @@ struct Server {
     addr: SocketAddr,
     token: String,
     serve: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -270,7 +272,7 @@ impl Server {
             addr,
             token,
             serve,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -311,9 +313,13 @@ impl Server {
     }
 
     /// Stops serving (connections still open finish on their own) and removes the root.
-    async fn close(self) {
+    /// Stops serving; the root is handed back, to be removed when the bench ends (on
+    /// ext4 without a journal, removed files slow file creation near them for minutes:
+    /// docs/benchmarks.md, session 8, so removing a row's root would slow the next row).
+    async fn close(self) -> tempfile::TempDir {
         self.db.flush_view().await;
         self.serve.abort();
+        self.dir
     }
 }
 
