@@ -29,7 +29,7 @@ pub async fn frame(State(st): State<AppState>, mut req: Request, next: Next) -> 
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let request_id = envelope::assign_request_id(&mut req);
-    let cookies = auth::renew::renew(&st, &mut req).await;
+    let (req, cookies) = auth::renew::renew(&st, req).await;
     let mut response = consistency::around(&st, req, next).await;
     auth::renew::set_cookies(&mut response, cookies);
     let response = envelope::finish(response, &request_id);

@@ -17,7 +17,7 @@
 //! which also flushed every other program's dirty data and took the journal for as long.
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -27,8 +27,8 @@ use crate::error::Result;
 use crate::metrics::EngineMetrics;
 use crate::names::{CollectionName, RecordId};
 use crate::state::State;
-use crate::store::doc_view_path;
 use crate::store::lane::{LocalRoot, local_error, start_writeback, wait_writeback};
+use crate::store::{doc_view_path, staging};
 
 use super::render_doc;
 
@@ -153,35 +153,20 @@ fn write_chunk(
 
 /// Writes `bytes` to a new staging file beside `path` and starts its writeback.
 fn stage(path: &Path, bytes: &[u8]) -> io::Result<(File, PathBuf)> {
-    let mut n = 1u32;
-    let mut made_dirs = false;
-    loop {
-        let mut staging = path.as_os_str().to_owned();
-        staging.push(format!("#{n}"));
-        let staging = PathBuf::from(staging);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&staging)
-        {
-            Ok(mut file) => {
-                let written = file.write_all(bytes).and_then(|()| start_writeback(&file));
-                if let Err(e) = written {
-                    let _ = std::fs::remove_file(&staging);
-                    return Err(e);
-                }
-                return Ok((file, staging));
+    let (mut file, staging) = match staging::create(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !made_dirs => {
-                made_dirs = true;
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-            }
-            Err(e) => return Err(e),
+            staging::create(path)?
         }
+        staged => staged?,
+    };
+    if let Err(e) = file.write_all(bytes).and_then(|()| start_writeback(&file)) {
+        let _ = std::fs::remove_file(&staging);
+        return Err(e);
     }
+    Ok((file, staging))
 }
 
 /// Waits for a staged file's data to be written, then renames it into place.

@@ -146,10 +146,17 @@ fn lower_priority() -> std::io::Result<()> {
 pub(crate) fn local_error(
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> crate::error::Error {
-    crate::error::Error::Store(object_store::Error::Generic {
+    crate::error::Error::Store(store_error(e))
+}
+
+/// A local write's failure as `object_store` reports its own.
+pub(crate) fn store_error(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> object_store::Error {
+    object_store::Error::Generic {
         store: "LocalFileSystem",
         source: Box::new(e),
-    })
+    }
 }
 
 /// A large file is written in steps of this many bytes, each pushed to the device and
@@ -163,11 +170,8 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut staging = path.as_os_str().to_owned();
-    staging.push("#1");
-    let staging = PathBuf::from(staging);
+    let (mut file, staging) = super::staging::create(path)?;
     let written = (|| {
-        let mut file = File::create(&staging)?;
         for step in bytes.chunks(PACE_BYTES) {
             file.write_all(step)?;
             wait_writeback(&file)?;

@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::{self, ErrorKind, Write};
 use std::ops::Range;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,6 +27,8 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
+
+use super::lane::store_error;
 
 /// The local root's store; see the module docs.
 #[derive(Debug)]
@@ -59,7 +61,7 @@ enum Created {
 
 /// Writes `payload` at `path` unless a file is there, durably; see the module docs.
 fn create(path: &FsPath, payload: &PutPayload) -> io::Result<Created> {
-    let (mut file, staging) = match new_staging(path) {
+    let (mut file, staging) = match super::staging::create(path) {
         Ok(staged) => staged,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Created::NoDirectory),
         Err(e) => return Err(e),
@@ -85,27 +87,6 @@ fn create(path: &FsPath, payload: &PutPayload) -> io::Result<Created> {
         let _ = std::fs::remove_file(&staging);
     }
     published
-}
-
-/// A new staging file beside `path`: `path#1`, or the next free number (a concurrent
-/// writer of the same key, in this process or another, stages under its own).
-fn new_staging(path: &FsPath) -> io::Result<(File, PathBuf)> {
-    for n in 1u32.. {
-        let mut staging = path.as_os_str().to_owned();
-        staging.push(format!("#{n}"));
-        let staging = PathBuf::from(staging);
-        match File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&staging)
-        {
-            Ok(file) => return Ok((file, staging)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("no free staging name"))
 }
 
 /// Moves `staging` to `path` if nothing is there: `false` when something is.
@@ -137,8 +118,8 @@ fn link(staging: &FsPath, path: &FsPath) -> io::Result<bool> {
     }
 }
 
-/// The entity tag `LocalFileSystem` gives the same file (inode, modification time in
-/// microseconds and size), so a put's answer and a later head agree.
+/// The entity tag `LocalFileSystem` gives the same file (inode, 0 where there is none,
+/// modification time in microseconds and size), so a put's answer and a later head agree.
 fn e_tag(metadata: &std::fs::Metadata) -> String {
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(metadata);
@@ -151,11 +132,7 @@ fn e_tag(metadata: &std::fs::Metadata) -> String {
         .unwrap_or_default()
         .as_micros();
     let size = metadata.len();
-    if inode == 0 {
-        format!("\"{mtime:x}-{size:x}\"")
-    } else {
-        format!("\"{inode:x}-{mtime:x}-{size:x}\"")
-    }
+    format!("\"{inode:x}-{mtime:x}-{size:x}\"")
 }
 
 #[async_trait]
@@ -173,10 +150,7 @@ impl ObjectStore for LocalStore {
         let staged = payload.clone();
         let created = tokio::task::spawn_blocking(move || create(&path, &staged))
             .await
-            .map_err(|e| object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            })?;
+            .map_err(store_error)?;
         match created {
             Ok(Created::Done(result)) => Ok(result),
             Ok(Created::Exists) => Err(object_store::Error::AlreadyExists {
@@ -184,10 +158,7 @@ impl ObjectStore for LocalStore {
                 source: "the key exists".into(),
             }),
             Ok(Created::NoDirectory) => self.fs.put_opts(location, payload, opts).await,
-            Err(e) => Err(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            }),
+            Err(e) => Err(store_error(e)),
         }
     }
 

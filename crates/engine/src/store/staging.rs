@@ -1,4 +1,5 @@
-//! Sweeping the staging files a crash leaves on a local root.
+//! Staging files on a local root: making one ([`create`]), and sweeping those a crash
+//! leaves.
 //!
 //! `LocalFileSystem` writes every object to a staging file beside it (`_log/N.json#1`)
 //! and then links or renames it into place. A process killed in between leaves the staging
@@ -7,8 +8,32 @@
 //! a write in flight in another process on the same root). It runs once per open, in the
 //! background, and touches nothing but files named `<name>#<digits>`.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+/// A new staging file beside `path`, open for writing: `path#1`, or the next free number
+/// (a concurrent writer of the same key, in this process or another, stages under its
+/// own). `NotFound` when `path`'s directory does not exist.
+pub fn create(path: &Path) -> io::Result<(File, PathBuf)> {
+    for n in 1u32.. {
+        let mut staging = path.as_os_str().to_owned();
+        staging.push(format!("#{n}"));
+        let staging = PathBuf::from(staging);
+        match File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+        {
+            Ok(file) => return Ok((file, staging)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free staging name"))
+}
 
 /// Staging files older than this are left over from a crash.
 pub const STAGING_MAX_AGE: Duration = Duration::from_secs(60);

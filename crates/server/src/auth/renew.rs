@@ -58,12 +58,11 @@ fn asks_identity(path: &str) -> bool {
 }
 
 /// Renews the request's session if it needs it (a part of [`crate::frame`]): the
-/// cookies to set on its answer.
-pub async fn renew(st: &AppState, req: &mut Request) -> Vec<HeaderValue> {
-    let (mut parts, body) = std::mem::take(req).into_parts();
+/// request as it goes on, and the cookies to set on its answer.
+pub async fn renew(st: &AppState, req: Request) -> (Request, Vec<HeaderValue>) {
+    let (mut parts, body) = req.into_parts();
     let set_cookies = renew_parts(st, &mut parts).await;
-    *req = Request::from_parts(parts, body);
-    set_cookies
+    (Request::from_parts(parts, body), set_cookies)
 }
 
 /// Sets the renewed session's cookies on the answer.
