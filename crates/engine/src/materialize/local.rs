@@ -27,8 +27,8 @@ use crate::error::Result;
 use crate::metrics::EngineMetrics;
 use crate::names::{CollectionName, RecordId};
 use crate::state::State;
+use crate::store::doc_view_path;
 use crate::store::lane::{LocalRoot, local_error, start_writeback, wait_writeback};
-use crate::store::{doc_view_path, staging};
 
 use super::render_doc;
 
@@ -113,13 +113,14 @@ pub(super) fn write_files(
     let mut files = files.into_iter().peekable();
     while files.peek().is_some() {
         let chunk: Vec<_> = files.by_ref().take(CHUNK).collect();
-        results.extend(write_chunk(chunk, &mut dirs));
+        results.extend(write_chunk(view, chunk, &mut dirs));
     }
     view.unsynced_dirs.lock().extend(dirs);
     results
 }
 
 fn write_chunk(
+    view: &LocalRoot,
     chunk: Vec<(PathBuf, Option<Vec<u8>>)>,
     dirs: &mut BTreeSet<PathBuf>,
 ) -> Vec<io::Result<()>> {
@@ -127,7 +128,7 @@ fn write_chunk(
     let staged: Vec<io::Result<Option<(File, PathBuf)>>> = chunk
         .iter()
         .map(|(path, bytes)| match bytes {
-            Some(bytes) => stage(path, bytes).map(Some),
+            Some(bytes) => stage(view, path, bytes).map(Some),
             None => Ok(None),
         })
         .collect();
@@ -135,47 +136,106 @@ fn write_chunk(
         .into_iter()
         .zip(staged)
         .map(|((path, _), staged)| {
-            let parent = path.parent().map(Path::to_path_buf);
             let done = match staged? {
-                Some((file, staging)) => publish(file, &staging, &path),
+                Some((file, staging)) => publish(view, file, &staging, &path),
                 None => match std::fs::remove_file(&path) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                     other => other,
                 },
             };
             if done.is_ok() {
-                dirs.extend(parent);
+                dirs.extend(path.parent().map(Path::to_path_buf));
             }
             done
         })
         .collect()
 }
 
-/// Writes `bytes` to a new staging file beside `path` and starts its writeback.
-fn stage(path: &Path, bytes: &[u8]) -> io::Result<(File, PathBuf)> {
-    let (mut file, staging) = match staging::create(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            staging::create(path)?
-        }
-        staged => staged?,
+/// Writes `bytes` to a spare file in `path`'s directory, or else to a new staging file
+/// there, and starts its writeback.
+fn stage(view: &LocalRoot, path: &Path, bytes: &[u8]) -> io::Result<(File, PathBuf)> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("a view file without a directory"))?;
+    let spare = view.spares.lock().take(dir, bytes.len());
+    let opened = match spare {
+        // Another process's sweep may have removed it: then a new file.
+        Some(spare) => match File::options().write(true).open(&spare) {
+            Ok(file) => Some((file, spare)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
     };
-    if let Err(e) = file.write_all(bytes).and_then(|()| start_writeback(&file)) {
+    let (mut file, staging) = match opened {
+        Some(opened) => opened,
+        None => {
+            let staging = view.spares.lock().name(dir);
+            match create_new(&staging) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dir)?;
+                    (create_new(&staging)?, staging)
+                }
+                created => (created?, staging),
+            }
+        }
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.set_len(bytes.len() as u64))
+        .and_then(|()| start_writeback(&file));
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&staging);
         return Err(e);
     }
     Ok((file, staging))
 }
 
-/// Waits for a staged file's data to be written, then renames it into place.
-fn publish(file: File, staging: &Path, path: &Path) -> io::Result<()> {
-    let done = wait_writeback(&file).and_then(|()| std::fs::rename(staging, path));
-    if done.is_err() {
-        let _ = std::fs::remove_file(staging);
+fn create_new(path: &Path) -> io::Result<File> {
+    File::options().write(true).create_new(true).open(path)
+}
+
+/// Waits for a staged file's data to be written, then puts it in place: swapped with
+/// the file there, which becomes a spare, or renamed if there is none.
+fn publish(view: &LocalRoot, file: File, staging: &Path, path: &Path) -> io::Result<()> {
+    let done = wait_writeback(&file).and_then(|()| swap(staging, path));
+    match done {
+        Ok(true) => {
+            let dir = path.parent().unwrap_or(Path::new(""));
+            let len = std::fs::metadata(staging).map_or(u64::MAX, |m| m.len());
+            if !view.spares.lock().keep(dir, staging.to_path_buf(), len) {
+                let _ = std::fs::remove_file(staging);
+            }
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(staging);
+            Err(e)
+        }
     }
-    done
+}
+
+/// Puts `staging` at `path`: `true` when it swapped places with a file that was there
+/// (which `staging` now names), `false` when it was renamed (nothing was there, or the
+/// filesystem cannot swap: then the old file is freed, as by any rename).
+#[cfg(target_os = "linux")]
+fn swap(staging: &Path, path: &Path) -> io::Result<bool> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, staging, CWD, path, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(true),
+        // `NOENT`: no file at `path` (or `staging` is gone, which the rename reports).
+        // `INVAL`: the filesystem cannot swap.
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL) => {
+            std::fs::rename(staging, path).map(|()| false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn swap(staging: &Path, path: &Path) -> io::Result<bool> {
+    std::fs::rename(staging, path).map(|()| false)
 }
 
 /// Makes every file written since the last sync durable, then writes the watermark
@@ -199,6 +259,79 @@ fn sync_dirs(view: &LocalRoot) -> io::Result<()> {
             unsynced.extend(left.cloned());
             return Err(e);
         }
+        view.spares.lock().synced(dir);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn inode(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn write(view: &LocalRoot, path: &Path, bytes: &str) {
+        let written = write_files(view, vec![(path.to_path_buf(), Some(bytes.into()))]);
+        assert!(written.into_iter().all(|r| r.is_ok()));
+        assert_eq!(std::fs::read_to_string(path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn replaced_files_are_written_again_only_after_their_swap_is_synced() {
+        let root = tempfile::tempdir().unwrap();
+        let view = LocalRoot::new(root.path()).unwrap();
+        let dir = root.path().join("things");
+        let (a, b, c) = (dir.join("a.json"), dir.join("b.json"), dir.join("c.json"));
+        let watermark = root.path().join("_meta/view.json");
+
+        write(&view, &a, "a1 and some more bytes");
+        let first = inode(&a);
+        write(&view, &a, "a2");
+        assert_eq!(names(&dir).len(), 2, "a.json and the file it replaced");
+        // Not yet synced: the replaced file must not be written.
+        write(&view, &b, "b1");
+        assert_ne!(inode(&b), first);
+        sync(&view, watermark.clone(), b"{}".to_vec()).unwrap();
+
+        let second = inode(&a);
+        write(&view, &a, "a3");
+        assert_eq!(inode(&a), first, "the replaced file was written again");
+        assert_eq!(
+            std::fs::read_to_string(&a).unwrap(),
+            "a3",
+            "and cut to length"
+        );
+        write(&view, &c, "c1");
+        assert_ne!(inode(&c), second, "a2's file is not synced yet");
+        sync(&view, watermark.clone(), b"{}".to_vec()).unwrap();
+
+        // Another process's sweep removes the spare: the next write makes a new file.
+        let spares: Vec<_> = names(&dir)
+            .into_iter()
+            .filter(|n| n.contains('#'))
+            .collect();
+        assert_eq!(spares.len(), 1, "{spares:?}");
+        std::fs::remove_file(dir.join(&spares[0])).unwrap();
+        write(&view, &b, "b2");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "a3");
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), "c1");
+        let visible: Vec<_> = names(&dir)
+            .into_iter()
+            .filter(|n| !n.contains('#'))
+            .collect();
+        assert_eq!(visible, ["a.json", "b.json", "c.json"]);
+    }
 }

@@ -90,6 +90,8 @@ pub struct LocalRoot {
     /// Directories that view files were renamed into or removed from since the view's
     /// last sync (see `materialize::local`).
     pub(crate) unsynced_dirs: Mutex<BTreeSet<PathBuf>>,
+    /// Files the view replaced, to be written again (see `store::spares`).
+    pub(crate) spares: Mutex<super::spares::Spares>,
 }
 
 impl LocalRoot {
@@ -98,6 +100,7 @@ impl LocalRoot {
             fs: object_store::local::LocalFileSystem::new_with_prefix(root)?,
             lane: Lane::spawn(),
             unsynced_dirs: Mutex::new(BTreeSet::new()),
+            spares: Mutex::default(),
         })
     }
 
@@ -121,13 +124,7 @@ fn lower_priority() -> std::io::Result<()> {
         if libc::setpriority(libc::PRIO_PROCESS, tid, LANE_NICE) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let mut idle = IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT;
-        if std::env::var("BB_LANE_IOPRIO").is_ok_and(|v| v == "be7") {
-            idle = (2 << 13) | 7;
-        }
-        if std::env::var("BB_LANE_IOPRIO").is_ok_and(|v| v == "none") {
-            return Ok(());
-        }
+        let idle = IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT;
         if libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, idle) != 0 {
             return Err(std::io::Error::last_os_error());
         }

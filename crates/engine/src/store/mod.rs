@@ -18,6 +18,7 @@ mod keys;
 pub mod lane;
 mod local;
 pub mod metered;
+pub(crate) mod spares;
 pub mod staging;
 
 use std::sync::Arc;
