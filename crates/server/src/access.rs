@@ -128,10 +128,22 @@ impl Caller {
         self.is_super_admin() && !def.def.rules.bind_super_admin
     }
 
+    /// May this caller do `action` on any record of `def`, when the answer does not
+    /// depend on the record (no rule of `def` to evaluate for it)? `None` when it does.
+    pub fn may_without_record(&self, def: &Compiled, action: Action) -> Option<bool> {
+        if self.passes_rules(def) {
+            return Some(true);
+        }
+        match def.rules.get(action.as_str()) {
+            None => Some(self.is_super_admin()),
+            Some(_) => None,
+        }
+    }
+
     /// May this caller do `action` on `record`?
     pub fn may(&self, def: &Compiled, action: Action, record: &Value) -> bool {
-        if self.passes_rules(def) {
-            return true;
+        if let Some(may) = self.may_without_record(def, action) {
+            return may;
         }
         let Some(rule) = def.rules.get(action.as_str()) else {
             return self.is_super_admin();

@@ -130,21 +130,55 @@ fn envelope_bare_errors(response: Response) -> Response {
 /// A success answer in the envelope.
 pub struct Envelope {
     pub status: StatusCode,
-    pub data: Value,
+    pub data: Data,
     pub meta: Map<String, Value>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// An answer's `data`: a value, or JSON text written as it is.
+pub enum Data {
+    Value(Value),
+    Text(JsonText),
+}
+
+/// Valid JSON text, written into an answer as it is: a stored record shown straight
+/// from its canonical text (`routes::records::show_text`), which skips parsing it into
+/// a `Value` and writing that again. Only code that keeps the text valid makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `text` must be valid JSON, written as serde_json writes a `Value` (objects' keys
+    /// sorted, no whitespace), so an answer is the same bytes whichever form it takes.
+    pub(crate) fn new_unchecked(text: String) -> Self {
+        JsonText(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Envelope {
-    pub fn ok(req: &RequestId, data: impl Serialize) -> Self {
+    fn with_data(status: StatusCode, req: &RequestId, data: Data) -> Self {
         let mut meta = Map::new();
         meta.insert("request_id".into(), json!(req.0));
         Envelope {
-            status: StatusCode::OK,
-            data: serde_json::to_value(data).unwrap_or(Value::Null),
+            status,
+            data,
             meta,
             headers: Vec::new(),
         }
+    }
+
+    pub fn ok(req: &RequestId, data: impl Serialize) -> Self {
+        let data = serde_json::to_value(data).unwrap_or(Value::Null);
+        Envelope::with_data(StatusCode::OK, req, Data::Value(data))
+    }
+
+    /// A success answer whose `data` is `text`.
+    pub fn ok_text(req: &RequestId, text: JsonText) -> Self {
+        Envelope::with_data(StatusCode::OK, req, Data::Text(text))
     }
 
     pub fn created(req: &RequestId, data: impl Serialize) -> Self {
@@ -168,12 +202,42 @@ impl Envelope {
         }
         self
     }
+
+    /// Takes `data` out as a value (leaving null), to be shown otherwise and put back.
+    pub fn take_data(&mut self) -> Value {
+        match std::mem::replace(&mut self.data, Data::Value(Value::Null)) {
+            Data::Value(value) => value,
+            Data::Text(text) => serde_json::from_str(&text.0).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The answer's body: `{"data":...,"meta":{...},"success":true}`, the keys in the
+    /// order serde_json writes an object `Value` (sorted), as answers always were.
+    pub fn body(&self) -> Vec<u8> {
+        let data_len = match &self.data {
+            Data::Text(text) => text.0.len(),
+            Data::Value(_) => 128,
+        };
+        let mut out = Vec::with_capacity(data_len + 96);
+        out.extend_from_slice(b"{\"data\":");
+        match &self.data {
+            Data::Value(value) => {
+                serde_json::to_writer(&mut out, value).expect("a Value always serializes")
+            }
+            Data::Text(text) => out.extend_from_slice(text.0.as_bytes()),
+        }
+        out.extend_from_slice(b",\"meta\":");
+        serde_json::to_writer(&mut out, &self.meta).expect("a Value always serializes");
+        out.extend_from_slice(b",\"success\":true}");
+        out
+    }
 }
 
 impl IntoResponse for Envelope {
     fn into_response(self) -> Response {
-        let body = json!({"success": true, "data": self.data, "meta": self.meta});
-        let mut response = (self.status, Json(body)).into_response();
+        let body = self.body();
+        let content_type = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        let mut response = (self.status, content_type, body).into_response();
         for (k, v) in self.headers {
             response.headers_mut().append(k, v);
         }

@@ -23,7 +23,7 @@ use super::{collection, definition, etag, record_id};
 use crate::AppState;
 use crate::access::{Action, Caller};
 use crate::contract::Resource;
-use crate::envelope::{Envelope, JsonBody, RequestId};
+use crate::envelope::{Data, Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
 use crate::params::ListParams;
 
@@ -266,7 +266,7 @@ async fn append(
             .map(Some)
     })
     .await?;
-    out.data = t.shown_in_array(std::mem::take(&mut out.data))?;
+    out.data = Data::Value(t.shown_in_array(out.take_data())?);
     out.status = StatusCode::CREATED;
     Ok(out)
 }
@@ -284,7 +284,7 @@ async fn update(
         tx.nested_patch_at(&t.c, &t.id, &t.path, &patch).map(Some)
     })
     .await?;
-    out.data = t.shown(t.path.segments(), std::mem::take(&mut out.data))?;
+    out.data = Data::Value(t.shown(t.path.segments(), out.take_data())?);
     Ok(out)
 }
 

@@ -25,6 +25,7 @@ use crate::contract::Resource;
 use crate::envelope::{Envelope, JsonBody, RequestId};
 use crate::error::{ApiError, Result};
 use crate::params::{Flag, ListParams};
+use crate::shown::show_text;
 
 pub fn router() -> Router<AppState> {
     resource().into_router()
@@ -179,6 +180,18 @@ async fn read(
         return answer(&doc, Some(at));
     }
     let doc = snap.get(&c, &id).ok_or_else(|| hidden(&c, &id))?;
+    // When no rule reads the record, it may be shown straight from its stored text: the
+    // same bytes as the answer above, without parsing it (`crate::shown`).
+    if view == NestedView::All
+        && let Some(may) = caller.may_without_record(&def, Action::View)
+    {
+        if !may {
+            return Err(hidden(&c, &id));
+        }
+        if let Some(text) = show_text(&def, doc) {
+            return Ok(Envelope::ok_text(&req, text).header(ETAG, &etag(doc.version)));
+        }
+    }
     answer(doc, None)
 }
 
