@@ -118,11 +118,13 @@ impl Spares {
     }
 
     /// How many spares are held, ready or not.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether no spare is held.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
