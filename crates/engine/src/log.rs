@@ -130,10 +130,6 @@ pub struct Op {
     /// definition (`State::apply_txn`).
     #[serde(skip)]
     pub checked: Option<Arc<crate::collection::definition::Compiled>>,
-    /// `value`'s index keys under `checked` (never stored): the committer uses them
-    /// exactly when it trusts `checked`, and derives them itself otherwise.
-    #[serde(skip)]
-    pub keys: Option<Arc<crate::collection::keys::RecordKeys>>,
 }
 
 impl Op {
@@ -156,7 +152,6 @@ impl Op {
             path: None,
             value: None,
             checked: None,
-            keys: None,
         }
     }
 
@@ -191,14 +186,6 @@ impl Op {
         debug_assert!(self.op == OpKind::Put && Op::carries_exactly(&value));
         self.value = Some(value);
         self.checked = checked;
-        self
-    }
-
-    /// This checked `put` with its document's index keys under [`Op::checked`]
-    /// (`RecordKeys::of` of its value), derived before the commit.
-    pub(crate) fn with_keys(mut self, keys: Option<crate::collection::keys::RecordKeys>) -> Op {
-        debug_assert!(keys.is_none() || self.checked.is_some());
-        self.keys = keys.map(Arc::new);
         self
     }
 
@@ -242,7 +229,6 @@ impl Op {
             path: Some(path),
             value: None,
             checked: None,
-            keys: None,
         }
     }
 }

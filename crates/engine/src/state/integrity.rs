@@ -51,11 +51,7 @@ impl State {
                 first = true;
                 touched.push((&op.collection, &op.id));
                 whole.push(false);
-                given.push(
-                    op.value
-                        .as_deref()
-                        .map(|v| (v, op.checked.as_ref(), op.keys.as_deref())),
-                );
+                given.push(op.value.as_deref().map(|v| (v, op.checked.as_ref())));
                 touched.len() - 1
             });
             if !first {
@@ -114,28 +110,20 @@ impl State {
                 news.push(None);
                 continue;
             };
-            let (value, checked, given_keys) = match given[i] {
-                Some((value, checked, keys)) => (std::borrow::Cow::Borrowed(value), checked, keys),
-                None => (std::borrow::Cow::Owned(read(&doc, partial[i])), None, None),
+            let (value, checked) = match given[i] {
+                Some((value, checked)) => (std::borrow::Cow::Borrowed(value), checked),
+                None => (std::borrow::Cow::Owned(read(&doc, partial[i])), None),
             };
             if !redefined.contains(c) {
                 // A document validated before the commit, against the very definition
                 // the collection has now, is not validated again (the value is shared and
-                // immutable; any other definition, even an equal one, re-checks it), and
-                // its index keys derived then are used (`txn::precheck`).
+                // immutable; any other definition, even an equal one, re-checks it).
                 let current = checked.is_some_and(|checked| Arc::ptr_eq(checked, &def));
                 if mode == Mode::Validate && !current {
                     validate_doc(&def, id, &value)?;
                 }
-                let derived;
-                let keys = match given_keys.filter(|_| current) {
-                    Some(keys) => keys,
-                    None => {
-                        derived = RecordKeys::of(&def, &value)?;
-                        &derived
-                    }
-                };
-                self.index(&def, id, &doc, keys, mode)?;
+                let keys = RecordKeys::of(&def, &value)?;
+                self.index(&def, id, &doc, &keys, mode)?;
             }
             news.push(Some(value));
         }
@@ -369,9 +357,8 @@ impl State {
     }
 }
 
-/// A `put`'s document as its writer parsed it, the definition it passed then, and its
-/// index keys under that definition when they were derived then.
-type Given<'a> = (&'a Value, Option<&'a Arc<Compiled>>, Option<&'a RecordKeys>);
+/// A `put`'s document as its writer parsed it, and the definition it passed then.
+type Given<'a> = (&'a Value, Option<&'a Arc<Compiled>>);
 
 /// Reference targets as one transaction's checks read them: the documents it wrote
 /// whole (already parsed), and the others, parsed at most once.

@@ -19,7 +19,6 @@ mod define;
 mod events;
 mod hooks;
 mod nested;
-mod precheck;
 mod records;
 mod revert;
 mod secrets;
@@ -131,8 +130,6 @@ pub struct Txn {
     /// Create events stored by reference to their record's staged whole document
     /// (`collection::created`), by record: their index in `audit`.
     created: std::collections::HashMap<(CollectionName, RecordId), usize>,
-    /// Checks a large transaction's documents while it is staged (`precheck`).
-    precheck: precheck::Prechecker,
 }
 
 /// A staged write of one record: the record as this transaction leaves it (`None`:
@@ -206,7 +203,6 @@ impl Txn {
             staged_bytes: 0,
             hooked: 0,
             created: std::collections::HashMap::new(),
-            precheck: precheck::Prechecker::default(),
         }
     }
 
@@ -541,9 +537,6 @@ impl Txn {
     ) -> Result<()> {
         let raw = self.checked_doc(&def.name, id, &doc)?;
         let exact = Op::carries_exactly(&doc);
-        if exact {
-            self.precheck.offer(def, id, &doc);
-        }
         self.restage(
             &def.name,
             id,
@@ -641,8 +634,6 @@ impl Txn {
     /// that very definition (`State::apply_txn`). One that fails is simply not marked,
     /// and the committer finds it, reporting the same error in the same order as for
     /// any other (so an app's own checks after a record operation still answer first).
-    /// A large transaction's documents were mostly checked while it was staged, with
-    /// their index keys (`precheck`): only the others are validated here.
     pub(crate) fn into_pending(self, id: Uuid) -> PendingTxn {
         let meta = &self.meta;
         let reads = self
@@ -656,29 +647,17 @@ impl Txn {
             .collect();
         // One op per record written whole, its item ops otherwise (no vector per record:
         // an import writes thousands).
-        // What the helper thread checked while the transaction was staged, if it ran.
-        let mut passed = self.precheck.finish();
         let mut ops = Vec::with_capacity(self.writes.len());
         for ((collection, id), staged) in self.writes {
             match (staged.items, staged.value) {
                 (Some(items), _) => ops.extend(items),
                 (None, Some(value)) => {
-                    let prechecked = passed.remove(&Arc::as_ptr(&value)).filter(|p| {
-                        Arc::ptr_eq(&p.value, &value)
-                            && staged.def.as_ref().is_some_and(|d| Arc::ptr_eq(d, &p.def))
-                    });
-                    let op = match prechecked {
-                        Some(p) => Op::whole(collection, id, staged.doc)
-                            .with_checked_value(value, Some(p.def))
-                            .with_keys(Some(p.keys)),
-                        None => {
-                            let checked = staged
-                                .def
-                                .filter(|def| validate_doc(def, &id, &value).is_ok());
-                            Op::whole(collection, id, staged.doc).with_checked_value(value, checked)
-                        }
-                    };
-                    ops.push(op);
+                    let checked = staged
+                        .def
+                        .filter(|def| validate_doc(def, &id, &value).is_ok());
+                    ops.push(
+                        Op::whole(collection, id, staged.doc).with_checked_value(value, checked),
+                    );
                 }
                 (None, None) => ops.push(Op::whole(collection, id, staged.doc)),
             }
