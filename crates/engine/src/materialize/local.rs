@@ -8,6 +8,12 @@
 //! journal is metadata only: a commit of the journal (the log's next fsync) never waits
 //! for the view's data, and the data went out at the lane's idle priority.
 //!
+//! A large file (a collection's `index.json`) is written in steps, each waited for before
+//! the next (`store::lane::write_paced`): a commit's fsync flushes the device's cache,
+//! and so waits for whatever the view wrote before it; paced, that is at most one step
+//! of an index, not the whole of it (session 9: the write tail's p99 fell from 4.3 to
+//! 2.5–2.8 ms on the aristay bench).
+//!
 //! Nothing is fsynced per file. [`sync`] fsyncs the directories that changed since the
 //! last sync: on a journaling filesystem (ext4, XFS) that commits the journal up to
 //! those renames (with the inodes and allocations of the files, which writeback logged
@@ -18,7 +24,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
@@ -28,7 +34,7 @@ use crate::metrics::EngineMetrics;
 use crate::names::{CollectionName, RecordId};
 use crate::state::State;
 use crate::store::doc_view_path;
-use crate::store::lane::{LocalRoot, local_error, start_writeback, wait_writeback};
+use crate::store::lane::{LocalRoot, local_error, wait_writeback, write_paced};
 
 use super::render_doc;
 
@@ -180,10 +186,7 @@ fn stage(view: &LocalRoot, path: &Path, bytes: &[u8]) -> io::Result<(File, PathB
             }
         }
     };
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.set_len(bytes.len() as u64))
-        .and_then(|()| start_writeback(&file));
+    let written = write_paced(&mut file, bytes).and_then(|()| file.set_len(bytes.len() as u64));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&staging);
         return Err(e);

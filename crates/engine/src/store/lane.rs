@@ -157,8 +157,23 @@ pub(crate) fn store_error(
 }
 
 /// A large file is written in steps of this many bytes, each pushed to the device and
-/// waited for before the next, so the device's queue never holds much of it at once.
-const PACE_BYTES: usize = 1 << 20;
+/// waited for before the next, so the device's queue never holds much of it at once,
+/// and a commit's fsync, whose cache flush covers everything written before it, finds
+/// at most one step of it there.
+const PACE_BYTES: usize = 256 << 10;
+
+/// Writes `bytes` to `file` in steps of [`PACE_BYTES`]: each but the last is pushed to
+/// the device and waited for before the next; the last one's writeback is started.
+pub(crate) fn write_paced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    let mut steps = bytes.chunks(PACE_BYTES).peekable();
+    while let Some(step) = steps.next() {
+        file.write_all(step)?;
+        if steps.peek().is_some() {
+            wait_writeback(file)?;
+        }
+    }
+    start_writeback(file)
+}
 
 /// Writes `bytes` at `path` durably, as `LocalFileSystem` with fsync does (a staging file
 /// beside it, synced, renamed into place, the directory synced), but paced: see
@@ -169,10 +184,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     let (mut file, staging) = super::staging::create(path)?;
     let written = (|| {
-        for step in bytes.chunks(PACE_BYTES) {
-            file.write_all(step)?;
-            wait_writeback(&file)?;
-        }
+        write_paced(&mut file, bytes)?;
         file.sync_all()?;
         std::fs::rename(&staging, path)?;
         match path.parent() {
@@ -228,6 +240,19 @@ pub(crate) fn wait_writeback(file: &File) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paced_write_writes_every_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        let bytes: Vec<u8> = (0..3 * PACE_BYTES + 17).map(|i| (i % 251) as u8).collect();
+        write_durably(&path, &bytes).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        let mut file = File::options().write(true).open(&path).unwrap();
+        write_paced(&mut file, &bytes[..PACE_BYTES + 1]).unwrap();
+        file.set_len(PACE_BYTES as u64 + 1).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes[..PACE_BYTES + 1]);
+    }
 
     #[tokio::test]
     async fn runs_jobs_in_order_and_returns_their_results() {
