@@ -175,6 +175,64 @@ pub(crate) fn write_paced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
     start_writeback(file)
 }
 
+/// [`write_changed`] compares and writes a file by pages of this many bytes.
+const PAGE: usize = 4096;
+
+/// Makes `file`, which holds an earlier version of the same file, hold `bytes`: in each
+/// step of [`PACE_BYTES`] it writes from the first page that differs from what the file
+/// holds to the last, if any, paced as [`write_paced`] (a step's write is waited for
+/// before the next one's), then truncates the file to `bytes`' length. Returns how many
+/// bytes it wrote.
+///
+/// A collection's `index.json` lists its records in id order, and ids grow with time,
+/// so a new version mostly differs from an earlier one in its first page (`_seq`,
+/// `count`) and its end: written this way, its cost follows what changed, not the size
+/// of the collection. The pages it leaves were made durable when the file was last
+/// written and synced (see `store::spares`: a spare is written only after that sync).
+pub(crate) fn write_changed(file: &mut File, bytes: &[u8]) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut old = vec![0u8; PACE_BYTES.min(bytes.len())];
+    let (mut written, mut unwaited) = (0u64, false);
+    for (i, step) in bytes.chunks(PACE_BYTES).enumerate() {
+        let offset = (i * PACE_BYTES) as u64;
+        let held = read_up_to(file, &mut old[..step.len()], offset)?;
+        let differs = |page: usize| {
+            let range = page * PAGE..((page + 1) * PAGE).min(step.len());
+            range.end > held || step[range.clone()] != old[range]
+        };
+        let pages = step.len().div_ceil(PAGE);
+        let Some(first) = (0..pages).find(|&p| differs(p)) else {
+            continue;
+        };
+        let last = (first..pages).rev().find(|&p| differs(p)).unwrap_or(first);
+        if unwaited {
+            wait_writeback(file)?;
+        }
+        let changed = &step[first * PAGE..((last + 1) * PAGE).min(step.len())];
+        file.write_all_at(changed, offset + (first * PAGE) as u64)?;
+        written += changed.len() as u64;
+        unwaited = true;
+    }
+    file.set_len(bytes.len() as u64)?;
+    start_writeback(file)?;
+    Ok(written)
+}
+
+/// Reads from `offset` into `buf` until it is full or the file ends; how many bytes.
+fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut held = 0;
+    while held < buf.len() {
+        match file.read_at(&mut buf[held..], offset + held as u64) {
+            Ok(0) => break,
+            Ok(n) => held += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(held)
+}
+
 /// Writes `bytes` at `path` durably, as `LocalFileSystem` with fsync does (a staging file
 /// beside it, synced, renamed into place, the directory synced), but paced: see
 /// [`PACE_BYTES`]. The final sync then has only the metadata left to commit.
@@ -252,6 +310,47 @@ mod tests {
         write_paced(&mut file, &bytes[..PACE_BYTES + 1]).unwrap();
         file.set_len(PACE_BYTES as u64 + 1).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), bytes[..PACE_BYTES + 1]);
+    }
+
+    #[test]
+    fn a_changed_write_writes_only_the_pages_that_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let old: Vec<u8> = (0..3 * PACE_BYTES + 17).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &old).unwrap();
+        let open = || File::options().read(true).write(true).open(&path).unwrap();
+
+        // The same bytes: nothing written.
+        assert_eq!(write_changed(&mut open(), &old).unwrap(), 0);
+        assert_eq!(std::fs::read(&path).unwrap(), old);
+
+        // A changed header and rows appended: the first page and the end.
+        let mut new = old.clone();
+        new[7] ^= 1;
+        new.extend((0..3000).map(|i| (i % 7) as u8));
+        let written = write_changed(&mut open(), &new).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), new);
+        let tail = new.len() - (old.len() / PAGE) * PAGE;
+        assert_eq!(written, (PAGE + tail) as u64, "one page and the new end");
+
+        // Shorter: the file is cut to the new length; a change in the middle is its page.
+        let mut shorter = new[..2 * PACE_BYTES + 5].to_vec();
+        shorter[PACE_BYTES + 3 * PAGE + 1] ^= 1;
+        let written = write_changed(&mut open(), &shorter).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), shorter);
+        assert_eq!(
+            written, PAGE as u64,
+            "the changed page; the rest is cut off"
+        );
+
+        // Everything different, into an empty file: all of it.
+        let other: Vec<u8> = (0..PACE_BYTES + 9).map(|i| (i % 13) as u8).collect();
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(
+            write_changed(&mut open(), &other).unwrap(),
+            other.len() as u64
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), other);
     }
 
     #[tokio::test]

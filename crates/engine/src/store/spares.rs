@@ -31,7 +31,7 @@ const MAX_SPARES: usize = 4096;
 
 /// A file above this size is "large" (a collection's `index.json`): it is only reused for
 /// a large file, so a record's file does not truncate (and free) an index's blocks.
-const LARGE: u64 = 64 * 1024;
+pub(crate) const LARGE: u64 = 64 * 1024;
 
 /// Large spares kept at most, per directory.
 const MAX_LARGE_PER_DIR: usize = 2;
