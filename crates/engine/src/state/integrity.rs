@@ -89,7 +89,7 @@ impl State {
             if let (Some(old_doc), Some(def)) = (&old, self.catalog.get(c).cloned()) {
                 let value = read(old_doc, partial[i]);
                 let keys = RecordKeys::of(&def, &value).unwrap_or_default();
-                self.unindex(c, id, &keys);
+                self.unindex(&def, c, id, &keys);
             }
             if *c == defs_coll {
                 redefined.insert(CollectionName::parse_any(id.as_str())?);
@@ -126,7 +126,7 @@ impl State {
                     validate_doc(&def, id, &value)?;
                 }
                 let keys = RecordKeys::of(&def, &value)?;
-                self.index(&def, id, &doc, &keys, mode)?;
+                self.index(&def, id, &doc, keys, mode)?;
             }
             news.push(Some(value));
         }
@@ -162,9 +162,9 @@ impl State {
         Ok(())
     }
 
-    fn unindex(&mut self, c: &CollectionName, id: &RecordId, keys: &RecordKeys) {
+    fn unindex(&mut self, def: &Compiled, c: &CollectionName, id: &RecordId, keys: &RecordKeys) {
         if let Some(coll) = self.collections.get_mut(c) {
-            coll.indexes.remove(keys, id);
+            coll.indexes.remove(&def.def.index, keys, id);
         }
         for target in keys.refs.iter().flatten() {
             if let Some(set) = self.referrers.get_mut(target) {
@@ -181,14 +181,15 @@ impl State {
         def: &Compiled,
         id: &RecordId,
         doc: &Doc,
-        keys: &RecordKeys,
+        mut keys: RecordKeys,
         mode: Mode,
     ) -> Result<()> {
+        let refs = std::mem::take(&mut keys.refs);
         let coll = self.collections.entry(def.name.clone()).or_default();
         coll.indexes.insert(def, keys, id, doc, mode)?;
-        for target in keys.refs.iter().flatten() {
+        for target in refs.into_iter().flatten() {
             self.referrers
-                .entry(target.clone())
+                .entry(target)
                 .or_default()
                 .insert((def.name.clone(), id.clone()));
         }
@@ -210,7 +211,7 @@ impl State {
         {
             for (id, doc) in coll.docs.iter() {
                 let keys = RecordKeys::of(&old_def, &doc.value()).unwrap_or_default();
-                self.unindex(name, id, &keys);
+                self.unindex(&old_def, name, id, &keys);
             }
         }
         let Some(stored) = stored else {
@@ -254,7 +255,7 @@ impl State {
                 }
                 doc
             };
-            self.index(&compiled, id, &doc, &keys, mode)
+            self.index(&compiled, id, &doc, keys, mode)
                 .map_err(|e| existing_data(name, e))?;
         }
         Ok(())
