@@ -121,7 +121,9 @@ impl Indexes {
         }
     }
 
-    pub(crate) fn remove(&mut self, keys: &RecordKeys, id: &RecordId) {
+    /// Removes a record's entries (`index`: the names of its definition's `index`
+    /// fields, which `keys.fields` follows).
+    pub(crate) fn remove(&mut self, index: &[String], keys: &RecordKeys, id: &RecordId) {
         for (index, key) in self.unique.iter_mut().zip(&keys.unique) {
             if let Some(key) = key
                 && index.get(key) == Some(id)
@@ -134,7 +136,7 @@ impl Indexes {
                 index.remove(key, start, id);
             }
         }
-        for (field, value) in &keys.fields {
+        for (field, value) in index.iter().zip(&keys.fields) {
             if let Some(values) = self.fields.get_mut(field)
                 && let Some(ids) = values.get_mut(value)
                 && ids.remove(id)
@@ -145,20 +147,20 @@ impl Indexes {
         self.deleted.remove(id);
     }
 
-    /// Inserts a record's entries (`body`: its document); in validate mode a clash is a
-    /// violation.
+    /// Inserts a record's entries (`body`: its document), moving its keys into the
+    /// indexes; in validate mode a clash is a violation.
     pub(crate) fn insert(
         &mut self,
         def: &Compiled,
-        keys: &RecordKeys,
+        keys: RecordKeys,
         id: &RecordId,
         body: &Doc,
         mode: Mode,
     ) -> Result<()> {
-        for (i, (index, key)) in self.unique.iter_mut().zip(&keys.unique).enumerate() {
+        for (i, (index, key)) in self.unique.iter_mut().zip(keys.unique).enumerate() {
             let Some(key) = key else { continue };
             if mode == Mode::Validate
-                && let Some(other) = index.get(key)
+                && let Some(other) = index.get(&key)
                 && other != id
             {
                 let u = &def.def.unique[i];
@@ -174,18 +176,16 @@ impl Indexes {
                     ),
                 ));
             }
-            index.insert(key.clone(), id.clone());
+            index.insert(key, id.clone());
         }
-        for (i, (index, key)) in self.exclude.iter_mut().zip(&keys.exclude).enumerate() {
+        for (i, (index, key)) in self.exclude.iter_mut().zip(keys.exclude).enumerate() {
             let Some((key, start, end)) = key else {
                 continue;
             };
             match mode {
-                Mode::Trust => index.insert(key, start.clone(), end.clone(), id.clone()),
+                Mode::Trust => index.insert(&key, start, end, id.clone()),
                 Mode::Validate => {
-                    if let Err(e) =
-                        index.insert_checked(key, start.clone(), end.clone(), id.clone())
-                    {
+                    if let Err(e) = index.insert_checked(&key, start, end, id.clone()) {
                         let x = &def.excludes[i].def;
                         let mut fields = x.key.clone();
                         fields.extend([x.start.clone(), x.end.clone()]);
@@ -213,12 +213,17 @@ impl Indexes {
                 }
             }
         }
-        for (field, value) in &keys.fields {
-            let values = self.fields.entry(field.clone()).or_default();
-            match values.get_mut(value) {
+        for (field, value) in def.def.index.iter().zip(keys.fields) {
+            // The field's map is there after its collection's first record: look it up
+            // before making a key for it.
+            let values = match self.fields.get_mut(field.as_str()) {
+                Some(values) => values,
+                None => self.fields.entry(field.clone()).or_default(),
+            };
+            match values.get_mut(&value) {
                 Some(ids) => ids.insert(id, body),
                 None => {
-                    values.insert(value.clone(), Ids::One(id.clone(), body.clone()));
+                    values.insert(value, Ids::One(id.clone(), body.clone()));
                 }
             }
         }

@@ -25,8 +25,9 @@ pub struct RecordKeys {
     pub exclude: Vec<Option<(String, Bound, Bound)>>,
     /// One per `references` entry: the record pointed at, for live records.
     pub refs: Vec<Option<(CollectionName, RecordId)>>,
-    /// `(field, value)` for each `index` field ([`SortKey::Missing`] when absent).
-    pub fields: Vec<(String, SortKey)>,
+    /// The value of each `index` field, in the definition's order ([`SortKey::Missing`]
+    /// when absent); the names are the definition's (not copied for every record).
+    pub fields: Vec<SortKey>,
     /// Not soft-deleted (see [`is_live`]).
     pub live: bool,
 }
@@ -188,7 +189,7 @@ impl RecordKeys {
             .def
             .index
             .iter()
-            .map(|f| (f.clone(), SortKey::of(record.get(f))))
+            .map(|f| SortKey::of(record.get(f)))
             .collect();
         Ok(RecordKeys {
             unique,

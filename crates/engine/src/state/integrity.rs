@@ -43,17 +43,20 @@ impl State {
         let mut touched: Vec<(&CollectionName, &RecordId)> = Vec::with_capacity(txn.ops.len());
         let mut whole: Vec<bool> = Vec::with_capacity(txn.ops.len());
         let mut given: Vec<Option<Given<'_>>> = Vec::with_capacity(txn.ops.len());
-        let mut seen: HashMap<(&CollectionName, &RecordId), usize> =
-            HashMap::with_capacity(txn.ops.len());
+        // `seen`: each touched record's index, by name (the audit check and the
+        // reference checks look records up in it rather than building maps of their own).
+        let mut seen: Touched<'_> = HashMap::with_capacity(txn.ops.len());
         for op in &txn.ops {
             let mut first = false;
-            let i = *seen.entry((&op.collection, &op.id)).or_insert_with(|| {
-                first = true;
-                touched.push((&op.collection, &op.id));
-                whole.push(false);
-                given.push(op.value.as_deref().map(|v| (v, op.checked.as_ref())));
-                touched.len() - 1
-            });
+            let i = *seen
+                .entry((op.collection.as_str(), op.id.as_str()))
+                .or_insert_with(|| {
+                    first = true;
+                    touched.push((&op.collection, &op.id));
+                    whole.push(false);
+                    given.push(op.value.as_deref().map(|v| (v, op.checked.as_ref())));
+                    touched.len() - 1
+                });
             if !first {
                 given[i] = None;
             }
@@ -86,7 +89,7 @@ impl State {
             if let (Some(old_doc), Some(def)) = (&old, self.catalog.get(c).cloned()) {
                 let value = read(old_doc, partial[i]);
                 let keys = RecordKeys::of(&def, &value).unwrap_or_default();
-                self.unindex(c, id, &keys);
+                self.unindex(&def, c, id, &keys);
             }
             if *c == defs_coll {
                 redefined.insert(CollectionName::parse_any(id.as_str())?);
@@ -123,24 +126,24 @@ impl State {
                     validate_doc(&def, id, &value)?;
                 }
                 let keys = RecordKeys::of(&def, &value)?;
-                self.index(&def, id, &doc, &keys, mode)?;
+                self.index(&def, id, &doc, keys, mode)?;
             }
             news.push(Some(value));
         }
         // 4. Every write to a defined collection is audited in the same transaction.
         if mode == Mode::Validate {
-            check_audited(self, txn)?;
+            check_audited(self, txn, &touched, &seen)?;
         }
         // 5. References. A target this transaction wrote whole is read from what step 3
         // parsed; any other is parsed once for the whole transaction (an import's tasks
         // all point at a few properties and templates).
         if mode == Mode::Validate {
-            let mut targets = Targets::default();
-            for (i, &(c, id)) in touched.iter().enumerate() {
-                if let Some(value) = news[i].as_deref().filter(|_| !partial[i]) {
-                    targets.written.insert((c, id), value);
-                }
-            }
+            let mut targets = Targets {
+                seen: &seen,
+                news: &news,
+                partial: &partial,
+                parsed: HashMap::new(),
+            };
             for (i, &(c, id)) in touched.iter().enumerate() {
                 let new = &news[i];
                 if let (Some(def), Some(value)) = (self.catalog.get(c), new)
@@ -159,9 +162,9 @@ impl State {
         Ok(())
     }
 
-    fn unindex(&mut self, c: &CollectionName, id: &RecordId, keys: &RecordKeys) {
+    fn unindex(&mut self, def: &Compiled, c: &CollectionName, id: &RecordId, keys: &RecordKeys) {
         if let Some(coll) = self.collections.get_mut(c) {
-            coll.indexes.remove(keys, id);
+            coll.indexes.remove(&def.def.index, keys, id);
         }
         for target in keys.refs.iter().flatten() {
             if let Some(set) = self.referrers.get_mut(target) {
@@ -178,14 +181,15 @@ impl State {
         def: &Compiled,
         id: &RecordId,
         doc: &Doc,
-        keys: &RecordKeys,
+        mut keys: RecordKeys,
         mode: Mode,
     ) -> Result<()> {
+        let refs = std::mem::take(&mut keys.refs);
         let coll = self.collections.entry(def.name.clone()).or_default();
         coll.indexes.insert(def, keys, id, doc, mode)?;
-        for target in keys.refs.iter().flatten() {
+        for target in refs.into_iter().flatten() {
             self.referrers
-                .entry(target.clone())
+                .entry(target)
                 .or_default()
                 .insert((def.name.clone(), id.clone()));
         }
@@ -207,7 +211,7 @@ impl State {
         {
             for (id, doc) in coll.docs.iter() {
                 let keys = RecordKeys::of(&old_def, &doc.value()).unwrap_or_default();
-                self.unindex(name, id, &keys);
+                self.unindex(&old_def, name, id, &keys);
             }
         }
         let Some(stored) = stored else {
@@ -251,7 +255,7 @@ impl State {
                 }
                 doc
             };
-            self.index(&compiled, id, &doc, &keys, mode)
+            self.index(&compiled, id, &doc, keys, mode)
                 .map_err(|e| existing_data(name, e))?;
         }
         Ok(())
@@ -360,17 +364,28 @@ impl State {
 /// A `put`'s document as its writer parsed it, and the definition it passed then.
 type Given<'a> = (&'a Value, Option<&'a Arc<Compiled>>);
 
+/// The records a transaction touches, by (collection, id): their index in the order
+/// first touched.
+type Touched<'t> = HashMap<(&'t str, &'t str), usize>;
+
 /// Reference targets as one transaction's checks read them: the documents it wrote
-/// whole (already parsed), and the others, parsed at most once.
-#[derive(Default)]
+/// whole (already parsed: `news[i]` of a touched record not changed in part), and the
+/// others, parsed at most once.
 struct Targets<'t> {
-    written: HashMap<(&'t CollectionName, &'t RecordId), &'t Value>,
+    seen: &'t Touched<'t>,
+    news: &'t [Option<std::borrow::Cow<'t, Value>>],
+    partial: &'t [bool],
     parsed: HashMap<(CollectionName, RecordId), Option<Value>>,
 }
 
 impl Targets<'_> {
     fn get(&mut self, state: &State, c: &CollectionName, id: &RecordId) -> Option<&Value> {
-        if let Some(value) = self.written.get(&(c, id)) {
+        let written = self
+            .seen
+            .get(&(c.as_str(), id.as_str()))
+            .filter(|&&i| !self.partial[i])
+            .and_then(|&i| self.news[i].as_deref());
+        if let Some(value) = written {
             return Some(value);
         }
         self.parsed
@@ -382,30 +397,35 @@ impl Targets<'_> {
 
 /// The audit trail is complete by construction: a transaction that writes a record of a
 /// defined collection without an audit event for it (a raw `put` instead of a record
-/// operation) is refused.
-fn check_audited(state: &State, txn: &TxnRecord) -> Result<()> {
-    let mut subjects: std::collections::HashSet<(&str, &str)> =
-        std::collections::HashSet::with_capacity(txn.audit.len());
-    subjects.extend(
-        txn.audit
-            .iter()
-            .filter_map(|e| AuditEvent::header(e).ok())
-            .map(|h| (h.collection.unwrap_or(""), h.record_id.unwrap_or(""))),
-    );
-    for op in &txn.ops {
-        if state.catalog.contains_key(&op.collection)
-            && !subjects.contains(&(op.collection.as_str(), op.id.as_str()))
-        {
-            return Err(Error::invalid(
-                "transaction",
-                format!(
-                    "writes {}/{} without an audit event: use the record operations",
-                    op.collection, op.id
-                ),
-            ));
+/// operation) is refused. Each event marks the touched record it names (`seen`); the
+/// first record left unmarked, in the order first touched, is the one reported.
+fn check_audited(
+    state: &State,
+    txn: &TxnRecord,
+    touched: &[(&CollectionName, &RecordId)],
+    seen: &Touched<'_>,
+) -> Result<()> {
+    let mut audited = vec![false; touched.len()];
+    for header in txn.audit.iter().filter_map(|e| AuditEvent::header(e).ok()) {
+        let subject = (
+            header.collection.unwrap_or(""),
+            header.record_id.unwrap_or(""),
+        );
+        if let Some(&i) = seen.get(&subject) {
+            audited[i] = true;
         }
     }
-    Ok(())
+    let unaudited = touched
+        .iter()
+        .zip(&audited)
+        .find(|&(&(c, _), &audited)| !audited && state.catalog.contains_key(c));
+    match unaudited {
+        Some((&(c, id), _)) => Err(Error::invalid(
+            "transaction",
+            format!("writes {c}/{id} without an audit event: use the record operations"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn existing_data(name: &CollectionName, e: Error) -> Error {

@@ -158,15 +158,16 @@ impl Staged {
     }
 }
 
-/// `(field, value)` → staged records of one collection.
-type StagedIndex = BTreeMap<(String, SortKey), std::collections::BTreeSet<RecordId>>;
+/// `(field, value)` → staged records of one collection, the field by its position among
+/// the definition's `index` fields.
+type StagedIndex = BTreeMap<(usize, SortKey), std::collections::BTreeSet<RecordId>>;
 
 /// Adds a staged document's indexed field values to `index`.
 fn stage_keys(index: &mut StagedIndex, fields: &[String], id: &RecordId, doc: &Value) {
-    for field in fields {
+    for (i, field) in fields.iter().enumerate() {
         if let Some(v) = doc.get(field) {
             index
-                .entry((field.clone(), SortKey::of(Some(v))))
+                .entry((i, SortKey::of(Some(v))))
                 .or_default()
                 .insert(id.clone());
         }
@@ -444,16 +445,16 @@ impl Txn {
         field: &str,
         value: &Value,
     ) -> Result<Vec<(RecordId, Value)>> {
-        let indexed = self
+        let position = self
             .snapshot
             .definition(collection)
-            .is_some_and(|d| d.def.index.iter().any(|f| f == field));
-        if !indexed {
+            .and_then(|d| d.def.index.iter().position(|f| f == field));
+        let Some(position) = position else {
             return Err(Error::invalid(
                 "find",
                 format!("{field} is not an indexed field of {collection}"),
             ));
-        }
+        };
         let mut ids: std::collections::BTreeSet<RecordId> = self
             .snapshot
             .indexed(collection, field, value)
@@ -477,7 +478,7 @@ impl Txn {
             self.staged_index.insert(collection.clone(), index);
         }
         if let Some(staged) =
-            self.staged_index[collection].get(&(field.to_string(), SortKey::of(Some(value))))
+            self.staged_index[collection].get(&(position, SortKey::of(Some(value))))
         {
             ids.extend(staged.iter().cloned());
         }

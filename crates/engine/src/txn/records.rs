@@ -153,14 +153,21 @@ impl Txn {
         def.fill_defaults(&mut fields);
         let now = json!(self.now());
         let actor = json!(self.meta.actor);
-        for field in fields.keys().cloned().collect::<Vec<_>>() {
-            if def.is_nested(&field) {
-                let items = fields.remove(&field).unwrap_or(Value::Null);
-                let chain = [field.clone()];
-                let mut items = self.fresh_items(&def, &chain, &format!("/{field}"), items)?;
-                self.retain(&def, &chain, &mut items);
-                fields.insert(field.clone(), items);
-            }
+        // The nested arrays the input has, in field order (both maps are sorted), without
+        // copying the names of all its fields.
+        let nested: Vec<String> = def
+            .def
+            .nested
+            .keys()
+            .filter(|f| fields.contains_key(f.as_str()))
+            .cloned()
+            .collect();
+        for field in nested {
+            let items = fields.remove(&field).unwrap_or(Value::Null);
+            let chain = [field.clone()];
+            let mut items = self.fresh_items(&def, &chain, &format!("/{field}"), items)?;
+            self.retain(&def, &chain, &mut items);
+            fields.insert(field, items);
         }
         fields.insert("id".into(), json!(id.as_str()));
         fields.insert("created_at".into(), now.clone());

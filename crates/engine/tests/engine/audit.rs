@@ -147,6 +147,28 @@ async fn records_read_as_of_a_past_position() {
 }
 
 #[tokio::test]
+async fn a_raw_write_beside_audited_ones_is_refused_by_name() {
+    let db = Backend::memory().open().await;
+    rentals(&db).await;
+    let c = coll("properties");
+    let err = db
+        .transact(&meta(), |tx| {
+            tx.create(&c, json!({"name": "Loft", "city": "Nice"}))?;
+            tx.put(&c, &rid("sneaky"), &json!({"name": "no audit"}))?;
+            tx.create(&c, json!({"name": "Barn", "city": "Arles"}))?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("writes properties/sneaky without an audit event"),
+        "{err}"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
 async fn raw_writes_to_defined_collections_are_refused() {
     let db = Backend::memory().open().await;
     rentals(&db).await;
