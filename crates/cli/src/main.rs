@@ -17,6 +17,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Only a matter of speed: if the kernel refuses, the server runs as it would have.
+    let _ = bucketbase_engine::memory::no_transparent_huge_pages();
     let matches = commands::command().get_matches();
     match commands::run_matches(matches).await {
         Ok(code) => code,

@@ -31,6 +31,7 @@ pub mod keyfile;
 pub mod log;
 pub mod marks;
 pub mod materialize;
+pub mod memory;
 pub mod metrics;
 mod names;
 mod options;

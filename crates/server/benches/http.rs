@@ -76,6 +76,8 @@ const SEED_BATCH: usize = 1000;
 const TOPICS: usize = 20;
 
 fn main() {
+    // As the `bucketbase` binary runs (bucketbase_engine::memory).
+    bucketbase_engine::memory::no_transparent_huge_pages().expect("huge pages off");
     let sections: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

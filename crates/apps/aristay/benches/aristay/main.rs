@@ -63,6 +63,8 @@ struct All {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // As the `bucketbase` binary runs (bucketbase_engine::memory).
+    bucketbase_engine::memory::no_transparent_huge_pages().expect("huge pages off");
     if let Ok(filter) = std::env::var("BENCH_LOG") {
         tracing_subscriber::fmt()
             .with_env_filter(filter)

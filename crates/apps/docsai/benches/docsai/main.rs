@@ -144,6 +144,8 @@ fn sqlite(plan: &Plan, mapping: &Mapping) -> Sqlite {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // As the `bucketbase` binary runs (bucketbase_engine::memory).
+    bucketbase_engine::memory::no_transparent_huge_pages().expect("huge pages off");
     let plan = Plan::from_env();
     let mapping = Mapping::from_toml(DOCSAI_MAPPING).expect("docsai's mapping");
     let mut db = plan.runs("migrate").then(|| sqlite(&plan, &mapping));
