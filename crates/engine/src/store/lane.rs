@@ -175,8 +175,9 @@ pub(crate) fn write_paced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
     start_writeback(file)
 }
 
-/// [`write_changed`] compares and writes a file by pages of this many bytes.
-const PAGE: usize = 4096;
+/// A disk page: [`write_changed`] compares and writes a file by pages of this many bytes,
+/// and direct I/O aligns its buffers, offsets and lengths to it (`store::local`).
+pub(crate) const PAGE: usize = 4096;
 
 /// Makes `file`, which holds an earlier version of the same file, hold `bytes`: in each
 /// step of [`PACE_BYTES`] it writes from the first page that differs from what the file

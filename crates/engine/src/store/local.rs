@@ -34,7 +34,7 @@ use object_store::{
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
-use super::lane::store_error;
+use super::lane::{PAGE, store_error};
 
 /// The local root's store; see the module docs.
 #[derive(Debug)]
@@ -107,9 +107,6 @@ fn create(
 /// Creates at least this large are written with direct I/O.
 const DIRECT_FROM: usize = 1 << 20;
 
-/// A disk page: direct I/O needs buffers, offsets and lengths aligned to it.
-const PAGE: usize = 4096;
-
 #[derive(Clone, Copy)]
 #[repr(C, align(4096))]
 struct Page([u8; PAGE]);
@@ -148,7 +145,7 @@ fn write_direct(
     payload: &PutPayload,
     buffer: &Mutex<DirectBuffer>,
 ) -> io::Result<bool> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let len = payload.content_length();
     if len < DIRECT_FROM {
         return Ok(false);
@@ -166,30 +163,7 @@ fn write_direct(
         Err(e) if unsupported(&e) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let buf = buffer.bytes_mut();
-    let (mut offset, mut filled) = (0u64, 0usize);
-    let mut written = Ok(());
-    'chunks: for chunk in payload.iter() {
-        let mut rest: &[u8] = chunk;
-        while !rest.is_empty() {
-            let n = rest.len().min(buf.len() - filled);
-            buf[filled..filled + n].copy_from_slice(&rest[..n]);
-            (filled, rest) = (filled + n, &rest[n..]);
-            if filled == buf.len() {
-                written = file.write_all_at(buf, offset);
-                if written.is_err() {
-                    break 'chunks;
-                }
-                (offset, filled) = (offset + filled as u64, 0);
-            }
-        }
-    }
-    if written.is_ok() && filled > 0 {
-        let padded = filled.next_multiple_of(PAGE);
-        buf[filled..padded].fill(0);
-        written = file.write_all_at(&buf[..padded], offset);
-    }
-    match written {
+    match write_through(&file, buffer.bytes_mut(), payload) {
         Ok(()) => {
             file.set_len(len as u64)?;
             Ok(true)
@@ -200,6 +174,32 @@ fn write_direct(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Writes `payload` into `file` from its start, in chunks of `buf`'s size copied into
+/// `buf` (page-aligned, as direct I/O needs), the last one padded to a whole page.
+#[cfg(target_os = "linux")]
+fn write_through(file: &File, buf: &mut [u8], payload: &PutPayload) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let (mut offset, mut filled) = (0u64, 0usize);
+    for chunk in payload.iter() {
+        let mut rest: &[u8] = chunk;
+        while !rest.is_empty() {
+            let n = rest.len().min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&rest[..n]);
+            (filled, rest) = (filled + n, &rest[n..]);
+            if filled == buf.len() {
+                file.write_all_at(buf, offset)?;
+                (offset, filled) = (offset + filled as u64, 0);
+            }
+        }
+    }
+    if filled > 0 {
+        let padded = filled.next_multiple_of(PAGE);
+        buf[filled..padded].fill(0);
+        file.write_all_at(&buf[..padded], offset)?;
+    }
+    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
