@@ -110,9 +110,11 @@ pub struct RecordId(Arc<str>);
 
 impl RecordId {
     pub fn parse(s: &str) -> Result<Self> {
+        // Bytes, not chars: every allowed character is ASCII, and no byte of another
+        // character is.
         let chars_ok = s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if s.is_empty() || s.len() > 128 || !chars_ok || s.starts_with('.') || s == "index" {
             return Err(Error::invalid(
                 "record id",
@@ -188,6 +190,9 @@ mod tests {
             "a/b",
             "../x",
             "a b",
+            "é",
+            "a\u{0301}",
+            "ａｂｃ",
             &"x".repeat(129),
         ] {
             assert!(RecordId::parse(bad).is_err(), "{bad}");

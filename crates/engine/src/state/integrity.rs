@@ -106,11 +106,15 @@ impl State {
         // the record is there at all.
         let mut news: Vec<Option<std::borrow::Cow<'_, Value>>> = Vec::with_capacity(touched.len());
         let mut exists: Vec<bool> = Vec::with_capacity(touched.len());
+        // `outgoing[i]`: the targets of the record's references as indexed (step 5
+        // checks them without reading and parsing the fields again).
+        let mut outgoing: Vec<Refs> = Vec::with_capacity(touched.len());
         for (i, &(c, id)) in touched.iter().enumerate() {
             let doc = self.get(c, id).cloned();
             exists.push(doc.is_some());
             let (Some(def), Some(doc)) = (self.catalog.get(c).cloned(), doc) else {
                 news.push(None);
+                outgoing.push(Vec::new());
                 continue;
             };
             let (value, checked) = match given[i] {
@@ -126,7 +130,9 @@ impl State {
                     validate_doc(&def, id, &value)?;
                 }
                 let keys = RecordKeys::of(&def, &value)?;
-                self.index(&def, id, &doc, keys, mode)?;
+                outgoing.push(self.index(&def, id, &doc, keys, mode)?);
+            } else {
+                outgoing.push(Vec::new());
             }
             news.push(Some(value));
         }
@@ -149,7 +155,7 @@ impl State {
                 if let (Some(def), Some(value)) = (self.catalog.get(c), new)
                     && is_live(value)
                 {
-                    self.check_outgoing(def, id, value, &mut targets)?;
+                    self.check_outgoing(def, id, value, &outgoing[i], &mut targets)?;
                 }
                 let was_live = olds[i].as_ref().is_some_and(|d| is_live(&d.own_value()));
                 let is_live_now =
@@ -176,6 +182,7 @@ impl State {
         }
     }
 
+    /// Indexes a record under its keys; answers the targets of its references.
     fn index(
         &mut self,
         def: &Compiled,
@@ -183,17 +190,17 @@ impl State {
         doc: &Doc,
         mut keys: RecordKeys,
         mode: Mode,
-    ) -> Result<()> {
+    ) -> Result<Refs> {
         let refs = std::mem::take(&mut keys.refs);
         let coll = self.collections.entry(def.name.clone()).or_default();
         coll.indexes.insert(def, keys, id, doc, mode)?;
-        for target in refs.into_iter().flatten() {
+        for target in refs.iter().flatten() {
             self.referrers
-                .entry(target)
+                .entry(target.clone())
                 .or_default()
                 .insert((def.name.clone(), id.clone()));
         }
-        Ok(())
+        Ok(refs)
     }
 
     /// Compiles the stored definition of `name` (or drops it) and rebuilds the
@@ -278,17 +285,17 @@ impl State {
         Ok(())
     }
 
+    /// Checks the record's references (`refs`: their targets as indexed, one per
+    /// reference of `def`, or none when it was not indexed here).
     fn check_outgoing<'t>(
         &self,
         def: &Compiled,
         id: &RecordId,
         value: &Value,
+        refs: &[Option<(CollectionName, RecordId)>],
         targets: &mut Targets<'t>,
     ) -> Result<()> {
-        for r in &def.references {
-            let Some(raw) = value.get(&r.def.field).filter(|v| !v.is_null()) else {
-                continue;
-            };
+        for (j, r) in def.references.iter().enumerate() {
             let refused = |why: String| {
                 violation(
                     def,
@@ -299,11 +306,22 @@ impl State {
                     format!("record {id}: {} {why}", r.def.field),
                 )
             };
-            let Some(target_id) = raw.as_str().and_then(|s| RecordId::parse(s).ok()) else {
-                return Err(refused(format!("must be the id of a {} record", r.target)));
+            let parsed;
+            let target_id = match refs.get(j) {
+                Some(Some((_, target_id))) => target_id,
+                _ => {
+                    let Some(raw) = value.get(&r.def.field).filter(|v| !v.is_null()) else {
+                        continue;
+                    };
+                    let Some(target_id) = raw.as_str().and_then(|s| RecordId::parse(s).ok()) else {
+                        return Err(refused(format!("must be the id of a {} record", r.target)));
+                    };
+                    parsed = target_id;
+                    &parsed
+                }
             };
             let target = targets
-                .get(self, &r.target, &target_id)
+                .get(self, &r.target, target_id)
                 .filter(|t| r.def.allow_deleted || is_live(t))
                 .ok_or_else(|| r.missing_target(def.name.as_str(), id, target_id.as_str()))?;
             for (local, remote) in &r.def.matches {
@@ -313,7 +331,7 @@ impl State {
                         ViolationCode::ReferenceViolation,
                         &r.def.field,
                         vec![local.clone()],
-                        Some(&target_id),
+                        Some(target_id),
                         format!(
                             "record {id}: {local} must equal {}/{target_id}'s {remote}",
                             r.target
@@ -360,6 +378,10 @@ impl State {
         }))
     }
 }
+
+/// The targets of a record's references, one per reference of its definition
+/// (`RecordKeys::refs`).
+type Refs = Vec<Option<(CollectionName, RecordId)>>;
 
 /// A `put`'s document as its writer parsed it, and the definition it passed then.
 type Given<'a> = (&'a Value, Option<&'a Arc<Compiled>>);

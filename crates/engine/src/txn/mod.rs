@@ -396,6 +396,15 @@ impl Txn {
         body
     }
 
+    /// Whether `collection/id` exists, this transaction's writes first, without
+    /// recording a read (see `Txn::create`: for ids nobody else can have used).
+    pub(crate) fn exists_unread(&self, collection: &CollectionName, id: &RecordId) -> bool {
+        match self.writes.get(&(collection.clone(), id.clone())) {
+            Some(staged) => staged.doc.is_some(),
+            None => self.snapshot.get(collection, id).is_some(),
+        }
+    }
+
     /// Reads a record as a parsed value.
     pub fn get_value(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Value> {
         self.get(collection, id)
@@ -820,5 +829,17 @@ mod tests {
         assert_eq!(first["id"], minted.as_str());
         assert_eq!((given, second["id"].as_str()), (kept, Some("n1")));
         assert!(db.snapshot().get(&notes, &minted).is_some());
+        // Only the given id was read (a concurrent create of it must re-run this): a
+        // minted one is new by construction, and costs the log no read.
+        let entry = crate::log::read_entry(db.store(), committed.seq)
+            .await
+            .unwrap()
+            .unwrap();
+        let read: Vec<Option<&str>> = entry.body.txns[0]
+            .reads
+            .iter()
+            .map(|r| r.id.as_ref().map(RecordId::as_str))
+            .collect();
+        assert_eq!(read, [Some("n1")]);
     }
 }

@@ -21,6 +21,9 @@ pub struct Compiled {
     pub def: Definition,
     pub name: CollectionName,
     pub(super) schema: Arc<jsonschema::Validator>,
+    /// The same schema applied to the whole record, when that is equivalent
+    /// (`definition::whole_record_schema`): validating a record then copies nothing.
+    pub(super) whole_schema: Option<Arc<jsonschema::Validator>>,
     /// The secret places of the record's own fields.
     pub secrets: SecretFields,
     pub checks: Vec<(String, Expr)>,
@@ -99,18 +102,25 @@ impl Compiled {
                 message: "a record must be a JSON object".into(),
             }]);
         };
-        let own: serde_json::Map<String, Value> = map
-            .iter()
-            .filter(|(k, _)| !METADATA_FIELDS.contains(&k.as_str()) && !self.is_nested(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let own = Value::Object(own);
-        // `is_valid` stops at the first failure and builds no error: most records pass.
-        if !self.schema.is_valid(&own) {
-            errors.extend(self.schema.iter_errors(&own).map(|e| FieldError {
-                path: e.instance_path().to_string(),
-                message: e.to_string(),
-            }));
+        // `is_valid` stops at the first failure and builds no error: most records pass,
+        // and the whole-record schema checks them without copying their own fields out.
+        let passed = self
+            .whole_schema
+            .as_ref()
+            .is_some_and(|whole| whole.is_valid(record));
+        if !passed {
+            let own: serde_json::Map<String, Value> = map
+                .iter()
+                .filter(|(k, _)| !METADATA_FIELDS.contains(&k.as_str()) && !self.is_nested(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let own = Value::Object(own);
+            if !self.schema.is_valid(&own) {
+                errors.extend(self.schema.iter_errors(&own).map(|e| FieldError {
+                    path: e.instance_path().to_string(),
+                    message: e.to_string(),
+                }));
+            }
         }
         for field in self.def.nested.keys() {
             let chain = [field.clone()];

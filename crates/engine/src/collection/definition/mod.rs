@@ -256,6 +256,10 @@ impl Definition {
         let secrets =
             SecretFields::compile(&self.secret, &mut stored_schema, compile_schema).map_err(bad)?;
         let schema = compile_schema(&stored_schema).map_err(|e| bad(format!("schema: {e}")))?;
+        let whole_schema = whole_record_schema(&stored_schema, self.nested.keys())
+            .map(|s| compile_schema(&s).map(Arc::new))
+            .transpose()
+            .map_err(|e| bad(format!("schema: {e}")))?;
 
         let mut names = BTreeSet::new();
         let mut unique_name = |kind: &str, n: &str| {
@@ -344,6 +348,7 @@ impl Definition {
             def: self.clone(),
             name,
             schema: Arc::new(schema),
+            whole_schema,
             secrets,
             checks,
             excludes,
@@ -394,6 +399,70 @@ fn check_fields(fields: &[String]) -> std::result::Result<(), String> {
         return Err(format!("empty field name {f:?}"));
     }
     Ok(())
+}
+
+/// The top-level keywords a schema may use for [`whole_record_schema`] to apply: with
+/// these, the fields it leaves out of account make no difference to the others.
+const WHOLE_RECORD_KEYWORDS: [&str; 16] = [
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "title",
+    "description",
+    "$schema",
+    "$id",
+    "$comment",
+    "$defs",
+    "definitions",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
+
+/// `schema` turned into a schema of the whole record, which accepts a record exactly
+/// when `schema` accepts its own fields (the record without its metadata and its
+/// `nested` arrays): the left-out fields declared as anything (`true`). Validating
+/// that way copies nothing. `None` when `schema` uses a keyword that could see the
+/// left-out fields otherwise (`maxProperties`, `patternProperties`, `allOf`...), or
+/// requires one (which fails for every record), or is not a plain object schema:
+/// such a schema is applied to a copy of the own fields (`Compiled::validate_fields`).
+fn whole_record_schema<'a>(
+    schema: &Value,
+    nested: impl Iterator<Item = &'a String>,
+) -> Option<Value> {
+    let mut schema = schema.as_object()?.clone();
+    if schema
+        .keys()
+        .any(|k| !WHOLE_RECORD_KEYWORDS.contains(&k.as_str()))
+    {
+        return None;
+    }
+    let left_out: Vec<&str> = METADATA_FIELDS
+        .iter()
+        .copied()
+        .chain(nested.map(String::as_str))
+        .collect();
+    let required_left_out = match schema.get("required") {
+        None => false,
+        Some(Value::Array(names)) => names
+            .iter()
+            .any(|n| n.as_str().is_none_or(|n| left_out.contains(&n))),
+        Some(_) => true,
+    };
+    if required_left_out {
+        return None;
+    }
+    let properties = schema
+        .entry("properties")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()))
+        .as_object_mut()?;
+    for field in left_out {
+        properties.insert(field.to_string(), Value::Bool(true));
+    }
+    Some(Value::Object(schema))
 }
 
 pub(crate) fn compile_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
@@ -498,5 +567,62 @@ mod tests {
             json!({"record_id": REDACTED, "changes": {
                 "hash": {"from": null, "to": REDACTED}, "label": {"from": "a", "to": "b"}}})
         );
+    }
+
+    /// A record's own fields, as `validate_fields` sees them without the shortcut.
+    fn own_fields(record: &Value, nested: &[&str]) -> Value {
+        let own = record.as_object().unwrap().iter().filter(|(k, _)| {
+            !METADATA_FIELDS.contains(&k.as_str()) && !nested.contains(&k.as_str())
+        });
+        Value::Object(own.map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    #[test]
+    fn a_whole_record_schema_accepts_exactly_what_the_own_fields_schema_does() {
+        let records = [
+            json!({"id": "r1", "created_at": "t", "_version": 3, "title": "a", "comments": []}),
+            json!({"id": "r1", "title": "a", "extra": 1}),
+            json!({"id": "r1", "title": 5}),
+            json!({"id": "r1", "comments": [], "deleted_at": null}),
+            json!({"title": "a", "size": 2, "x_1": "y"}),
+        ];
+        let plain = [
+            json!({"type": "object", "additionalProperties": false, "required": ["title"],
+                   "properties": {"title": {"type": "string"}}}),
+            // The left-out fields are not checked, even where the schema declares them.
+            json!({"type": "object", "properties": {"id": {"type": "integer"},
+                   "comments": {"type": "string"}, "title": {"type": "string"}}}),
+            json!({"type": "object", "additionalProperties": {"type": "integer"},
+                   "properties": {"title": {"type": "string"}}}),
+        ];
+        let other = [
+            // Required metadata is never among the own fields: every record fails.
+            json!({"type": "object", "required": ["id"]}),
+            json!({"type": "object", "required": ["comments"]}),
+            json!({"type": "object", "maxProperties": 2}),
+            json!({"type": "object", "patternProperties": {"^x_": {"type": "integer"}}}),
+            json!({"type": "object", "propertyNames": {"maxLength": 5}}),
+            json!({"allOf": [{"required": ["title"]}]}),
+        ];
+        for (schemas, shortcut) in [(&plain[..], true), (&other[..], false)] {
+            for schema in schemas {
+                let def = Definition::from_json(&json!({
+                    "name": "notes", "schema": schema, "nested": {"comments": {}}}))
+                .unwrap()
+                .compile()
+                .unwrap();
+                assert_eq!(def.whole_schema.is_some(), shortcut, "{schema}");
+                let reference = compile_schema(schema).unwrap();
+                for record in &records {
+                    let expected = reference.is_valid(&own_fields(record, &["comments"]));
+                    let found = def.validate_fields(record);
+                    assert_eq!(found.is_ok(), expected, "{schema} on {record}: {found:?}");
+                    // Exact, not only safe: a record it refuses takes the slow path.
+                    if let Some(whole) = &def.whole_schema {
+                        assert_eq!(whole.is_valid(record), expected, "{schema} on {record}");
+                    }
+                }
+            }
+        }
     }
 }
