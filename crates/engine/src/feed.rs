@@ -239,8 +239,9 @@ pub fn changes(applied: &Applied) -> Vec<FeedChange> {
             .iter()
             .map(|op| (op.collection.as_str(), op.id.as_str()))
             .collect();
+        let puts = crate::collection::created::Puts::of(txn);
         for event in &txn.audit {
-            let Ok(event) = crate::collection::created::full_event(txn, event) else {
+            let Ok(event) = puts.full_event(event) else {
                 continue;
             };
             let (Some(c), Some(id), Some(action)) = (

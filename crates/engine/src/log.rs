@@ -257,6 +257,11 @@ pub struct TxnRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     pub source: String,
+    /// The records this transaction writes without an audit event, as the `Txn` that
+    /// made it knew when handing it over (never stored): the committer looks these up
+    /// instead of reading every event (`State::apply_txn`). `None`: not known.
+    #[serde(skip)]
+    pub unaudited: Option<Vec<(CollectionName, RecordId)>>,
 }
 
 impl TxnRecord {
@@ -520,6 +525,7 @@ mod tests {
                 }],
                 request_id: Some("req-1".into()),
                 source: "api".into(),
+                unaudited: None,
             }],
             v: ENTRY_FORMAT,
             void: None,

@@ -160,22 +160,28 @@ struct EventFields {
     changes: serde_json::Map<String, Value>,
 }
 
-fn events(txn: &TxnRecord) -> Vec<EventFields> {
-    txn.audit
-        .iter()
-        .filter_map(|e| crate::collection::created::full_event(txn, e).ok())
-        .filter_map(|e| serde_json::from_value(e).ok())
-        .collect()
-}
+/// A transaction's events, by the record each is about (its first event of a record).
+type Events = HashMap<(CollectionName, RecordId), EventFields>;
 
-fn event_of<'e>(
-    events: &'e [EventFields],
-    c: &CollectionName,
-    id: &RecordId,
-) -> Option<&'e EventFields> {
-    events.iter().find(|e| {
-        e.collection.as_deref() == Some(c.as_str()) && e.record_id.as_deref() == Some(id.as_str())
-    })
+fn events(txn: &TxnRecord) -> Events {
+    let puts = crate::collection::created::Puts::of(txn);
+    let mut events = Events::with_capacity(txn.audit.len());
+    let parsed = txn
+        .audit
+        .iter()
+        .filter_map(|e| puts.full_event(e).ok())
+        .filter_map(|e| serde_json::from_value::<EventFields>(e).ok());
+    for event in parsed {
+        let subject = (event.collection.as_deref(), event.record_id.as_deref());
+        let (Some(c), Some(id)) = subject else {
+            continue;
+        };
+        let (Ok(c), Ok(id)) = (CollectionName::parse_any(c), RecordId::parse(id)) else {
+            continue;
+        };
+        events.entry((c, id)).or_insert(event);
+    }
+    events
 }
 
 /// Finds `changeset` in the log of `db` and what reverting it means (see the module docs).
@@ -228,13 +234,14 @@ pub async fn prepare(db: &Database, changeset: &Changeset) -> Result<Revert> {
                 match (member, written.get_mut(&key)) {
                     (true, Some((_, last, _))) => *last = seq,
                     (true, None) => {
-                        let created = event_of(&events, &op.collection, &op.id)
+                        let created = events
+                            .get(&key)
                             .is_some_and(|e| e.action.as_deref() == Some("create"));
                         written.insert(key.clone(), (seq, seq, created));
                         order.push(key);
                     }
                     (false, Some(_)) => {
-                        let event = event_of(&events, &op.collection, &op.id);
+                        let event = events.get(&key);
                         conflicts.push(Conflict {
                             collection: op.collection.to_string(),
                             record_id: op.id.to_string(),

@@ -8,11 +8,13 @@
 //! `"changes_from_put": {"masked"?: {field: shown}, "nested"?: [field]}` instead: what the
 //! diff needs besides the document, decided when the event was made (so a later
 //! definition change does not change an old event). Readers get the event back whole
-//! ([`full_event`]): byte for byte the `changes` the diff wrote before (`txn::diff`,
+//! ([`Puts::full_event`]): byte for byte the `changes` the diff wrote before (`txn::diff`,
 //! which a debug assertion compares with [`expand`] for every create).
 //!
 //! The hash chain covers the stored form: the event and the document it names are in
 //! the same hashed entry, so the expanded event is as tamper-evident as a stored one.
+
+use std::collections::HashMap;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -88,40 +90,53 @@ pub fn expand(descriptor: &Value, doc: &Value) -> Value {
     Value::Object(changes)
 }
 
-/// An audit event of `txn` as readers see it: stored whole, or (format 3) a create
-/// stored by reference, expanded from its record's `put` in the same transaction.
-pub fn full_event(txn: &TxnRecord, raw: &RawValue) -> Result<Value> {
-    let value: Value =
-        serde_json::from_str(raw.get()).map_err(|e| Error::corrupt("audit event", e))?;
-    let Value::Object(mut event) = value else {
-        return Err(Error::corrupt("audit event", "not a JSON object"));
-    };
-    let Some(descriptor) = event.remove(CHANGES_FROM_PUT) else {
-        return Ok(Value::Object(event));
-    };
-    let (collection, record_id) = (
-        event.get("collection").and_then(Value::as_str),
-        event.get("record_id").and_then(Value::as_str),
-    );
-    let doc = txn
-        .ops
-        .iter()
-        .find(|op| {
-            op.op == OpKind::Put
-                && Some(op.collection.as_str()) == collection
-                && Some(op.id.as_str()) == record_id
-        })
-        .and_then(|op| op.doc.as_ref())
+/// The documents a transaction puts whole, by record (its first `put` of each): what
+/// its create events stored by reference are expanded from. Built once per transaction,
+/// so expanding all of an import's events costs one lookup each, not a scan of its ops.
+pub struct Puts<'t>(HashMap<(&'t str, &'t str), &'t RawValue>);
+
+impl<'t> Puts<'t> {
+    pub fn of(txn: &'t TxnRecord) -> Puts<'t> {
+        let mut puts = HashMap::with_capacity(txn.ops.len());
+        for op in txn.ops.iter().filter(|op| op.op == OpKind::Put) {
+            if let Some(doc) = &op.doc {
+                puts.entry((op.collection.as_str(), op.id.as_str()))
+                    .or_insert(&**doc);
+            }
+        }
+        Puts(puts)
+    }
+
+    /// An audit event of the transaction as readers see it: stored whole, or (format 3)
+    /// a create stored by reference, expanded from its record's `put`.
+    pub fn full_event(&self, raw: &RawValue) -> Result<Value> {
+        let value: Value =
+            serde_json::from_str(raw.get()).map_err(|e| Error::corrupt("audit event", e))?;
+        let Value::Object(mut event) = value else {
+            return Err(Error::corrupt("audit event", "not a JSON object"));
+        };
+        let Some(descriptor) = event.remove(CHANGES_FROM_PUT) else {
+            return Ok(Value::Object(event));
+        };
+        let subject = (
+            event.get("collection").and_then(Value::as_str),
+            event.get("record_id").and_then(Value::as_str),
+        );
+        let doc = match subject {
+            (Some(c), Some(id)) => self.0.get(&(c, id)),
+            _ => None,
+        }
         .ok_or_else(|| {
             Error::corrupt(
                 "audit event",
                 "a create stored by reference without its record's put",
             )
         })?;
-    let doc: Value =
-        serde_json::from_str(doc.get()).map_err(|e| Error::corrupt("audit event", e))?;
-    event.insert("changes".into(), expand(&descriptor, &doc));
-    Ok(Value::Object(sorted(event)))
+        let doc: Value =
+            serde_json::from_str(doc.get()).map_err(|e| Error::corrupt("audit event", e))?;
+        event.insert("changes".into(), expand(&descriptor, &doc));
+        Ok(Value::Object(sorted(event)))
+    }
 }
 
 /// The event whole, from its stored-by-reference text and the document it created.

@@ -15,7 +15,7 @@
 //! order of operations inside a transaction (two records may swap a unique value). The
 //! same code replays entries from the log in trust mode: no checks, same indexes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -420,13 +420,34 @@ impl Targets<'_> {
 /// The audit trail is complete by construction: a transaction that writes a record of a
 /// defined collection without an audit event for it (a raw `put` instead of a record
 /// operation) is refused. Each event marks the touched record it names (`seen`); the
-/// first record left unmarked, in the order first touched, is the one reported.
+/// first record left unmarked, in the order first touched, is the one reported. A
+/// transaction its `Txn` handed over says which records it writes without an event
+/// (`TxnRecord::unaudited`, usually none): then only those are looked at.
 fn check_audited(
     state: &State,
     txn: &TxnRecord,
     touched: &[(&CollectionName, &RecordId)],
     seen: &Touched<'_>,
 ) -> Result<()> {
+    if let Some(unaudited) = &txn.unaudited {
+        if unaudited
+            .iter()
+            .all(|(c, _)| !state.catalog.contains_key(c))
+        {
+            return Ok(());
+        }
+        let unaudited: HashSet<(&str, &str)> = unaudited
+            .iter()
+            .map(|(c, id)| (c.as_str(), id.as_str()))
+            .collect();
+        let first = touched.iter().find(|&&(c, id)| {
+            state.catalog.contains_key(c) && unaudited.contains(&(c.as_str(), id.as_str()))
+        });
+        return match first {
+            Some(&(c, id)) => Err(unaudited_write(c, id)),
+            None => Ok(()),
+        };
+    }
     let mut audited = vec![false; touched.len()];
     for header in txn.audit.iter().filter_map(|e| AuditEvent::header(e).ok()) {
         let subject = (
@@ -442,12 +463,16 @@ fn check_audited(
         .zip(&audited)
         .find(|&(&(c, _), &audited)| !audited && state.catalog.contains_key(c));
     match unaudited {
-        Some((&(c, id), _)) => Err(Error::invalid(
-            "transaction",
-            format!("writes {c}/{id} without an audit event: use the record operations"),
-        )),
+        Some((&(c, id), _)) => Err(unaudited_write(c, id)),
         None => Ok(()),
     }
+}
+
+fn unaudited_write(c: &CollectionName, id: &RecordId) -> Error {
+    Error::invalid(
+        "transaction",
+        format!("writes {c}/{id} without an audit event: use the record operations"),
+    )
 }
 
 fn existing_data(name: &CollectionName, e: Error) -> Error {
@@ -457,5 +482,75 @@ fn existing_data(name: &CollectionName, e: Error) -> Error {
             problem: format!("existing data does not satisfy it: {v}"),
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::canonical::to_canonical_raw;
+    use crate::collection::event::Action;
+    use crate::log::Op;
+    use crate::{Database, DbOptions, TxnMeta};
+
+    /// The audit check finds an unaudited write of a defined collection by reading the
+    /// events, or, for a transaction its `Txn` handed over, from what that says.
+    #[tokio::test]
+    async fn an_unaudited_write_is_found_from_the_events_or_the_txn() {
+        let store = crate::StoreUrl::Memory.build().unwrap();
+        let opts = DbOptions {
+            materialize: false,
+            ..DbOptions::default()
+        };
+        let db = Database::open(store, opts).await.unwrap();
+        let def = Definition::from_toml("name = \"notes\"\n").unwrap();
+        db.define_all(&TxnMeta::new("t", "t"), &[def])
+            .await
+            .unwrap();
+        let notes = CollectionName::parse("notes").unwrap();
+        let rid = |id: &str| RecordId::parse(id).unwrap();
+        let put = |id: &str| {
+            let doc = to_canonical_raw(&json!({"id": id, "deleted_at": null}));
+            Op::whole(notes.clone(), rid(id), Some(Arc::from(doc)))
+        };
+        let event = AuditEvent {
+            id: "e1".into(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            actor: "t".into(),
+            source: "t".into(),
+            action: Action::Create,
+            collection: "notes".into(),
+            record_id: "a".into(),
+            changes: json!({}),
+            request_id: None,
+        };
+        let txn = |unaudited: Option<Vec<&str>>| TxnRecord {
+            actor: "t".into(),
+            audit: vec![Arc::from(event.to_raw())],
+            id: uuid::Uuid::nil(),
+            ops: vec![put("a"), put("b")],
+            reads: Vec::new(),
+            request_id: None,
+            source: "t".into(),
+            unaudited: unaudited
+                .map(|ids| ids.into_iter().map(|id| (notes.clone(), rid(id))).collect()),
+        };
+        let apply = |txn: TxnRecord| {
+            let mut state = (*db.snapshot()).clone();
+            let seq = state.seq().next();
+            state.apply_txn(&txn, seq, Mode::Validate)
+        };
+        for unaudited in [None, Some(vec!["b"])] {
+            let err = apply(txn(unaudited.clone())).unwrap_err().to_string();
+            assert!(
+                err.contains("writes notes/b without an audit event"),
+                "{unaudited:?}: {err}"
+            );
+        }
+        // What the `Txn` says is taken as it is.
+        assert!(apply(txn(Some(Vec::new()))).is_ok());
+        db.close().await;
     }
 }

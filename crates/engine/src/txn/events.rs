@@ -66,7 +66,7 @@ impl Txn {
         }
         let changes = diff(def, before, after);
         let event = self.audit_event(def.name.as_str(), id.as_str(), action, changes);
-        self.audit(&event);
+        self.audit_about(&event, Some((def.name.clone(), id.clone())));
     }
 }
 

@@ -130,6 +130,9 @@ pub struct Txn {
     /// Create events stored by reference to their record's staged whole document
     /// (`collection::created`), by record: their index in `audit`.
     created: std::collections::HashMap<(CollectionName, RecordId), usize>,
+    /// The records the other audit events are about: with `created`, every record an
+    /// event is about (`TxnRecord::unaudited` is the rest).
+    audited: std::collections::HashSet<(CollectionName, RecordId)>,
 }
 
 /// A staged write of one record: the record as this transaction leaves it (`None`:
@@ -204,6 +207,7 @@ impl Txn {
             staged_bytes: 0,
             hooked: 0,
             created: std::collections::HashMap::new(),
+            audited: std::collections::HashSet::new(),
         }
     }
 
@@ -234,6 +238,7 @@ impl Txn {
             reads: Vec::new(),
             request_id: self.meta.request_id.clone(),
             source: self.meta.source.to_string(),
+            unaudited: None,
         };
         // `"audit":[],` appears once there is an event.
         json_len(&meta) + 12 + self.staged_bytes
@@ -312,6 +317,9 @@ impl Txn {
         let added = staged.log_len(collection, id);
         let key = (collection.clone(), id.clone());
         let created = self.created.remove(&key);
+        if created.is_some() {
+            self.audited.insert(key.clone());
+        }
         if let Some(old) = self.writes.insert(key, staged) {
             self.staged_bytes -= old.log_len(collection, id);
             // The create event named the document this write replaces: it now carries
@@ -618,9 +626,28 @@ impl Txn {
 
     /// Adds an audit event to the transaction's log record.
     pub fn audit(&mut self, event: &AuditEvent) {
+        // An event about no valid record name audits none (the committer agrees).
+        let subject = CollectionName::parse_any(&event.collection)
+            .and_then(|c| Ok((c, RecordId::parse(&event.record_id)?)));
+        self.audit_about(event, subject.ok());
+    }
+
+    /// [`Txn::audit`] of an event whose record the caller names (`event.collection`,
+    /// `event.record_id`, already parsed).
+    pub(crate) fn audit_about(
+        &mut self,
+        event: &AuditEvent,
+        subject: Option<(CollectionName, RecordId)>,
+    ) {
+        debug_assert!(subject.as_ref().is_none_or(|(c, id)| {
+            c.as_str() == event.collection && id.as_str() == event.record_id
+        }));
         let raw: Arc<RawValue> = Arc::from(event.to_raw());
         self.staged_bytes += raw.get().len() + 1;
         self.audit.push(raw);
+        if let Some(subject) = subject {
+            self.audited.insert(subject);
+        }
     }
 
     /// Adds a create event stored by reference to the record's staged document.
@@ -646,6 +673,12 @@ impl Txn {
     /// any other (so an app's own checks after a record operation still answer first).
     pub(crate) fn into_pending(self, id: Uuid) -> PendingTxn {
         let meta = &self.meta;
+        let unaudited = self
+            .writes
+            .keys()
+            .filter(|key| !self.created.contains_key(key) && !self.audited.contains(key))
+            .cloned()
+            .collect();
         let reads = self
             .reads
             .into_iter()
@@ -682,6 +715,7 @@ impl Txn {
                 reads,
                 request_id: meta.request_id.clone(),
                 source: meta.source.to_string(),
+                unaudited: Some(unaudited),
             },
         }
     }

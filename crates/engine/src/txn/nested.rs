@@ -259,7 +259,7 @@ impl Txn {
         let doc = Arc::from(to_canonical_raw(&after));
         self.stage_item(&def.name, id, doc, op);
         let event = self.audit_event(def.name.as_str(), id.as_str(), Action::Update, changes);
-        self.audit(&event);
+        self.audit_about(&event, Some((def.name.clone(), id.clone())));
         let arrays: Vec<String> = def.def.nested.keys().cloned().collect();
         self.changes.push(Change {
             collection: def.name.clone(),

@@ -169,6 +169,7 @@ fn txn(ops: Vec<Op>) -> TxnRecord {
         reads: Vec::new(),
         request_id: None,
         source: "test".into(),
+        unaudited: None,
     }
 }
 
