@@ -7,72 +7,44 @@
 //! stored in this form, so a log entry assembled from them is canonical by construction
 //! and its hash can be recomputed by anyone from the parsed file.
 
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// Writes `value` in canonical form.
 pub fn to_canonical_string(value: &Value) -> String {
-    let mut out = Vec::with_capacity(256);
-    write_value(value, &mut out);
-    // Only whole UTF-8 strings and ASCII punctuation were written.
-    String::from_utf8(out).expect("canonical JSON is UTF-8")
+    serde_json::to_string(&Canonical(value)).expect("JSON values always serialize")
 }
 
-/// Canonical form as a boxed raw JSON value (what records are stored as).
+/// Canonical form as a boxed raw JSON value (what records are stored as). Written once:
+/// `to_raw_value` takes the text as serialized, where `RawValue::from_string` would
+/// parse it again to check it (documents and events are written on every staged change).
 pub fn to_canonical_raw(value: &Value) -> Box<RawValue> {
-    RawValue::from_string(to_canonical_string(value)).expect("canonical writer produces valid JSON")
+    serde_json::value::to_raw_value(&Canonical(value)).expect("JSON values always serialize")
 }
 
-/// Writes into a byte buffer (strings and numbers by serde_json's own writer, without
-/// a string allocated per value: documents are written on every staged change).
-pub(crate) fn write_value(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => {
-            serde_json::to_writer(&mut *out, n).expect("numbers always serialize");
-        }
-        Value::String(s) => write_str(s, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(item, out);
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
+/// A value that serializes in canonical form: object entries in key order, everything
+/// else (strings, numbers, compact layout) as serde_json writes it.
+pub(crate) struct Canonical<'a>(pub &'a Value);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Array(items) => s.collect_seq(items.iter().map(Canonical)),
             // serde_json's map iterates in key order unless `preserve_order` is on: only
             // then are the entries collected and sorted.
-            if map.keys().is_sorted_by(|a, b| a.as_bytes() < b.as_bytes()) {
-                write_entries(map.iter(), out);
-            } else {
+            Value::Object(map) if map.keys().is_sorted_by(|a, b| a.as_bytes() < b.as_bytes()) => {
+                s.collect_map(map.iter().map(|(k, v)| (k, Canonical(v))))
+            }
+            Value::Object(map) => {
                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                 entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                write_entries(entries.into_iter(), out);
+                s.collect_map(entries.into_iter().map(|(k, v)| (k, Canonical(v))))
             }
+            other => other.serialize(s),
         }
     }
-}
-
-fn write_entries<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
-    out.push(b'{');
-    for (i, (k, v)) in entries.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(k, out);
-        out.push(b':');
-        write_value(v, out);
-    }
-    out.push(b'}');
-}
-
-pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, s).expect("strings always serialize");
 }
 
 /// Lower-case hex SHA-256 of `bytes`.

@@ -218,48 +218,49 @@ impl AuditEvent {
     /// `changes_from_put`, `collection::created`). Written field by field, in key order,
     /// without an intermediate `Value`: an import writes thousands of events.
     pub(crate) fn to_raw_with(&self, key: &str, value: &Value) -> Box<RawValue> {
-        use crate::canonical::{write_str, write_value};
         debug_assert!("at" < key && key < "collection");
-        let mut out = Vec::with_capacity(256);
-        let field = |out: &mut Vec<u8>, name: &str, first: bool| {
-            if !first {
-                out.push(b',');
-            }
-            write_str(name, out);
-            out.push(b':');
+        let stored = Stored {
+            event: self,
+            key,
+            value,
         };
-        out.push(b'{');
-        field(&mut out, "action", true);
-        write_str(self.action.as_str(), &mut out);
-        field(&mut out, "actor", false);
-        write_str(&self.actor, &mut out);
-        field(&mut out, "at", false);
-        write_str(&self.at, &mut out);
-        field(&mut out, key, false);
-        write_value(value, &mut out);
-        field(&mut out, "collection", false);
-        write_str(&self.collection, &mut out);
-        field(&mut out, "id", false);
-        write_str(&self.id, &mut out);
-        field(&mut out, "record_id", false);
-        write_str(&self.record_id, &mut out);
-        if let Some(request_id) = &self.request_id {
-            field(&mut out, "request_id", false);
-            write_str(request_id, &mut out);
-        }
-        field(&mut out, "source", false);
-        match self.source.fixed_text() {
-            Some(text) => write_str(text, &mut out),
-            None => write_str(&self.source.to_string(), &mut out),
-        }
-        out.push(b'}');
-        let text = String::from_utf8(out).expect("canonical JSON is UTF-8");
-        RawValue::from_string(text).expect("the canonical writer produces valid JSON")
+        serde_json::value::to_raw_value(&stored).expect("audit events always serialize")
     }
 
     /// The fields filters and checks read, borrowed from a stored event.
     pub fn header(raw: &RawValue) -> serde_json::Result<EventHeader<'_>> {
         serde_json::from_str(raw.get())
+    }
+}
+
+/// An event as stored: its fields in key order, the one called `changes` written as
+/// `key: value` ([`AuditEvent::to_raw_with`]).
+struct Stored<'a> {
+    event: &'a AuditEvent,
+    key: &'a str,
+    value: &'a Value,
+}
+
+impl Serialize for Stored<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.event;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("action", e.action.as_str())?;
+        map.serialize_entry("actor", &e.actor)?;
+        map.serialize_entry("at", &e.at)?;
+        map.serialize_entry(self.key, &crate::canonical::Canonical(self.value))?;
+        map.serialize_entry("collection", &e.collection)?;
+        map.serialize_entry("id", &e.id)?;
+        map.serialize_entry("record_id", &e.record_id)?;
+        if let Some(request_id) = &e.request_id {
+            map.serialize_entry("request_id", request_id)?;
+        }
+        match e.source.fixed_text() {
+            Some(text) => map.serialize_entry("source", text)?,
+            None => map.serialize_entry("source", &e.source.to_string())?,
+        }
+        map.end()
     }
 }
 
