@@ -67,13 +67,11 @@ pub async fn query(store: &DynStore, head: Seq, filter: &AuditFilter) -> Result<
         (entries, next) = newest_first(store, next).await?;
         for entry in entries {
             for txn in entry.body.txns.iter().rev() {
-                // Built at the first event that matches, once for the transaction.
-                let mut puts = None;
+                let puts = super::created::Puts::of(txn);
                 for event in txn.audit.iter().rev() {
                     let fields =
                         AuditEvent::header(event).map_err(|e| Error::corrupt("audit event", e))?;
                     if filter.matches(&fields) {
-                        let puts = puts.get_or_insert_with(|| super::created::Puts::of(txn));
                         let mut value = puts.full_event(event)?;
                         value["seq"] = entry.seq().get().into();
                         out.push(value);

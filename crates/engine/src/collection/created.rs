@@ -14,6 +14,7 @@
 //! The hash chain covers the stored form: the event and the document it names are in
 //! the same hashed entry, so the expanded event is as tamper-evident as a stored one.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use serde_json::value::RawValue;
@@ -91,20 +92,34 @@ pub fn expand(descriptor: &Value, doc: &Value) -> Value {
 }
 
 /// The documents a transaction puts whole, by record (its first `put` of each): what
-/// its create events stored by reference are expanded from. Built once per transaction,
-/// so expanding all of an import's events costs one lookup each, not a scan of its ops.
-pub struct Puts<'t>(HashMap<(&'t str, &'t str), &'t RawValue>);
+/// its create events stored by reference are expanded from. Mapped once, at the first
+/// such event, so expanding all of an import's events costs one lookup each, not a scan
+/// of its ops, and a transaction without one maps nothing.
+pub struct Puts<'t> {
+    txn: &'t TxnRecord,
+    by_record: OnceCell<HashMap<(&'t str, &'t str), &'t RawValue>>,
+}
 
 impl<'t> Puts<'t> {
     pub fn of(txn: &'t TxnRecord) -> Puts<'t> {
-        let mut puts = HashMap::with_capacity(txn.ops.len());
-        for op in txn.ops.iter().filter(|op| op.op == OpKind::Put) {
-            if let Some(doc) = &op.doc {
-                puts.entry((op.collection.as_str(), op.id.as_str()))
-                    .or_insert(&**doc);
-            }
+        Puts {
+            txn,
+            by_record: OnceCell::new(),
         }
-        Puts(puts)
+    }
+
+    fn get(&self, collection: &str, id: &str) -> Option<&'t RawValue> {
+        let by_record = self.by_record.get_or_init(|| {
+            let mut puts = HashMap::with_capacity(self.txn.ops.len());
+            for op in self.txn.ops.iter().filter(|op| op.op == OpKind::Put) {
+                if let Some(doc) = &op.doc {
+                    puts.entry((op.collection.as_str(), op.id.as_str()))
+                        .or_insert(&**doc);
+                }
+            }
+            puts
+        });
+        by_record.get(&(collection, id)).copied()
     }
 
     /// An audit event of the transaction as readers see it: stored whole, or (format 3)
@@ -123,7 +138,7 @@ impl<'t> Puts<'t> {
             event.get("record_id").and_then(Value::as_str),
         );
         let doc = match subject {
-            (Some(c), Some(id)) => self.0.get(&(c, id)),
+            (Some(c), Some(id)) => self.get(c, id),
             _ => None,
         }
         .ok_or_else(|| {
