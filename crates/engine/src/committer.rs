@@ -60,6 +60,9 @@ pub(crate) struct Submission {
     pub txn: TxnRecord,
     /// Nested appends resolved against the commit position (see `records`).
     pub deferred: Vec<crate::txn::DeferredAppend>,
+    /// Its writes applied to its snapshot ahead (`txn::ahead`): taken instead of
+    /// validating it again when the head is still that snapshot.
+    pub applied: Option<crate::txn::Applied>,
     pub reply: oneshot::Sender<Result<Outcome>>,
 }
 
@@ -88,7 +91,7 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
             resolved,
             working,
             later,
-        } = validate(&state, batch, seq, shared.opts.max_entry_bytes);
+        } = validate(shared, &state, batch, seq);
         if accepted.is_empty() {
             // `later` is only ever non-empty behind an accepted transaction.
             debug_assert!(later.is_empty());
@@ -236,14 +239,16 @@ struct Validated {
 /// integrity check, each against the head plus the earlier accepted transactions of the
 /// batch; answers `Stale` or the violation to the others. Stops at the first one that
 /// would not fit in the entry (see the module docs); a transaction that alone passes
-/// `max_entry_bytes` is answered `too_large`.
-fn validate(state: &State, batch: Vec<Submission>, seq: Seq, max_entry_bytes: usize) -> Validated {
-    let mut working = state.clone();
+/// `max_entry_bytes` is answered `too_large`. The first transaction of the entry whose
+/// writes were applied ahead to this very head is not validated again (`txn::ahead`).
+fn validate(shared: &Shared, state: &Arc<State>, batch: Vec<Submission>, seq: Seq) -> Validated {
+    let max_entry_bytes = shared.opts.max_entry_bytes;
+    let mut working = (**state).clone();
     let mut accepted = Vec::with_capacity(batch.len());
     let mut resolved = Vec::with_capacity(batch.len());
     let mut entry_len = ENTRY_OVERHEAD;
     let mut batch = batch.into_iter();
-    while let Some(sub) = batch.next() {
+    while let Some(mut sub) = batch.next() {
         let fresh = sub.txn.reads.iter().all(|r| match &r.id {
             Some(id) => working.version_of(&r.collection, id) == r.version,
             None => working.collection_version(&r.collection) == r.version,
@@ -283,10 +288,27 @@ fn validate(state: &State, batch: Vec<Submission>, seq: Seq, max_entry_bytes: us
                 later,
             };
         }
-        // A persistent-map clone is O(1): a violator leaves `working` untouched.
-        let mut next = working.clone();
-        match next.apply_txn(&txn, seq, Mode::Validate) {
-            Ok(()) => {
+        let applied = sub.applied.take().filter(|applied| {
+            let usable = accepted.is_empty()
+                && Arc::ptr_eq(&applied.base, state)
+                && sub.deferred.is_empty()
+                && state.audits_every_write(&txn);
+            shared.metrics.applied_ahead(usable);
+            tracing::debug!(txn = %txn.id, usable, "applied ahead");
+            usable
+        });
+        let next = match applied {
+            // Its reads are current (nothing was applied since its snapshot), and so is
+            // every check the helper made.
+            Some(applied) => Ok(applied.state),
+            None => {
+                // A persistent-map clone is O(1): a violator leaves `working` untouched.
+                let mut next = working.clone();
+                next.apply_txn(&txn, seq, Mode::Validate).map(|()| next)
+            }
+        };
+        match next {
+            Ok(next) => {
                 working = next;
                 entry_len += len;
                 resolved.push(txn);

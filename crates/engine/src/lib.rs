@@ -48,7 +48,10 @@ pub mod view;
 
 pub use clock::{Clock, IdSource, ManualClock, SequentialIds, SystemClock, UuidV7Ids};
 pub use db::Trial;
-pub use db::{Consistency, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_RECORD_BYTES, Database, DbOptions};
+pub use db::{
+    Consistency, DEFAULT_APPLY_AHEAD_AFTER, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_RECORD_BYTES,
+    Database, DbOptions,
+};
 pub use error::{Error, ErrorCode, Result, Violation, ViolationCode};
 pub use metrics::{EngineMetrics, MetricsSnapshot};
 pub use names::{CollectionName, RecordId, Seq};

@@ -30,6 +30,8 @@ pub struct EngineMetrics {
     caught_up: AtomicU64,
     view_writes: AtomicU64,
     view_errors: AtomicU64,
+    applied_ahead: AtomicU64,
+    applied_ahead_unused: AtomicU64,
     /// Transactions per log entry written.
     batch_sizes: Histogram,
     /// Indexed by `StoreOp as usize`.
@@ -47,6 +49,8 @@ impl Default for EngineMetrics {
             caught_up: AtomicU64::new(0),
             view_writes: AtomicU64::new(0),
             view_errors: AtomicU64::new(0),
+            applied_ahead: AtomicU64::new(0),
+            applied_ahead_unused: AtomicU64::new(0),
             batch_sizes: Histogram::new(&BATCH_SIZE_BUCKETS, 1.0),
             store: std::array::from_fn(|_| OpCounters::default()),
         }
@@ -72,6 +76,12 @@ pub struct MetricsSnapshot {
     pub view_writes: u64,
     /// View writes that failed (retried later).
     pub view_errors: u64,
+    /// Transactions whose writes were applied ahead and taken by the committer as they
+    /// were, without validating them again (`txn::ahead`).
+    pub applied_ahead: u64,
+    /// Transactions applied ahead that the committer validated anyway (the head had
+    /// moved, or another transaction went first in the entry).
+    pub applied_ahead_unused: u64,
 }
 
 /// The kinds of object-store operation counted by the metered store
@@ -257,6 +267,13 @@ impl EngineMetrics {
     pub(crate) fn caught_up(&self) {
         self.caught_up.fetch_add(1, Relaxed);
     }
+    pub(crate) fn applied_ahead(&self, used: bool) {
+        if used {
+            self.applied_ahead.fetch_add(1, Relaxed);
+        } else {
+            self.applied_ahead_unused.fetch_add(1, Relaxed);
+        }
+    }
     pub(crate) fn view_write(&self, ok: bool) {
         if ok {
             self.view_writes.fetch_add(1, Relaxed);
@@ -285,6 +302,8 @@ impl EngineMetrics {
             caught_up: self.caught_up.load(Relaxed),
             view_writes: self.view_writes.load(Relaxed),
             view_errors: self.view_errors.load(Relaxed),
+            applied_ahead: self.applied_ahead.load(Relaxed),
+            applied_ahead_unused: self.applied_ahead_unused.load(Relaxed),
         }
     }
 

@@ -43,7 +43,15 @@ pub struct DbOptions {
     /// Largest log entry file, in bytes. The committer splits a batch that would pass
     /// it over several entries; one transaction that alone passes it fails `too_large`.
     pub max_entry_bytes: usize,
+    /// A transaction that stages this many documents has them applied ahead, on another
+    /// thread, while it goes on staging, so the committer need not validate them again
+    /// (see `txn::ahead`; 0 = never).
+    pub apply_ahead_after: usize,
 }
+
+/// Default of [`DbOptions::apply_ahead_after`]: below it, a helper thread costs more
+/// than it saves.
+pub const DEFAULT_APPLY_AHEAD_AFTER: usize = 256;
 
 /// Default of [`DbOptions::max_record_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -68,6 +76,7 @@ impl Default for DbOptions {
             digest: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            apply_ahead_after: DEFAULT_APPLY_AHEAD_AFTER,
         }
     }
 }

@@ -178,6 +178,16 @@ impl Collector for EngineCollector {
                 m.caught_up,
             ),
             (
+                "commit_applied_ahead",
+                "Large transactions whose writes were applied while they were staged, and committed without validating them again.",
+                m.applied_ahead,
+            ),
+            (
+                "commit_applied_ahead_unused",
+                "Large transactions applied ahead that the committer validated anyway (the log had moved on).",
+                m.applied_ahead_unused,
+            ),
+            (
                 "view_writes",
                 "Materialized view files written.",
                 m.view_writes,

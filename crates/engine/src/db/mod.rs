@@ -34,7 +34,9 @@ mod define;
 mod trial;
 
 use crate::materialize;
-pub use crate::options::{DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_RECORD_BYTES, DbOptions};
+pub use crate::options::{
+    DEFAULT_APPLY_AHEAD_AFTER, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_RECORD_BYTES, DbOptions,
+};
 use crate::shared::Shared;
 use crate::view::{ViewQueue, ViewStore, ViewWriteMode};
 pub use trial::Trial;
@@ -143,6 +145,7 @@ impl Database {
             secrets: opts.secret_key.clone(),
             max_record_bytes: opts.max_record_bytes,
             max_entry_bytes: opts.max_entry_bytes,
+            apply_ahead_after: opts.apply_ahead_after,
             hooks: opts.hooks.clone(),
         });
         let shared = Arc::new(Shared {
@@ -314,6 +317,7 @@ impl Database {
             let snapshot = self.snapshot();
             let seq = snapshot.seq();
             let mut txn = Txn::new(snapshot, self.shared.ctx.clone(), meta.clone());
+            txn.apply_ahead();
             let value = f(&mut txn)?;
             crate::txn::run_hooks(&mut txn, &self.shared.opts.hooks)?;
             if txn.is_read_only() {
@@ -325,10 +329,15 @@ impl Database {
             }
             let id = self.shared.opts.ids.new_id();
             let (reply, answer) = oneshot::channel();
-            let pending = txn.into_pending(id);
+            let mut pending = txn.into_pending(id);
+            let applied = match pending.ahead.take() {
+                Some(applying) => applying.wait(&mut pending.record).await,
+                None => None,
+            };
             let submission = Submission {
                 txn: pending.record,
                 deferred: pending.deferred,
+                applied,
                 reply,
             };
             submit.send(submission).await.map_err(|_| Error::Closed)?;

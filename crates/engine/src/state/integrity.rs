@@ -32,6 +32,15 @@ use crate::names::{CollectionName, RecordId, Seq};
 impl State {
     /// Applies one transaction at position `seq`. In validate mode a violation leaves
     /// `self` partly changed: callers apply to a clone and keep it only on success.
+    /// Whether `txn` is known to audit every write it makes to a defined collection:
+    /// the records it says it writes unaudited (`TxnRecord::unaudited`) are all of
+    /// undefined collections.
+    pub(crate) fn audits_every_write(&self, txn: &TxnRecord) -> bool {
+        txn.unaudited
+            .as_ref()
+            .is_some_and(|unaudited| unaudited.iter().all(|(c, _)| !self.catalog.contains_key(c)))
+    }
+
     pub(crate) fn apply_txn(&mut self, txn: &TxnRecord, seq: Seq, mode: Mode) -> Result<()> {
         let defs_coll = CollectionName::definitions();
         let mut redefined: BTreeSet<CollectionName> = BTreeSet::new();
@@ -430,10 +439,7 @@ fn check_audited(
     seen: &Touched<'_>,
 ) -> Result<()> {
     if let Some(unaudited) = &txn.unaudited {
-        if unaudited
-            .iter()
-            .all(|(c, _)| !state.catalog.contains_key(c))
-        {
+        if state.audits_every_write(txn) {
             return Ok(());
         }
         let unaudited: HashSet<(&str, &str)> = unaudited

@@ -13,6 +13,7 @@
 //! full and having the committer refuse it. Every staged document is also checked
 //! against `max_record_bytes` here, the one place all writes pass through.
 
+mod ahead;
 mod cascade;
 mod deferred;
 mod define;
@@ -40,6 +41,7 @@ use crate::log::{ENTRY_OVERHEAD, Op, Read, TxnRecord, json_len};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{Doc, State};
 
+pub(crate) use ahead::{Applied, Applying};
 pub use deferred::DeferredAppend;
 pub(crate) use deferred::resolve_appends;
 pub use events::diff;
@@ -133,6 +135,8 @@ pub struct Txn {
     /// The records the other audit events are about: with `created`, every record an
     /// event is about (`TxnRecord::unaudited` is the rest).
     audited: std::collections::HashSet<(CollectionName, RecordId)>,
+    /// Whether its writes are applied ahead, as they are staged (`ahead`).
+    ahead: ahead::Ahead,
 }
 
 /// A staged write of one record: the record as this transaction leaves it (`None`:
@@ -152,6 +156,21 @@ struct Staged {
 }
 
 impl Staged {
+    /// This write as the helper applying ahead takes it, if it can (`ahead`).
+    fn ahead<'a>(
+        &'a self,
+        collection: &'a CollectionName,
+        id: &'a RecordId,
+    ) -> Option<ahead::Put<'a>> {
+        ahead::Put::new(
+            collection,
+            id,
+            self.doc.as_ref(),
+            self.value.as_ref(),
+            self.items.is_some(),
+        )
+    }
+
     /// Its encoded bytes in the log, with the commas.
     fn log_len(&self, collection: &CollectionName, id: &RecordId) -> usize {
         match &self.items {
@@ -187,6 +206,8 @@ pub struct TxnContext {
     pub max_record_bytes: usize,
     /// `DbOptions::max_entry_bytes`.
     pub max_entry_bytes: usize,
+    /// `DbOptions::apply_ahead_after`.
+    pub apply_ahead_after: usize,
     /// The handle's hooks, for [`Txn::run_hooks`].
     pub hooks: Vec<Arc<dyn Hook>>,
 }
@@ -208,6 +229,40 @@ impl Txn {
             hooked: 0,
             created: std::collections::HashMap::new(),
             audited: std::collections::HashSet::new(),
+            ahead: ahead::Ahead::Off,
+        }
+    }
+
+    /// Lets this transaction apply its writes ahead once it has staged
+    /// `DbOptions::apply_ahead_after` documents (see `ahead`): for a transaction on its
+    /// way to the committer, not a trial step.
+    pub(crate) fn apply_ahead(&mut self) {
+        self.ahead = ahead::Ahead::new(self.ctx.apply_ahead_after);
+    }
+
+    /// Hands a staged write to the helper applying ahead (`op`: the write as the helper
+    /// takes it, `None` when it cannot), starting the helper when enough are staged.
+    fn note_ahead(&mut self, op: Option<Op>) {
+        use ahead::{Ahead, Helper};
+        match (&mut self.ahead, op) {
+            (Ahead::Off | Ahead::Stopped, _) => {}
+            (Ahead::On(helper), Some(op)) => helper.push(op),
+            (Ahead::Counting { staged, after }, Some(_)) => {
+                *staged += 1;
+                if *staged >= *after {
+                    // Every write staged so far is one the helper takes (any other
+                    // stopped the count).
+                    let puts = self
+                        .writes
+                        .iter()
+                        .filter_map(|((c, id), staged)| staged.ahead(c, id));
+                    self.ahead = match Helper::start(self.snapshot.clone(), puts) {
+                        Some(helper) => Ahead::On(helper),
+                        None => Ahead::Stopped,
+                    };
+                }
+            }
+            (_, None) => self.ahead = Ahead::Stopped,
         }
     }
 
@@ -315,6 +370,10 @@ impl Txn {
 
     fn restage(&mut self, collection: &CollectionName, id: &RecordId, staged: Staged) {
         let added = staged.log_len(collection, id);
+        let ahead = match self.ahead {
+            ahead::Ahead::Off | ahead::Ahead::Stopped => None,
+            _ => Some(staged.ahead(collection, id).map(|put| put.op())),
+        };
         let key = (collection.clone(), id.clone());
         let created = self.created.remove(&key);
         if created.is_some() {
@@ -335,6 +394,9 @@ impl Txn {
             }
         }
         self.staged_bytes += added;
+        if let Some(op) = ahead {
+            self.note_ahead(op);
+        }
     }
 
     /// This transaction's staged writes of one collection, in id order.
@@ -672,6 +734,11 @@ impl Txn {
     /// and the committer finds it, reporting the same error in the same order as for
     /// any other (so an app's own checks after a record operation still answer first).
     pub(crate) fn into_pending(self, id: Uuid) -> PendingTxn {
+        // Documents the helper applying ahead validates are not validated here.
+        let ahead = match self.ahead {
+            ahead::Ahead::On(helper) => Some(helper.finish()),
+            _ => None,
+        };
         let meta = &self.meta;
         let unaudited = self
             .writes
@@ -697,7 +764,7 @@ impl Txn {
                 (None, Some(value)) => {
                     let checked = staged
                         .def
-                        .filter(|def| validate_doc(def, &id, &value).is_ok());
+                        .filter(|def| ahead.is_none() && validate_doc(def, &id, &value).is_ok());
                     ops.push(
                         Op::whole(collection, id, staged.doc).with_checked_value(value, checked),
                     );
@@ -706,6 +773,7 @@ impl Txn {
             }
         }
         PendingTxn {
+            ahead,
             deferred: self.deferred,
             record: TxnRecord {
                 actor: meta.actor.clone(),
@@ -722,10 +790,11 @@ impl Txn {
 }
 
 /// A finished attempt on its way to the log.
-#[derive(Debug, Clone)]
-pub struct PendingTxn {
+pub(crate) struct PendingTxn {
     pub record: TxnRecord,
     pub deferred: Vec<crate::txn::DeferredAppend>,
+    /// Its writes being applied ahead (`ahead`): wait for it before handing `record` over.
+    pub ahead: Option<Applying>,
 }
 
 /// A committed transaction: the closure's value and the log position it landed at.

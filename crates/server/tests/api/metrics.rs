@@ -156,6 +156,8 @@ async fn metrics_count_requests_by_route_template_and_store_operations() {
         "bucketbase_commit_lost_slots_total",
         "bucketbase_commit_reruns_total",
         "bucketbase_commit_ambiguous_writes_total",
+        "bucketbase_commit_applied_ahead_total",
+        "bucketbase_commit_applied_ahead_unused_total",
         "bucketbase_view_write_errors_total",
     ] {
         assert_eq!(sample(&text, counter), Some(0.0), "{counter}");
