@@ -58,4 +58,4 @@ pub use names::{CollectionName, RecordId, Seq};
 pub use state::{CollectionState, Doc, State};
 pub use store::{DynStore, StoreUrl};
 pub use tail::TailStatus;
-pub use txn::{Action, Change, Committed, Hook, ItemChange, Tag, Txn, TxnMeta};
+pub use txn::{Action, Change, Committed, Hook, ItemChange, Scanned, Tag, Txn, TxnMeta};

@@ -176,7 +176,7 @@ impl Hook for AutoTasks {
         if tx.meta().has_tag(NO_AUTOMATION) {
             return Ok(());
         }
-        let mut templates: Option<Vec<Value>> = None;
+        let mut templates: Option<Vec<Arc<Value>>> = None;
         for change in changes {
             if change.collection == self.names.bookings {
                 self.booking_changed(tx, change, &mut templates)?;
@@ -200,7 +200,7 @@ impl AutoTasks {
         &self,
         tx: &mut Txn,
         change: &Change,
-        templates: &mut Option<Vec<Value>>,
+        templates: &mut Option<Vec<Arc<Value>>>,
     ) -> Result<()> {
         if change.action == Action::Purge {
             return Ok(());
@@ -235,11 +235,11 @@ impl AutoTasks {
 
     /// Live, active templates (read as a whole: a template change re-runs the booking
     /// transaction, so a booking never misses a template committed before it).
-    fn active_templates(&self, tx: &mut Txn) -> Vec<Value> {
-        tx.scan(&self.names.templates)
-            .into_iter()
-            .filter_map(|(_, raw)| serde_json::from_str::<Value>(raw.get()).ok())
-            .filter(|t| is_live(t) && t.get("active").and_then(Value::as_bool) != Some(false))
+    fn active_templates(&self, tx: &mut Txn) -> Vec<Arc<Value>> {
+        tx.scan_values(&self.names.templates)
+            .iter()
+            .filter(|(_, t)| is_live(t) && t.get("active").and_then(Value::as_bool) != Some(false))
+            .map(|(_, t)| t.clone())
             .collect()
     }
 
@@ -331,7 +331,7 @@ impl AutoTasks {
         tx: &mut Txn,
         booking_id: &RecordId,
         booking: &Value,
-        templates: &[Value],
+        templates: &[Arc<Value>],
     ) -> Result<()> {
         let ledger = self.ledger(tx, booking_id)?;
         // Reopen what the automation cancelled, moving it if the dates changed meanwhile.

@@ -121,9 +121,10 @@ pub struct Txn {
     /// Nested appends applied at commit time.
     pub(crate) deferred: Vec<crate::txn::DeferredAppend>,
     /// This transaction's staged records by indexed field value, for [`Txn::find`]:
-    /// built for a collection at its first `find`, then kept up by `put` (entries may be
-    /// stale: `find` re-checks each candidate).
-    staged_index: BTreeMap<CollectionName, StagedIndex>,
+    /// built for a collection's field at its first `find` on it, then kept up by `put`
+    /// (entries may be stale: `find` re-checks each candidate). Only the fields found by:
+    /// an import finds by one of its five indexed fields, for every record it stages.
+    staged_index: BTreeMap<CollectionName, Vec<(String, StagedIndex)>>,
     /// Encoded bytes of the staged ops, audit events and reads (each with its comma),
     /// plus an upper estimate for deferred appends: see [`Txn::log_len`].
     staged_bytes: usize,
@@ -137,7 +138,14 @@ pub struct Txn {
     audited: std::collections::HashSet<(CollectionName, RecordId)>,
     /// Whether its writes are applied ahead, as they are staged (`ahead`).
     ahead: ahead::Ahead,
+    /// [`Txn::scan_values`] of collections this transaction has not written since.
+    scans: std::collections::HashMap<CollectionName, Scanned>,
+    /// The last time `Txn::now` wrote, by its millisecond.
+    now_written: std::cell::RefCell<Option<(i64, String)>>,
 }
+
+/// A collection's records parsed, in id order (see [`Txn::scan_values`]).
+pub type Scanned = Arc<Vec<(RecordId, Arc<Value>)>>;
 
 /// A staged write of one record: the record as this transaction leaves it (`None`:
 /// deleted), for the transaction's own reads, and how it goes into the log: the whole
@@ -180,16 +188,15 @@ impl Staged {
     }
 }
 
-/// `(field, value)` → staged records of one collection, the field by its position among
-/// the definition's `index` fields.
-type StagedIndex = BTreeMap<(usize, SortKey), std::collections::BTreeSet<RecordId>>;
+/// A field's value → the staged records of one collection with it.
+type StagedIndex = BTreeMap<SortKey, std::collections::BTreeSet<RecordId>>;
 
-/// Adds a staged document's indexed field values to `index`.
-fn stage_keys(index: &mut StagedIndex, fields: &[String], id: &RecordId, doc: &Value) {
-    for (i, field) in fields.iter().enumerate() {
-        if let Some(v) = doc.get(field) {
+/// Adds a staged document's values of the indexed `fields` to their indexes.
+fn stage_keys(fields: &mut [(String, StagedIndex)], id: &RecordId, doc: &Value) {
+    for (field, index) in fields {
+        if let Some(v) = doc.get(field.as_str()) {
             index
-                .entry((i, SortKey::of(Some(v))))
+                .entry(SortKey::of(Some(v)))
                 .or_default()
                 .insert(id.clone());
         }
@@ -230,6 +237,8 @@ impl Txn {
             created: std::collections::HashMap::new(),
             audited: std::collections::HashSet::new(),
             ahead: ahead::Ahead::Off,
+            scans: std::collections::HashMap::new(),
+            now_written: std::cell::RefCell::new(None),
         }
     }
 
@@ -394,6 +403,9 @@ impl Txn {
             }
         }
         self.staged_bytes += added;
+        if !self.scans.is_empty() {
+            self.scans.remove(collection);
+        }
         if let Some(op) = ahead {
             self.note_ahead(op);
         }
@@ -524,40 +536,42 @@ impl Txn {
         field: &str,
         value: &Value,
     ) -> Result<Vec<(RecordId, Value)>> {
-        let position = self
+        let indexed = self
             .snapshot
             .definition(collection)
-            .and_then(|d| d.def.index.iter().position(|f| f == field));
-        let Some(position) = position else {
+            .is_some_and(|d| d.def.index.iter().any(|f| f == field));
+        if !indexed {
             return Err(Error::invalid(
                 "find",
                 format!("{field} is not an indexed field of {collection}"),
             ));
-        };
+        }
         let mut ids: std::collections::BTreeSet<RecordId> = self
             .snapshot
             .indexed(collection, field, value)
             .map(|found| found.iter().map(|(id, _)| id.clone()).collect())
             .unwrap_or_default();
-        if !self.staged_index.contains_key(collection) {
-            let fields = &self
-                .snapshot
-                .definition(collection)
-                .expect("checked above")
-                .def
-                .index;
-            let mut index = StagedIndex::new();
-            for ((_, id), staged) in self.staged_in(collection) {
-                if let Some(raw) = &staged.doc {
-                    let doc: Value = serde_json::from_str(raw.get())
-                        .map_err(|e| Error::corrupt("staged document", e))?;
-                    stage_keys(&mut index, fields, id, &doc);
+        let kept =
+            |fields: &Vec<(String, StagedIndex)>| fields.iter().position(|(f, _)| f == field);
+        let at = match self.staged_index.get(collection).and_then(kept) {
+            Some(at) => at,
+            None => {
+                let mut index = vec![(field.to_string(), StagedIndex::new())];
+                for ((_, id), staged) in self.staged_in(collection) {
+                    if let Some(raw) = &staged.doc {
+                        let doc: Value = serde_json::from_str(raw.get())
+                            .map_err(|e| Error::corrupt("staged document", e))?;
+                        stage_keys(&mut index, id, &doc);
+                    }
                 }
+                let fields = self.staged_index.entry(collection.clone()).or_default();
+                fields.extend(index);
+                fields.len() - 1
             }
-            self.staged_index.insert(collection.clone(), index);
-        }
-        if let Some(staged) =
-            self.staged_index[collection].get(&(position, SortKey::of(Some(value))))
+        };
+        if let Some(staged) = self.staged_index[collection][at]
+            .1
+            .get(&SortKey::of(Some(value)))
         {
             ids.extend(staged.iter().cloned());
         }
@@ -595,6 +609,29 @@ impl Txn {
             };
         }
         out.into_iter().collect()
+    }
+
+    /// [`Txn::scan`], parsed: every record of a collection, this transaction's writes
+    /// included, in id order. Parsed once per transaction for as long as it does not
+    /// write the collection (a hook that reads a small collection for every record of an
+    /// import: aristay's automation and its templates). Records the read as `scan` does.
+    pub fn scan_values(&mut self, collection: &CollectionName) -> Scanned {
+        self.read_collection(collection);
+        if let Some(scanned) = self.scans.get(collection) {
+            return scanned.clone();
+        }
+        let scanned: Scanned = Arc::new(
+            self.scan(collection)
+                .into_iter()
+                .map(|(id, raw)| {
+                    let value = serde_json::from_str(raw.get())
+                        .expect("stored and staged documents are valid JSON");
+                    (id, Arc::new(value))
+                })
+                .collect(),
+        );
+        self.scans.insert(collection.clone(), scanned.clone());
+        scanned
     }
 
     /// Stages a full new document. It must be a JSON object, and its own fields (and
@@ -673,10 +710,8 @@ impl Txn {
             raw.get().len(),
             self.ctx.max_record_bytes,
         )?;
-        if let Some(index) = self.staged_index.get_mut(collection)
-            && let Some(def) = self.snapshot.definition(collection)
-        {
-            stage_keys(index, &def.def.index, id, doc);
+        if let Some(fields) = self.staged_index.get_mut(collection) {
+            stage_keys(fields, id, doc);
         }
         Ok(raw)
     }
@@ -913,6 +948,44 @@ mod tests {
             "{} vs {exact}",
             committed.value
         );
+    }
+
+    #[tokio::test]
+    async fn a_parsed_scan_is_kept_until_the_collection_is_written() {
+        let db = db().await;
+        let notes = CollectionName::parse("notes").unwrap();
+        let meta = TxnMeta::new("t", "t");
+        db.transact(&meta, |tx| {
+            tx.create(&notes, json!({"id": "a", "title": "a"}))
+        })
+        .await
+        .unwrap();
+        db.transact(&meta, |tx| {
+            let titles = |scanned: &crate::Scanned| -> Vec<String> {
+                scanned
+                    .iter()
+                    .map(|(_, n)| n["title"].to_string())
+                    .collect()
+            };
+            let first = tx.scan_values(&notes);
+            assert_eq!(titles(&first), ["\"a\""]);
+            // Unchanged: the same parse.
+            assert!(std::sync::Arc::ptr_eq(&first, &tx.scan_values(&notes)));
+            // A write of the collection, staged: the next scan sees it.
+            tx.create(&notes, json!({"id": "b", "title": "b"}))?;
+            let second = tx.scan_values(&notes);
+            assert_eq!(titles(&second), ["\"a\"", "\"b\""]);
+            tx.update(
+                &notes,
+                &RecordId::parse("a").unwrap(),
+                &json!({"title": "A"}),
+                None,
+            )?;
+            assert_eq!(titles(&tx.scan_values(&notes)), ["\"A\"", "\"b\""]);
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test]

@@ -31,11 +31,21 @@ impl Txn {
             })
     }
 
+    /// The clock's time as records and events show it (RFC 3339, milliseconds). Written
+    /// once per millisecond: a record operation asks twice (metadata, event), an import
+    /// thousands of times within a few milliseconds.
     pub(super) fn now(&self) -> String {
-        self.ctx
-            .clock
-            .now()
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
+        let now = self.ctx.clock.now();
+        let millis = now.timestamp_millis();
+        let mut written = self.now_written.borrow_mut();
+        match &*written {
+            Some((at, text)) if *at == millis => text.clone(),
+            _ => {
+                let text = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+                *written = Some((millis, text.clone()));
+                text
+            }
+        }
     }
 
     pub(super) fn source(&self) -> Source {
