@@ -30,8 +30,6 @@ use crate::log::TxnRecord;
 use crate::names::{CollectionName, RecordId, Seq};
 
 impl State {
-    /// Applies one transaction at position `seq`. In validate mode a violation leaves
-    /// `self` partly changed: callers apply to a clone and keep it only on success.
     /// Whether `txn` is known to audit every write it makes to a defined collection:
     /// the records it says it writes unaudited (`TxnRecord::unaudited`) are all of
     /// undefined collections.
@@ -41,6 +39,8 @@ impl State {
             .is_some_and(|unaudited| unaudited.iter().all(|(c, _)| !self.catalog.contains_key(c)))
     }
 
+    /// Applies one transaction at position `seq`. In validate mode a violation leaves
+    /// `self` partly changed: callers apply to a clone and keep it only on success.
     pub(crate) fn apply_txn(&mut self, txn: &TxnRecord, seq: Seq, mode: Mode) -> Result<()> {
         let defs_coll = CollectionName::definitions();
         let mut redefined: BTreeSet<CollectionName> = BTreeSet::new();
@@ -354,6 +354,61 @@ impl State {
 
     /// A record stopped being live: no live referrer may be left pointing at it, except,
     /// while it still exists (soft-deleted), through references that allow deleted ones.
+    /// The reference checks of a transaction applied batch by batch (`txn::ahead`), made
+    /// again on its final state where a batch could pass what the whole transaction does
+    /// not (`self` is the state after every batch, `base` the state before the
+    /// transaction, `touched` each record it writes with the last batch that wrote it):
+    /// - a live record checked in a batch before one that wrote its target (the target
+    ///   may have changed its `match` fields, or gone) is checked against the target as
+    ///   it ends;
+    /// - a record live in `base` and not at the end has no live referrer left (one
+    ///   written after the batch that deleted it would not have been seen), as
+    ///   `apply_txn` checks it.
+    pub(crate) fn check_references_after_batches(
+        &self,
+        base: &State,
+        touched: &HashMap<(CollectionName, RecordId), usize>,
+    ) -> Result<()> {
+        let seen = Touched::new();
+        let mut targets = Targets {
+            seen: &seen,
+            news: &[],
+            partial: &[],
+            parsed: HashMap::new(),
+        };
+        for ((c, id), &last) in touched {
+            if let Some(referrers) = self.referrers.get(&(c.clone(), id.clone())) {
+                for (rc, rid) in referrers.iter() {
+                    let checked_before = touched
+                        .get(&(rc.clone(), rid.clone()))
+                        .is_some_and(|&batch| batch < last);
+                    let (Some(def), Some(doc)) = (self.catalog.get(rc), self.get(rc, rid)) else {
+                        continue;
+                    };
+                    if checked_before {
+                        let value = doc.value();
+                        if is_live(&value) {
+                            let refs = RecordKeys::of(def, &value)?.refs;
+                            self.check_outgoing(def, rid, &value, &refs, &mut targets)?;
+                        }
+                    }
+                }
+            }
+            let was_live = base.get(c, id).is_some_and(|d| is_live(&d.own_value()));
+            if was_live {
+                let now = self.get(c, id);
+                let live_now = match (now, self.catalog.contains_key(c)) {
+                    (Some(doc), true) => is_live(&doc.own_value()),
+                    (now, _) => now.is_some(),
+                };
+                if !live_now {
+                    self.check_no_referrers(c, id, now.is_some())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn check_no_referrers(&self, c: &CollectionName, id: &RecordId, exists: bool) -> Result<()> {
         let Some(referrers) = self.referrers.get(&(c.clone(), id.clone())) else {
             return Ok(());

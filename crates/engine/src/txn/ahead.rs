@@ -17,13 +17,19 @@
 //!   last one sent to the helper for its record. Any other write (an item operation, a
 //!   definition) stops the helper, and the transaction is committed as if it had never
 //!   started;
-//! - every batch passed. A batch is checked against the snapshot plus the batches before
-//!   it, so its checks are at least as strict as the whole transaction's: a unique or
-//!   exclusion conflict between two final documents is met when the second is inserted,
-//!   whichever batch holds it; a reference is checked when its record is applied, and a
-//!   later batch that makes its target not live meets the referrer. A check that only
-//!   the whole transaction passes (a record referring to one staged after it) fails a
-//!   batch, and the transaction is committed as usual;
+//! - every batch passed, and the reference checks after the last one. A batch is checked
+//!   against the snapshot plus the batches before it. For what a record alone decides
+//!   (schema, `check`s) and for unique and exclusion constraints that is at least as
+//!   strict as checking the whole transaction: a conflict between two final documents is
+//!   met when the later one is inserted, whichever batch holds it. References are not:
+//!   a record is checked against its target as it is when the record's batch is applied,
+//!   and a later batch may change the target (its `match` fields, a purge) or add a
+//!   referrer to a record an earlier batch deleted. So once every batch is applied, the
+//!   helper checks those again on the final state, as the whole transaction would
+//!   (`State::check_references_after_batches`): each live record checked before its
+//!   target's last write, and each record live before the transaction and not after. A
+//!   check that only the whole transaction passes (a record referring to one staged
+//!   after it) fails a batch, and the transaction is committed as usual;
 //! - the committer's head is still that very snapshot (no entry was applied since: the
 //!   `Arc` is the same), and the transaction is the first of its entry.
 //!
@@ -37,6 +43,7 @@
 //!
 //! [`DbOptions::apply_ahead_after`]: crate::DbOptions::apply_ahead_after
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -143,12 +150,11 @@ impl Helper {
         let (sender, batches) = mpsc::channel::<Vec<Op>>();
         let (reply, result) = oneshot::channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let state = (*base).clone();
-        let stop = cancel.clone();
+        let (from, stop) = (base.clone(), cancel.clone());
         std::thread::Builder::new()
             .name("bb-apply-ahead".into())
             .spawn(move || {
-                let _ = reply.send(apply(state, batches, &stop));
+                let _ = reply.send(apply(from, batches, &stop));
             })
             .map_err(|e| tracing::debug!(error = %e, "no thread to apply ahead"))
             .ok()?;
@@ -199,11 +205,17 @@ impl Helper {
 
 /// The helper's loop: each batch applied as a transaction of its own would be, at the
 /// position after the snapshot.
-fn apply(mut state: State, batches: mpsc::Receiver<Vec<Op>>, cancel: &AtomicBool) -> Option<State> {
+fn apply(base: Arc<State>, batches: mpsc::Receiver<Vec<Op>>, cancel: &AtomicBool) -> Option<State> {
+    let mut state = (*base).clone();
     let seq = state.seq().next();
-    for ops in batches {
+    // Each record written, with the last batch that wrote it.
+    let mut touched: HashMap<(CollectionName, RecordId), usize> = HashMap::new();
+    for (n, ops) in batches.into_iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return None;
+        }
+        for op in &ops {
+            touched.insert((op.collection.clone(), op.id.clone()), n);
         }
         let batch = TxnRecord {
             actor: String::new(),
@@ -220,6 +232,10 @@ fn apply(mut state: State, batches: mpsc::Receiver<Vec<Op>>, cancel: &AtomicBool
             tracing::debug!(error = %e, "applying ahead stopped: the committer validates");
             return None;
         }
+    }
+    if let Err(e) = state.check_references_after_batches(&base, &touched) {
+        tracing::debug!(error = %e, "applying ahead stopped: the committer validates");
+        return None;
     }
     Some(state)
 }
@@ -270,9 +286,10 @@ mod tests {
     use crate::state::State;
     use crate::{Database, DbOptions, TxnMeta};
 
-    /// Rooms (unique `code`) and their stays (referring to a room; no two live stays of a
-    /// room overlap).
-    const DEFS: [&str; 2] = [
+    /// Rooms (unique `code`), their stays (referring to a room; no two live stays of a
+    /// room overlap), and guests (in a room whose code they repeat, and last in a room
+    /// that may have been deleted since).
+    const DEFS: [&str; 3] = [
         r#"name = "rooms"
 index = ["code"]
 soft_delete = true
@@ -294,6 +311,18 @@ end = "end"
 field = "room_id"
 collection = "rooms"
 on_delete = "restrict"
+"#,
+        r#"name = "guests"
+soft_delete = true
+schema = { type = "object" }
+[[references]]
+field = "room_id"
+collection = "rooms"
+match = { room_code = "code" }
+[[references]]
+field = "last_room_id"
+collection = "rooms"
+allow_deleted = true
 "#,
     ];
 
@@ -469,6 +498,63 @@ on_delete = "restrict"
         .await;
         assert_eq!(ahead.0, Ok(()));
         assert_eq!(plain.0, Ok(()));
+        assert_eq!(ahead.1.applied_ahead, 0);
+    }
+
+    /// Writes of an undefined collection, to put what follows in a later batch.
+    fn fill(tx: &mut crate::Txn) -> crate::Result<()> {
+        for i in 0..70 {
+            let id = RecordId::parse(&format!("f{i}")).unwrap();
+            tx.put(&c("scratch"), &id, &json!({"i": i}))?;
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn references_are_checked_against_targets_as_they_end() {
+        let guests = || c("guests");
+        // A target whose `match` field a later batch changes.
+        let [ahead, plain] = both_ways(move |tx| {
+            tx.insert(
+                &guests(),
+                json!({"id": "g1", "room_id": "r0", "room_code": "r0"}),
+            )?;
+            fill(tx)?;
+            tx.update(
+                &c("rooms"),
+                &RecordId::parse("r0").unwrap(),
+                &json!({"code": "zz"}),
+                None,
+            )
+        })
+        .await;
+        let error = ahead.0.unwrap_err();
+        assert!(error.contains("room_code must equal"), "{error}");
+        assert_eq!(Err(error), plain.0);
+        // A deleted target a later batch purges, pointed at where deleted ones are allowed.
+        let [ahead, plain] = both_ways(move |tx| {
+            tx.create(&c("rooms"), room("p1"))?;
+            let p1 = RecordId::parse("p1").unwrap();
+            tx.delete(&c("rooms"), &p1, None)?;
+            tx.insert(&guests(), json!({"id": "g1", "last_room_id": "p1"}))?;
+            fill(tx)?;
+            tx.purge(&c("rooms"), &p1, None)
+        })
+        .await;
+        let error = ahead.0.unwrap_err();
+        assert!(error.contains("reference_violation"), "{error}");
+        assert_eq!(Err(error), plain.0);
+        // A target deleted first, a referrer added after: not every reference from guests
+        // to rooms allows deleted ones, so the delete is refused.
+        let [ahead, plain] = both_ways(move |tx| {
+            tx.delete(&c("rooms"), &RecordId::parse("r0").unwrap(), None)?;
+            fill(tx)?;
+            tx.insert(&guests(), json!({"id": "g1", "last_room_id": "r0"}))
+        })
+        .await;
+        let error = ahead.0.unwrap_err();
+        assert!(error.contains("reference_violation"), "{error}");
+        assert_eq!(Err(error), plain.0);
         assert_eq!(ahead.1.applied_ahead, 0);
     }
 
