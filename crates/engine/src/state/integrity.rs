@@ -382,10 +382,10 @@ impl State {
                     let checked_before = touched
                         .get(&(rc.clone(), rid.clone()))
                         .is_some_and(|&batch| batch < last);
-                    let (Some(def), Some(doc)) = (self.catalog.get(rc), self.get(rc, rid)) else {
+                    if !checked_before {
                         continue;
-                    };
-                    if checked_before {
+                    }
+                    if let (Some(def), Some(doc)) = (self.catalog.get(rc), self.get(rc, rid)) {
                         let value = doc.value();
                         if is_live(&value) {
                             let refs = RecordKeys::of(def, &value)?.refs;
