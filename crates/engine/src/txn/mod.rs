@@ -710,10 +710,21 @@ impl Txn {
             raw.get().len(),
             self.ctx.max_record_bytes,
         )?;
+        self.note_staged_keys(collection, id, doc);
+        Ok(raw)
+    }
+
+    /// Keeps [`Txn::find`]'s index of staged records up with `doc`, staged for
+    /// `collection/id` (every write of a whole document or an item goes through here).
+    pub(crate) fn note_staged_keys(
+        &mut self,
+        collection: &CollectionName,
+        id: &RecordId,
+        doc: &Value,
+    ) {
         if let Some(fields) = self.staged_index.get_mut(collection) {
             stage_keys(fields, id, doc);
         }
-        Ok(raw)
     }
 
     /// Stages a deletion (no record logic: see `Txn::delete` for records).
@@ -948,6 +959,45 @@ mod tests {
             "{} vs {exact}",
             committed.value
         );
+    }
+
+    #[tokio::test]
+    async fn find_sees_what_an_item_operation_changed() {
+        let db = db().await;
+        let posts = CollectionName::parse("posts").unwrap();
+        let def = Definition::from_toml(
+            "name = \"posts\"\nindex = [\"updated_by\"]\n[nested.comments]\nschema = { type = \"object\" }\n",
+        )
+        .unwrap();
+        db.define_all(&TxnMeta::new("t", "t"), &[def])
+            .await
+            .unwrap();
+        let created = db
+            .transact(&TxnMeta::new("a", "t"), |tx| {
+                tx.create(&posts, json!({"id": "p", "comments": [{"text": "x"}]}))
+            })
+            .await
+            .unwrap()
+            .value
+            .1;
+        let item = created["comments"][0]["id"].as_str().unwrap().to_string();
+        db.transact(&TxnMeta::new("b", "t"), |tx| {
+            let by_b = json!("b");
+            // The staged index is built here, before the item operation...
+            assert!(tx.find(&posts, "updated_by", &by_b)?.is_empty());
+            let p = RecordId::parse("p").unwrap();
+            tx.nested_patch(&posts, &p, "comments", &item, &json!({"text": "y"}))?;
+            // ...and kept up by it: the post is now updated by "b".
+            let found: Vec<RecordId> = tx
+                .find(&posts, "updated_by", &by_b)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(found, [p]);
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test]

@@ -257,6 +257,7 @@ impl Txn {
         map.insert("updated_at".into(), json!(op.at));
         map.insert("updated_by".into(), json!(op.by));
         let doc = Arc::from(to_canonical_raw(&after));
+        self.note_staged_keys(&def.name, id, &after);
         self.stage_item(&def.name, id, doc, op);
         let event = self.audit_event(def.name.as_str(), id.as_str(), Action::Update, changes);
         self.audit_about(&event, Some((def.name.clone(), id.clone())));
