@@ -352,8 +352,6 @@ impl State {
         Ok(())
     }
 
-    /// A record stopped being live: no live referrer may be left pointing at it, except,
-    /// while it still exists (soft-deleted), through references that allow deleted ones.
     /// The reference checks of a transaction applied batch by batch (`txn::ahead`), made
     /// again on its final state where a batch could pass what the whole transaction does
     /// not (`self` is the state after every batch, `base` the state before the
@@ -409,6 +407,8 @@ impl State {
         Ok(())
     }
 
+    /// A record stopped being live: no live referrer may be left pointing at it, except,
+    /// while it still exists (soft-deleted), through references that allow deleted ones.
     fn check_no_referrers(&self, c: &CollectionName, id: &RecordId, exists: bool) -> Result<()> {
         let Some(referrers) = self.referrers.get(&(c.clone(), id.clone())) else {
             return Ok(());

@@ -53,7 +53,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::collection::integrity::Mode;
+use crate::collection::integrity::{Mode, validate_doc};
 use crate::log::{Op, TxnRecord};
 use crate::names::{CollectionName, DEFINITIONS, RecordId};
 use crate::state::State;
@@ -206,13 +206,25 @@ impl Helper {
 /// The helper's loop: each batch applied as a transaction of its own would be, at the
 /// position after the snapshot.
 fn apply(base: Arc<State>, batches: mpsc::Receiver<Vec<Op>>, cancel: &AtomicBool) -> Option<State> {
+    apply_all(base, batches, cancel)
+        .map_err(|e| tracing::debug!(error = %e, "applying ahead stopped: the committer validates"))
+        .ok()
+        .flatten()
+}
+
+/// [`apply`]: `None` when cancelled, the first check that fails as an error.
+fn apply_all(
+    base: Arc<State>,
+    batches: mpsc::Receiver<Vec<Op>>,
+    cancel: &AtomicBool,
+) -> crate::Result<Option<State>> {
     let mut state = (*base).clone();
     let seq = state.seq().next();
     // Each record written, with the last batch that wrote it.
     let mut touched: HashMap<(CollectionName, RecordId), usize> = HashMap::new();
     for (n, ops) in batches.into_iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
-            return None;
+            return Ok(None);
         }
         for op in &ops {
             touched.insert((op.collection.clone(), op.id.clone()), n);
@@ -228,16 +240,10 @@ fn apply(base: Arc<State>, batches: mpsc::Receiver<Vec<Op>>, cancel: &AtomicBool
             // Audit events are the committer's to check, for the whole transaction.
             unaudited: Some(Vec::new()),
         };
-        if let Err(e) = state.apply_txn(&batch, seq, Mode::Validate) {
-            tracing::debug!(error = %e, "applying ahead stopped: the committer validates");
-            return None;
-        }
+        state.apply_txn(&batch, seq, Mode::Validate)?;
     }
-    if let Err(e) = state.check_references_after_batches(&base, &touched) {
-        tracing::debug!(error = %e, "applying ahead stopped: the committer validates");
-        return None;
-    }
-    Some(state)
+    state.check_references_after_batches(&base, &touched)?;
+    Ok(Some(state))
 }
 
 /// A helper that has every document: its state, once it is done.
@@ -251,17 +257,23 @@ impl Applying {
     /// Waits for the helper. When every batch passed, marks the documents of `txn` as
     /// checked against the snapshot's definitions (the helper validated each one: they
     /// are all it was sent, see the module docs) and answers the state the committer may
-    /// take.
+    /// take. When the helper gave up, validates them here as `Txn::into_pending` does
+    /// without a helper, so the committer does not.
     pub(crate) async fn wait(self, txn: &mut TxnRecord) -> Option<Applied> {
-        let state = self.result.await.ok()??;
+        let state = self.result.await.ok().flatten();
         for op in &mut txn.ops {
-            if op.value.is_some() && op.checked.is_none() {
-                op.checked = self.base.definition(&op.collection).cloned();
-            }
+            let (Some(value), None) = (&op.value, &op.checked) else {
+                continue;
+            };
+            op.checked = self
+                .base
+                .definition(&op.collection)
+                .cloned()
+                .filter(|def| state.is_some() || validate_doc(def, &op.id, value).is_ok());
         }
         Some(Applied {
             base: self.base,
-            state,
+            state: state?,
         })
     }
 }

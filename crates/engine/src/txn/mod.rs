@@ -551,21 +551,23 @@ impl Txn {
             .indexed(collection, field, value)
             .map(|found| found.iter().map(|(id, _)| id.clone()).collect())
             .unwrap_or_default();
-        let kept =
-            |fields: &Vec<(String, StagedIndex)>| fields.iter().position(|(f, _)| f == field);
-        let at = match self.staged_index.get(collection).and_then(kept) {
+        let kept = self
+            .staged_index
+            .get(collection)
+            .and_then(|fields| fields.iter().position(|(f, _)| f == field));
+        let at = match kept {
             Some(at) => at,
             None => {
-                let mut index = vec![(field.to_string(), StagedIndex::new())];
+                let mut index = (field.to_string(), StagedIndex::new());
                 for ((_, id), staged) in self.staged_in(collection) {
                     if let Some(raw) = &staged.doc {
                         let doc: Value = serde_json::from_str(raw.get())
                             .map_err(|e| Error::corrupt("staged document", e))?;
-                        stage_keys(&mut index, id, &doc);
+                        stage_keys(std::slice::from_mut(&mut index), id, &doc);
                     }
                 }
                 let fields = self.staged_index.entry(collection.clone()).or_default();
-                fields.extend(index);
+                fields.push(index);
                 fields.len() - 1
             }
         };
@@ -616,7 +618,7 @@ impl Txn {
     /// write the collection (a hook that reads a small collection for every record of an
     /// import: aristay's automation and its templates). Records the read as `scan` does.
     pub fn scan_values(&mut self, collection: &CollectionName) -> Scanned {
-        self.read_collection(collection);
+        // A kept parse was made by a `scan`, which recorded the read.
         if let Some(scanned) = self.scans.get(collection) {
             return scanned.clone();
         }
@@ -780,18 +782,24 @@ impl Txn {
     /// and the committer finds it, reporting the same error in the same order as for
     /// any other (so an app's own checks after a record operation still answer first).
     pub(crate) fn into_pending(self, id: Uuid) -> PendingTxn {
-        // Documents the helper applying ahead validates are not validated here.
-        let ahead = match self.ahead {
-            ahead::Ahead::On(helper) => Some(helper.finish()),
-            _ => None,
-        };
         let meta = &self.meta;
-        let unaudited = self
+        let unaudited: Vec<(CollectionName, RecordId)> = self
             .writes
             .keys()
             .filter(|key| !self.created.contains_key(key) && !self.audited.contains(key))
             .cloned()
             .collect();
+        // Documents the helper applying ahead validates are not validated here. A helper
+        // whose state the committer cannot take (deferred appends resolve at the commit
+        // position; an unaudited write is refused) is let go instead of waited for.
+        let usable = self.deferred.is_empty()
+            && unaudited
+                .iter()
+                .all(|(c, _)| self.snapshot.definition(c).is_none());
+        let ahead = match self.ahead {
+            ahead::Ahead::On(helper) if usable => Some(helper.finish()),
+            _ => None,
+        };
         let reads = self
             .reads
             .into_iter()
