@@ -14,8 +14,8 @@
 //! The hash chain covers the stored form: the event and the document it names are in
 //! the same hashed entry, so the expanded event is as tamper-evident as a stored one.
 
+use foldhash::{HashMap, HashMapExt};
 use std::cell::OnceCell;
-use std::collections::HashMap;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

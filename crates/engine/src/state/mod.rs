@@ -8,6 +8,8 @@
 
 mod integrity;
 
+pub(crate) use integrity::Batches;
+
 pub use crate::collection::stored::{Doc, Item, Shape};
 
 use std::sync::Arc;

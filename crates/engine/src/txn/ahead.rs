@@ -43,9 +43,8 @@
 //!
 //! [`DbOptions::apply_ahead_after`]: crate::DbOptions::apply_ahead_after
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use serde_json::Value;
@@ -53,10 +52,13 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use crate::collection::definition::Compiled;
 use crate::collection::integrity::{Mode, validate_doc};
 use crate::log::{Op, TxnRecord};
 use crate::names::{CollectionName, DEFINITIONS, RecordId};
+use crate::state::Batches;
 use crate::state::State;
+use foldhash::{HashMap, HashMapExt};
 
 /// Documents sent to the helper at a time.
 const BATCH: usize = 64;
@@ -92,6 +94,8 @@ pub(crate) struct Put<'a> {
     id: &'a RecordId,
     doc: Option<&'a Arc<RawValue>>,
     value: Option<&'a Arc<Value>>,
+    /// The definition `value` is to pass (the snapshot's, which the helper's state has).
+    def: Option<&'a Arc<Compiled>>,
 }
 
 impl<'a> Put<'a> {
@@ -102,6 +106,7 @@ impl<'a> Put<'a> {
         id: &'a RecordId,
         doc: Option<&'a Arc<RawValue>>,
         value: Option<&'a Arc<Value>>,
+        def: Option<&'a Arc<Compiled>>,
         items: bool,
     ) -> Option<Put<'a>> {
         (!items && collection.as_str() != DEFINITIONS).then_some(Put {
@@ -109,15 +114,23 @@ impl<'a> Put<'a> {
             id,
             doc,
             value,
+            def,
         })
     }
 
-    pub(crate) fn op(&self) -> Op {
+    /// The operation the helper applies. `check_here`: validate the document on this
+    /// thread (the helper is behind), marking it checked when it passes so the helper
+    /// does not check it again; one that fails goes unmarked, and the helper finds it.
+    pub(crate) fn op(&self, check_here: bool) -> Op {
         let op = Op::whole(self.collection.clone(), self.id.clone(), self.doc.cloned());
-        match self.value {
-            Some(value) => op.with_checked_value(value.clone(), None),
-            None => op,
-        }
+        let Some(value) = self.value else {
+            return op;
+        };
+        let checked = self
+            .def
+            .filter(|def| check_here && validate_doc(def, self.id, value).is_ok())
+            .cloned();
+        op.with_checked_value(value.clone(), checked)
     }
 }
 
@@ -135,6 +148,8 @@ impl Drop for Cancel {
 pub(crate) struct Helper {
     base: Arc<State>,
     sender: mpsc::Sender<Vec<Op>>,
+    /// Batches sent and not yet applied.
+    queued: Arc<AtomicUsize>,
     batch: Vec<Op>,
     result: oneshot::Receiver<Option<State>>,
     _cancel: Cancel,
@@ -150,24 +165,34 @@ impl Helper {
         let (sender, batches) = mpsc::channel::<Vec<Op>>();
         let (reply, result) = oneshot::channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let (from, stop) = (base.clone(), cancel.clone());
+        let queued = Arc::new(AtomicUsize::new(1));
+        let (from, stop, left) = (base.clone(), cancel.clone(), queued.clone());
         std::thread::Builder::new()
             .name("bb-apply-ahead".into())
             .spawn(move || {
-                let _ = reply.send(apply(from, batches, &stop));
+                let _ = reply.send(apply(from, batches, &stop, &left));
             })
             .map_err(|e| tracing::debug!(error = %e, "no thread to apply ahead"))
             .ok()?;
         // One batch: they are in key order, not in the order they were staged (a record
         // may come before the one it refers to).
-        let _ = sender.send(staged.map(|put| put.op()).collect());
+        let _ = sender.send(staged.map(|put| put.op(false)).collect());
         Some(Helper {
             base,
             sender,
+            queued,
             batch: Vec::with_capacity(BATCH),
             result,
             _cancel: Cancel(cancel),
         })
+    }
+
+    /// Whether the helper has fallen a batch behind the documents sent to it. The
+    /// staging thread then validates the documents it stages itself ([`Put::op`]), so
+    /// the two threads' shares of the work even out: on a machine whose other core is
+    /// busy (or slower), the helper would otherwise finish well after the staging.
+    pub(crate) fn behind(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) >= 2
     }
 
     /// Queues a staged document (`Put::op`), sending a full batch.
@@ -175,6 +200,7 @@ impl Helper {
         self.batch.push(op);
         if self.batch.len() >= BATCH {
             let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.queued.fetch_add(1, Ordering::Relaxed);
             // A helper that stopped (a batch failed) has dropped its receiver: no matter.
             let _ = self.sender.send(batch);
         }
@@ -186,6 +212,7 @@ impl Helper {
         let Helper {
             base,
             sender,
+            queued: _,
             batch,
             result,
             _cancel,
@@ -205,8 +232,13 @@ impl Helper {
 
 /// The helper's loop: each batch applied as a transaction of its own would be, at the
 /// position after the snapshot.
-fn apply(base: Arc<State>, batches: mpsc::Receiver<Vec<Op>>, cancel: &AtomicBool) -> Option<State> {
-    apply_all(base, batches, cancel)
+fn apply(
+    base: Arc<State>,
+    batches: mpsc::Receiver<Vec<Op>>,
+    cancel: &AtomicBool,
+    queued: &AtomicUsize,
+) -> Option<State> {
+    apply_all(base, batches, cancel, queued)
         .map_err(|e| tracing::debug!(error = %e, "applying ahead stopped: the committer validates"))
         .ok()
         .flatten()
@@ -217,17 +249,22 @@ fn apply_all(
     base: Arc<State>,
     batches: mpsc::Receiver<Vec<Op>>,
     cancel: &AtomicBool,
+    queued: &AtomicUsize,
 ) -> crate::Result<Option<State>> {
     let mut state = (*base).clone();
     let seq = state.seq().next();
-    // Each record written, with the last batch that wrote it.
-    let mut touched: HashMap<(CollectionName, RecordId), usize> = HashMap::new();
+    // Each record written, with the first and the last batch that wrote it.
+    let mut touched: HashMap<(CollectionName, RecordId), Batches> = HashMap::new();
     for (n, ops) in batches.into_iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        touched.reserve(ops.len());
         for op in &ops {
-            touched.insert((op.collection.clone(), op.id.clone()), n);
+            touched
+                .entry((op.collection.clone(), op.id.clone()))
+                .and_modify(|b| b.last = n)
+                .or_insert(Batches { first: n, last: n });
         }
         let batch = TxnRecord {
             actor: String::new(),
@@ -241,6 +278,7 @@ fn apply_all(
             unaudited: Some(Vec::new()),
         };
         state.apply_txn(&batch, seq, Mode::Validate)?;
+        queued.fetch_sub(1, Ordering::Relaxed);
     }
     state.check_references_after_batches(&base, &touched)?;
     Ok(Some(state))
@@ -290,8 +328,10 @@ pub(crate) struct Applied {
 mod tests {
     use std::sync::Arc;
 
+    use serde_json::value::RawValue;
     use serde_json::{Value, json};
 
+    use super::Put;
     use crate::collection::Definition;
     use crate::error::Error;
     use crate::names::{CollectionName, RecordId, Seq};
@@ -475,6 +515,30 @@ allow_deleted = true
             out.push((result, db.metrics().snapshot()));
         }
         out.try_into().unwrap()
+    }
+
+    /// When the helper is behind, the staging thread validates what it stages: a
+    /// document that passes is marked checked against the very definition the helper
+    /// holds (so the helper skips it), one that fails goes unmarked (the helper checks it
+    /// and reports the violation as the committer would).
+    #[test]
+    fn a_document_checked_while_staging_is_marked_only_when_it_passes() {
+        let def = Arc::new(Definition::from_toml(DEFS[0]).unwrap().compile().unwrap());
+        let (rooms, id) = (c("rooms"), RecordId::parse("r1").unwrap());
+        for (value, passes) in [(room("r1"), true), (json!({"id": "r1", "code": 7}), false)] {
+            let value = Arc::new(value);
+            let doc: Arc<RawValue> = Arc::from(crate::canonical::to_canonical_raw(&value));
+            let put = Put::new(&rooms, &id, Some(&doc), Some(&value), Some(&def), false).unwrap();
+            assert!(put.op(false).checked.is_none(), "{value}");
+            let op = put.op(true);
+            assert_eq!(op.value.as_ref(), Some(&value));
+            assert_eq!(
+                op.checked
+                    .is_some_and(|checked| Arc::ptr_eq(&checked, &def)),
+                passes,
+                "{value}"
+            );
+        }
     }
 
     #[tokio::test]

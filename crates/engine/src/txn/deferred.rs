@@ -2,7 +2,7 @@
 //! The committer resolves them against the state the entry applies to, where retention
 //! (`max_items`, `max_age`) prunes too.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use serde_json::{Value, json};

@@ -151,7 +151,7 @@ pub fn diff(def: &Compiled, before: Option<&Value>, after: Option<&Value>) -> Va
 /// The change of one nested array: items `added` (whole), `removed` (ids), `changed` (by
 /// id, field by field).
 pub(crate) fn nested_diff(from: &Value, to: &Value) -> Value {
-    use std::collections::HashMap;
+    use foldhash::HashMap;
     let by_id = |v: &Value| -> Vec<(String, Value)> {
         v.as_array()
             .map(|items| {

@@ -132,14 +132,14 @@ pub struct Txn {
     pub(crate) hooked: usize,
     /// Create events stored by reference to their record's staged whole document
     /// (`collection::created`), by record: their index in `audit`.
-    created: std::collections::HashMap<(CollectionName, RecordId), usize>,
+    created: foldhash::HashMap<(CollectionName, RecordId), usize>,
     /// The records the other audit events are about: with `created`, every record an
     /// event is about (`TxnRecord::unaudited` is the rest).
-    audited: std::collections::HashSet<(CollectionName, RecordId)>,
+    audited: foldhash::HashSet<(CollectionName, RecordId)>,
     /// Whether its writes are applied ahead, as they are staged (`ahead`).
     ahead: ahead::Ahead,
     /// [`Txn::scan_values`] of collections this transaction has not written since.
-    scans: std::collections::HashMap<CollectionName, Scanned>,
+    scans: foldhash::HashMap<CollectionName, Scanned>,
     /// The last time `Txn::now` wrote, by its millisecond.
     now_written: std::cell::RefCell<Option<(i64, String)>>,
 }
@@ -175,6 +175,7 @@ impl Staged {
             id,
             self.doc.as_ref(),
             self.value.as_ref(),
+            self.def.as_ref(),
             self.items.is_some(),
         )
     }
@@ -234,10 +235,10 @@ impl Txn {
             staged_index: BTreeMap::new(),
             staged_bytes: 0,
             hooked: 0,
-            created: std::collections::HashMap::new(),
-            audited: std::collections::HashSet::new(),
+            created: foldhash::HashMap::default(),
+            audited: foldhash::HashSet::default(),
             ahead: ahead::Ahead::Off,
-            scans: std::collections::HashMap::new(),
+            scans: foldhash::HashMap::default(),
             now_written: std::cell::RefCell::new(None),
         }
     }
@@ -379,9 +380,15 @@ impl Txn {
 
     fn restage(&mut self, collection: &CollectionName, id: &RecordId, staged: Staged) {
         let added = staged.log_len(collection, id);
-        let ahead = match self.ahead {
+        let ahead = match &self.ahead {
             ahead::Ahead::Off | ahead::Ahead::Stopped => None,
-            _ => Some(staged.ahead(collection, id).map(|put| put.op())),
+            ahead::Ahead::On(helper) => {
+                let behind = helper.behind();
+                Some(staged.ahead(collection, id).map(|put| put.op(behind)))
+            }
+            ahead::Ahead::Counting { .. } => {
+                Some(staged.ahead(collection, id).map(|p| p.op(false)))
+            }
         };
         let key = (collection.clone(), id.clone());
         let created = self.created.remove(&key);
