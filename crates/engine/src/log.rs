@@ -125,7 +125,7 @@ pub struct Op {
     #[serde(skip)]
     pub value: Option<Arc<serde_json::Value>>,
     /// The definition `value` passed (schema and `check` expressions) before it reached
-    /// the committer (`Txn::into_pending`; never stored): the committer validates it
+    /// the committer (`Txn::take_pending`; never stored): the committer validates it
     /// again only if its collection is no longer defined by exactly this compiled
     /// definition (`State::apply_txn`).
     #[serde(skip)]

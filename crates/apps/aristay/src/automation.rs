@@ -350,10 +350,11 @@ impl AutoTasks {
             self.schedule_patch(&template, booking, task, &mut patch);
             self.patch_task(tx, task, patch)?;
         }
+        // Shared: a thousand bookings of an import read a few dozen properties.
         let property = text(booking, "property_id")
             .and_then(|s| RecordId::parse(s).ok())
-            .and_then(|id| tx.get_value(&self.names.properties, &id))
-            .unwrap_or(Value::Null);
+            .and_then(|id| tx.get_shared(&self.names.properties, &id))
+            .unwrap_or_else(|| Arc::new(Value::Null));
         for template in templates {
             let template_id = text(template, "id").unwrap_or_default();
             let done = ledger

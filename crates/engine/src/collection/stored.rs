@@ -380,7 +380,8 @@ fn items_in<'a>(item: &'a Item, path: &[String]) -> Option<&'a Vector<Item>> {
     items_in(item, rest)
 }
 
-fn parse(raw: &RawValue) -> Value {
+/// A stored document's (or item's) canonical text, parsed.
+pub(crate) fn parse(raw: &RawValue) -> Value {
     serde_json::from_str(raw.get()).expect("stored documents are valid JSON")
 }
 

@@ -329,7 +329,7 @@ impl Database {
             }
             let id = self.shared.opts.ids.new_id();
             let (reply, answer) = oneshot::channel();
-            let mut pending = txn.into_pending(id);
+            let mut pending = txn.take_pending(id);
             let applied = match pending.ahead.take() {
                 Some(applying) => applying.wait(&mut pending.record).await,
                 None => None,
@@ -341,6 +341,9 @@ impl Database {
                 reply,
             };
             submit.send(submission).await.map_err(|_| Error::Closed)?;
+            // What the committer does not need is freed while it works (an import's
+            // thousands of hook changes and parsed documents take a millisecond).
+            drop(txn);
             match answer.await.map_err(|_| Error::Closed)?? {
                 Outcome::Committed(seq) => {
                     return Ok(Committed {

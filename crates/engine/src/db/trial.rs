@@ -64,7 +64,7 @@ impl Trial {
         if txn.is_read_only() {
             return Ok(value);
         }
-        let pending = txn.into_pending(self.ctx.ids.new_id());
+        let pending = txn.take_pending(self.ctx.ids.new_id());
         let record = if pending.deferred.is_empty() {
             pending.record
         } else {

@@ -295,7 +295,7 @@ impl Applying {
     /// Waits for the helper. When every batch passed, marks the documents of `txn` as
     /// checked against the snapshot's definitions (the helper validated each one: they
     /// are all it was sent, see the module docs) and answers the state the committer may
-    /// take. When the helper gave up, validates them here as `Txn::into_pending` does
+    /// take. When the helper gave up, validates them here as `Txn::take_pending` does
     /// without a helper, so the committer does not.
     pub(crate) async fn wait(self, txn: &mut TxnRecord) -> Option<Applied> {
         let state = self.result.await.ok().flatten();

@@ -36,6 +36,7 @@ use crate::collection::definition::Compiled;
 use crate::collection::event::{AuditEvent, Source};
 use crate::collection::integrity::validate_doc;
 use crate::collection::keys::SortKey;
+use crate::collection::stored::parse as parse_stored;
 use crate::error::{Error, Result};
 use crate::log::{ENTRY_OVERHEAD, Op, Read, TxnRecord, json_len};
 use crate::names::{CollectionName, RecordId, Seq};
@@ -48,6 +49,11 @@ pub use events::diff;
 pub(crate) use hooks::run_hooks;
 pub use hooks::{Action, Change, Hook, ItemChange};
 pub use revert::Reverted;
+
+/// How many snapshot documents a transaction keeps parsed ([`Txn::get_shared`]): enough
+/// for the properties, templates and owners an import's hooks read again and again, a
+/// bound on what a transaction reading a whole collection one record at a time holds.
+pub const PARSED_KEPT: usize = 1024;
 
 /// A flag on a transaction for its hooks to read, never stored (apps name theirs as
 /// constants: aristay's `NO_AUTOMATION`).
@@ -140,6 +146,9 @@ pub struct Txn {
     ahead: ahead::Ahead,
     /// [`Txn::scan_values`] of collections this transaction has not written since.
     scans: foldhash::HashMap<CollectionName, Scanned>,
+    /// Snapshot documents [`Txn::get_shared`] parsed (never stale: the snapshot does
+    /// not change, and this transaction's own writes are looked up first).
+    parsed: foldhash::HashMap<(CollectionName, RecordId), Arc<Value>>,
     /// The last time `Txn::now` wrote, by its millisecond.
     now_written: std::cell::RefCell<Option<(i64, String)>>,
 }
@@ -159,7 +168,7 @@ struct Staged {
     /// exactly: handed to the committer with the `put` so it does not parse it again.
     value: Option<Arc<Value>>,
     /// The definition of the record operation that staged `value`: it is validated
-    /// against it when the transaction is handed over (`Txn::into_pending`).
+    /// against it when the transaction is handed over (`Txn::take_pending`).
     def: Option<Arc<Compiled>>,
 }
 
@@ -239,6 +248,7 @@ impl Txn {
             audited: foldhash::HashSet::default(),
             ahead: ahead::Ahead::Off,
             scans: foldhash::HashMap::default(),
+            parsed: foldhash::HashMap::default(),
             now_written: std::cell::RefCell::new(None),
         }
     }
@@ -496,8 +506,36 @@ impl Txn {
 
     /// Reads a record as a parsed value.
     pub fn get_value(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Value> {
-        self.get(collection, id)
-            .map(|raw| serde_json::from_str(raw.get()).expect("stored documents are valid JSON"))
+        self.get_shared(collection, id).map(Arc::unwrap_or_clone)
+    }
+
+    /// Reads a record as a shared parsed value, noting the read like [`Txn::get`]: this
+    /// transaction's write as it was staged, or the snapshot's document, parsed once per
+    /// transaction for the first [`PARSED_KEPT`] records read (an automation reads the
+    /// same property for each of a thousand bookings an import stages).
+    pub fn get_shared(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Arc<Value>> {
+        let key = (collection.clone(), id.clone());
+        if let Some(staged) = self.writes.get(&key) {
+            return match (&staged.value, &staged.doc) {
+                (Some(value), _) => Some(value.clone()),
+                (None, doc) => doc.as_ref().map(|raw| Arc::new(parse_stored(raw))),
+            };
+        }
+        let doc = self.snapshot.get(collection, id).cloned();
+        self.note_read(
+            collection,
+            Some(id),
+            doc.as_ref().map_or(Seq::ZERO, |d| d.version),
+        );
+        let doc = doc?;
+        if let Some(value) = self.parsed.get(&key) {
+            return Some(value.clone());
+        }
+        let value = Arc::new(doc.value());
+        if self.parsed.len() < PARSED_KEPT {
+            self.parsed.insert(key, value.clone());
+        }
+        Some(value)
     }
 
     /// Reads a record with its version, as of the snapshot (ignores staged writes).
@@ -654,7 +692,7 @@ impl Txn {
     /// [`Txn::put`] of a record of `def`'s collection whose document the caller shares
     /// (a record operation, which also hands it to the hooks). A document that parses
     /// back from its text exactly (`Op::carries_exactly`) travels parsed to the
-    /// committer, validated beforehand (see [`Txn::into_pending`]).
+    /// committer, validated beforehand (see [`Txn::take_pending`]).
     pub(crate) fn put_shared(
         &mut self,
         def: &Arc<Compiled>,
@@ -788,10 +826,13 @@ impl Txn {
     /// that very definition (`State::apply_txn`). One that fails is simply not marked,
     /// and the committer finds it, reporting the same error in the same order as for
     /// any other (so an app's own checks after a record operation still answer first).
-    pub(crate) fn into_pending(self, id: Uuid) -> PendingTxn {
-        let meta = &self.meta;
-        let unaudited: Vec<(CollectionName, RecordId)> = self
-            .writes
+    ///
+    /// Takes what the committer needs and leaves the rest (the hooks' changes, the read
+    /// memos) for the caller to drop when it suits it: `Database::transact` drops it
+    /// while the committer works, not before handing the transaction over.
+    pub(crate) fn take_pending(&mut self, id: Uuid) -> PendingTxn {
+        let writes = std::mem::take(&mut self.writes);
+        let unaudited: Vec<(CollectionName, RecordId)> = writes
             .keys()
             .filter(|key| !self.created.contains_key(key) && !self.audited.contains(key))
             .cloned()
@@ -803,12 +844,11 @@ impl Txn {
             && unaudited
                 .iter()
                 .all(|(c, _)| self.snapshot.definition(c).is_none());
-        let ahead = match self.ahead {
+        let ahead = match std::mem::replace(&mut self.ahead, ahead::Ahead::Stopped) {
             ahead::Ahead::On(helper) if usable => Some(helper.finish()),
             _ => None,
         };
-        let reads = self
-            .reads
+        let reads = std::mem::take(&mut self.reads)
             .into_iter()
             .map(|((collection, id), version)| Read {
                 collection,
@@ -818,8 +858,8 @@ impl Txn {
             .collect();
         // One op per record written whole, its item ops otherwise (no vector per record:
         // an import writes thousands).
-        let mut ops = Vec::with_capacity(self.writes.len());
-        for ((collection, id), staged) in self.writes {
+        let mut ops = Vec::with_capacity(writes.len());
+        for ((collection, id), staged) in writes {
             match (staged.items, staged.value) {
                 (Some(items), _) => ops.extend(items),
                 (None, Some(value)) => {
@@ -835,15 +875,15 @@ impl Txn {
         }
         PendingTxn {
             ahead,
-            deferred: self.deferred,
+            deferred: std::mem::take(&mut self.deferred),
             record: TxnRecord {
-                actor: meta.actor.clone(),
-                audit: self.audit,
+                actor: self.meta.actor.clone(),
+                audit: std::mem::take(&mut self.audit),
                 id,
                 ops,
                 reads,
-                request_id: meta.request_id.clone(),
-                source: meta.source.to_string(),
+                request_id: self.meta.request_id.clone(),
+                source: self.meta.source.to_string(),
                 unaudited: Some(unaudited),
             },
         }
@@ -1051,6 +1091,51 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_read_is_parsed_once_and_gives_way_to_a_write() {
+        use std::sync::Arc;
+        let db = db().await;
+        let notes = CollectionName::parse("notes").unwrap();
+        let meta = TxnMeta::new("t", "t");
+        let a = RecordId::parse("a").unwrap();
+        db.transact(&meta, |tx| {
+            tx.create(&notes, json!({"id": "a", "title": "a"}))
+        })
+        .await
+        .unwrap();
+        // A read, then another transaction's update of it: the first one runs again
+        // (its read was noted, memo or not) and then sees the update.
+        let mut runs = 0;
+        let seen = db
+            .transact(&meta, |tx| {
+                runs += 1;
+                let first = tx.get_shared(&notes, &a).unwrap();
+                // The same parse again; what `get_value` copies out.
+                assert!(Arc::ptr_eq(&first, &tx.get_shared(&notes, &a).unwrap()));
+                assert_eq!(tx.get_value(&notes, &a).as_ref(), Some(&*first));
+                if runs == 1 {
+                    let db = &db;
+                    tokio::task::block_in_place(|| {
+                        tokio::runtime::Handle::current().block_on(async {
+                            db.transact(&TxnMeta::new("t", "t"), |tx| {
+                                tx.update(&notes, &a, &json!({"title": "b"}), None)
+                            })
+                            .await
+                        })
+                    })
+                    .unwrap();
+                }
+                // This transaction's own write comes before the kept parse.
+                tx.update(&notes, &a, &json!({"body": "x"}), None)?;
+                let written = tx.get_shared(&notes, &a).unwrap();
+                assert_eq!(written["body"], "x");
+                Ok::<_, Error>(first["title"].clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!((runs, seen.value), (2, json!("b")));
     }
 
     #[tokio::test]
