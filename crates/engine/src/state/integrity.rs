@@ -357,7 +357,8 @@ impl State {
     /// The reference checks of a transaction applied batch by batch (`txn::ahead`), made
     /// again on its final state where a batch could pass what the whole transaction does
     /// not (`self` is the state after every batch, `base` the state before the
-    /// transaction, `touched` each record it writes with the last batch that wrote it):
+    /// transaction, `touched` each record it writes with the first and the last batch that
+    /// wrote it):
     /// - a live record checked in a batch before one that wrote its target (the target
     ///   may have changed its `match` fields, or gone) is checked against the target as
     ///   it ends;

@@ -33,6 +33,11 @@
 //! - the committer's head is still that very snapshot (no entry was applied since: the
 //!   `Arc` is the same), and the transaction is the first of its entry.
 //!
+//! The two threads share the schema checks: while the helper has a full batch waiting
+//! besides the one it applies, the staging thread validates each document it stages
+//! against the same definition and marks it checked (`Put::op`), and the helper does not
+//! check a document so marked again (one that failed goes unmarked: the helper finds it).
+//!
 //! The committer then takes the helper's state instead of validating the transaction
 //! again; it still checks the entry's size and that every write is audited (from what the
 //! transaction knows: `TxnRecord::unaudited`). In every other case it validates the
@@ -134,6 +139,12 @@ impl<'a> Put<'a> {
     }
 }
 
+/// How far the helper is: batches sent and not yet applied, and whether it has stopped.
+struct Progress {
+    queued: AtomicUsize,
+    stopped: AtomicBool,
+}
+
 /// Tells the helper to leave the batches it has not started (the transaction was
 /// dropped, or stopped applying ahead) when dropped.
 struct Cancel(Arc<AtomicBool>);
@@ -148,8 +159,7 @@ impl Drop for Cancel {
 pub(crate) struct Helper {
     base: Arc<State>,
     sender: mpsc::Sender<Vec<Op>>,
-    /// Batches sent and not yet applied.
-    queued: Arc<AtomicUsize>,
+    progress: Arc<Progress>,
     batch: Vec<Op>,
     result: oneshot::Receiver<Option<State>>,
     _cancel: Cancel,
@@ -165,12 +175,17 @@ impl Helper {
         let (sender, batches) = mpsc::channel::<Vec<Op>>();
         let (reply, result) = oneshot::channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let queued = Arc::new(AtomicUsize::new(1));
-        let (from, stop, left) = (base.clone(), cancel.clone(), queued.clone());
+        let progress = Arc::new(Progress {
+            queued: AtomicUsize::new(1),
+            stopped: AtomicBool::new(false),
+        });
+        let (from, stop, shared) = (base.clone(), cancel.clone(), progress.clone());
         std::thread::Builder::new()
             .name("bb-apply-ahead".into())
             .spawn(move || {
-                let _ = reply.send(apply(from, batches, &stop, &left));
+                let state = apply(from, batches, &stop, &shared.queued);
+                shared.stopped.store(true, Ordering::Relaxed);
+                let _ = reply.send(state);
             })
             .map_err(|e| tracing::debug!(error = %e, "no thread to apply ahead"))
             .ok()?;
@@ -180,19 +195,21 @@ impl Helper {
         Some(Helper {
             base,
             sender,
-            queued,
+            progress,
             batch: Vec::with_capacity(BATCH),
             result,
             _cancel: Cancel(cancel),
         })
     }
 
-    /// Whether the helper has fallen a batch behind the documents sent to it. The
+    /// Whether the helper has a full batch waiting besides the one it is applying. The
     /// staging thread then validates the documents it stages itself ([`Put::op`]), so
     /// the two threads' shares of the work even out: on a machine whose other core is
-    /// busy (or slower), the helper would otherwise finish well after the staging.
+    /// busy (or slower), the helper would otherwise finish well after the staging. Never
+    /// once the helper has stopped (a failed batch): nobody would take the marks.
     pub(crate) fn behind(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) >= 2
+        self.progress.queued.load(Ordering::Relaxed) >= 2
+            && !self.progress.stopped.load(Ordering::Relaxed)
     }
 
     /// Queues a staged document (`Put::op`), sending a full batch.
@@ -200,7 +217,7 @@ impl Helper {
         self.batch.push(op);
         if self.batch.len() >= BATCH {
             let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-            self.queued.fetch_add(1, Ordering::Relaxed);
+            self.progress.queued.fetch_add(1, Ordering::Relaxed);
             // A helper that stopped (a batch failed) has dropped its receiver: no matter.
             let _ = self.sender.send(batch);
         }
@@ -212,12 +229,13 @@ impl Helper {
         let Helper {
             base,
             sender,
-            queued: _,
+            progress,
             batch,
             result,
             _cancel,
         } = self;
         if !batch.is_empty() {
+            progress.queued.fetch_add(1, Ordering::Relaxed);
             let _ = sender.send(batch);
         }
         // Closing the channel ends the helper's loop once it has applied everything.
@@ -331,12 +349,13 @@ mod tests {
     use serde_json::value::RawValue;
     use serde_json::{Value, json};
 
-    use super::Put;
+    use super::{BATCH, Helper, Put};
     use crate::collection::Definition;
     use crate::error::Error;
     use crate::names::{CollectionName, RecordId, Seq};
     use crate::state::State;
     use crate::{Database, DbOptions, TxnMeta};
+    use std::sync::atomic::Ordering;
 
     /// Rooms (unique `code`), their stays (referring to a room; no two live stays of a
     /// room overlap), and guests (in a room whose code they repeat, and last in a room
@@ -539,6 +558,38 @@ allow_deleted = true
                 "{value}"
             );
         }
+    }
+
+    /// A helper whose batch failed takes nothing more: however many batches are queued
+    /// to it, the staging thread stops validating for it.
+    #[tokio::test]
+    async fn a_stopped_helper_is_never_behind() {
+        let db = db(8).await;
+        let (stays, id) = (c("stays"), RecordId::parse("s0").unwrap());
+        // A stay of a room that is not there (its price a float: it travels as text
+        // only): the first batch fails.
+        let doc: Arc<RawValue> = Arc::from(crate::canonical::to_canonical_raw(&stay("nowhere", 0)));
+        let put = || Put::new(&stays, &id, Some(&doc), None, None, false).unwrap();
+        let mut helper = Helper::start(db.snapshot(), std::iter::once(put())).unwrap();
+        while !helper.progress.stopped.load(Ordering::Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        for _ in 0..2 * BATCH {
+            helper.push(put().op(false));
+        }
+        assert_eq!(helper.progress.queued.load(Ordering::Relaxed), 3);
+        assert!(!helper.behind());
+        let mut record = crate::log::TxnRecord {
+            actor: String::new(),
+            audit: Vec::new(),
+            id: uuid::Uuid::nil(),
+            ops: Vec::new(),
+            reads: Vec::new(),
+            request_id: None,
+            source: String::new(),
+            unaudited: None,
+        };
+        assert!(helper.finish().wait(&mut record).await.is_none());
     }
 
     #[tokio::test]

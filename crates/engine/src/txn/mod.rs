@@ -506,13 +506,14 @@ impl Txn {
 
     /// Reads a record as a parsed value.
     pub fn get_value(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Value> {
-        self.get_shared(collection, id).map(Arc::unwrap_or_clone)
+        self.get(collection, id).map(|raw| parse_stored(&raw))
     }
 
     /// Reads a record as a shared parsed value, noting the read like [`Txn::get`]: this
     /// transaction's write as it was staged, or the snapshot's document, parsed once per
-    /// transaction for the first [`PARSED_KEPT`] records read (an automation reads the
-    /// same property for each of a thousand bookings an import stages).
+    /// transaction for the first [`PARSED_KEPT`] records read so (an automation reads the
+    /// same property for each of a thousand bookings an import stages). For records a
+    /// caller reads again and again; [`Txn::get_value`] keeps nothing.
     pub fn get_shared(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Arc<Value>> {
         let key = (collection.clone(), id.clone());
         if let Some(staged) = self.writes.get(&key) {
@@ -1127,10 +1128,14 @@ mod tests {
                     })
                     .unwrap();
                 }
-                // This transaction's own write comes before the kept parse.
+                // This transaction's own write comes before the kept parse, and so
+                // does its purge.
                 tx.update(&notes, &a, &json!({"body": "x"}), None)?;
                 let written = tx.get_shared(&notes, &a).unwrap();
                 assert_eq!(written["body"], "x");
+                tx.purge(&notes, &a, None)?;
+                assert!(tx.get_shared(&notes, &a).is_none());
+                assert!(tx.get_value(&notes, &a).is_none());
                 Ok::<_, Error>(first["title"].clone())
             })
             .await
