@@ -89,8 +89,9 @@ fn check_items_size(
 }
 
 pub fn strip_metadata(fields: &mut Map<String, Value>) {
-    for m in METADATA_FIELDS {
-        fields.remove(m);
+    // Most inputs carry none: one look at each key rather than a removal per field.
+    if fields.keys().any(|k| METADATA_FIELDS.contains(&k.as_str())) {
+        fields.retain(|k, _| !METADATA_FIELDS.contains(&k.as_str()));
     }
 }
 

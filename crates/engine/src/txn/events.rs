@@ -84,6 +84,11 @@ fn mask_of(def: &Compiled, field: &str) -> Option<&'static str> {
 /// What the diff of a create of `after` needs besides the document (see
 /// `collection::created`): the set fields shown masked, and the nested arrays.
 fn create_descriptor(def: &Compiled, after: &Value) -> Value {
+    // Nothing to name without nested arrays, secrets or redacted fields (most
+    // collections): no look at the record's fields.
+    if def.def.nested.is_empty() && !def.has_secrets() && def.def.redact.is_empty() {
+        return Value::Object(Map::new());
+    }
     let (mut masked, mut nested) = (Map::new(), Vec::new());
     for (k, v) in after.as_object().into_iter().flatten() {
         if v.is_null() || UNDIFFED_FIELDS.contains(&k.as_str()) {

@@ -34,6 +34,8 @@ pub struct Compiled {
     /// How the state keeps the records' nested arrays apart.
     pub shape: super::Shape,
     pub rules: BTreeMap<&'static str, Expr>,
+    /// The schema's top-level `default` values, by field (what `fill_defaults` adds).
+    pub(super) defaults: Vec<(String, Value)>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -80,13 +82,8 @@ impl Compiled {
     /// Fills missing top-level fields from the schema's `default` values (on create:
     /// `time_of_day` defaults to `"09:00"` because the schema says so, not code).
     pub fn fill_defaults(&self, fields: &mut serde_json::Map<String, Value>) {
-        let Some(props) = self.def.schema.get("properties").and_then(Value::as_object) else {
-            return;
-        };
-        for (name, prop) in props {
-            if let Some(default) = prop.get("default")
-                && !fields.contains_key(name)
-            {
+        for (name, default) in &self.defaults {
+            if !fields.contains_key(name) {
                 fields.insert(name.clone(), default.clone());
             }
         }

@@ -356,6 +356,14 @@ impl Definition {
             items,
             shape: Shape::of(&self.nested),
             rules,
+            defaults: self
+                .schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, prop)| Some((name.clone(), prop.get("default")?.clone())))
+                .collect(),
         })
     }
 }
