@@ -392,12 +392,9 @@ impl Txn {
         let added = staged.log_len(collection, id);
         let ahead = match &self.ahead {
             ahead::Ahead::Off | ahead::Ahead::Stopped => None,
-            ahead::Ahead::On(helper) => {
-                let behind = helper.behind();
+            state => {
+                let behind = matches!(state, ahead::Ahead::On(helper) if helper.behind());
                 Some(staged.ahead(collection, id).map(|put| put.op(behind)))
-            }
-            ahead::Ahead::Counting { .. } => {
-                Some(staged.ahead(collection, id).map(|p| p.op(false)))
             }
         };
         let key = (collection.clone(), id.clone());
@@ -488,11 +485,7 @@ impl Txn {
         if let Some(staged) = self.writes.get(&(collection.clone(), id.clone())) {
             return staged.doc.clone();
         }
-        let doc = self.snapshot.get(collection, id);
-        let version = doc.map_or(Seq::ZERO, |d| d.version);
-        let body = doc.map(|d| d.body().clone());
-        self.note_read(collection, Some(id), version);
-        body
+        self.get_doc(collection, id).map(|d| d.body().clone())
     }
 
     /// Whether `collection/id` exists, this transaction's writes first, without
@@ -522,13 +515,7 @@ impl Txn {
                 (None, doc) => doc.as_ref().map(|raw| Arc::new(parse_stored(raw))),
             };
         }
-        let doc = self.snapshot.get(collection, id).cloned();
-        self.note_read(
-            collection,
-            Some(id),
-            doc.as_ref().map_or(Seq::ZERO, |d| d.version),
-        );
-        let doc = doc?;
+        let doc = self.get_doc(collection, id)?;
         if let Some(value) = self.parsed.get(&key) {
             return Some(value.clone());
         }
