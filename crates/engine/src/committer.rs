@@ -87,7 +87,7 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
         let seq = state.seq().next();
         let started = Instant::now();
         let Validated {
-            accepted,
+            mut accepted,
             resolved,
             working,
             later,
@@ -131,10 +131,15 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
                 let applied = shared.install(working, &entry);
                 for Submission { reply, .. } in accepted {
                     let answer = match &applied {
-                        Ok(()) => Ok(Outcome::Committed(seq)),
+                        Ok(_) => Ok(Outcome::Committed(seq)),
                         Err(e) => Err(per_txn_error(e, ids[0])),
                     };
                     let _ = reply.send(answer);
+                }
+                // The view follows the state after the writers have their answers (its
+                // queue takes a moment for an entry of thousands of records).
+                if let Ok(true) = applied {
+                    shared.queue_for_view(&entry);
                 }
                 if later.is_empty() {
                     return;
@@ -143,6 +148,7 @@ async fn commit_batch(shared: &Shared, mut batch: Vec<Submission>) {
             }
             Ok(Settled::Lost(winner)) => {
                 shared.metrics.lost_slot();
+                restore_records(&mut accepted, entry.body.txns);
                 let caught_up = match shared.apply(&winner, false) {
                     Ok(()) => catch_up_patiently(shared).await,
                     Err(e) => Err(e),
@@ -257,8 +263,11 @@ fn validate(shared: &Shared, state: &Arc<State>, batch: Vec<Submission>, seq: Se
             let _ = sub.reply.send(Ok(Outcome::Stale));
             continue;
         }
+        // Written as it came, a transaction is taken, not copied (an import's is
+        // thousands of operations): `restore_records` gives it back if the batch is
+        // validated again.
         let txn = if sub.deferred.is_empty() {
-            Ok(sub.txn.clone())
+            Ok(take_record(&mut sub.txn))
         } else {
             crate::txn::resolve_appends(&working, &sub.txn, &sub.deferred)
         };
@@ -279,6 +288,9 @@ fn validate(shared: &Shared, state: &Arc<State>, batch: Vec<Submission>, seq: Se
             continue;
         }
         if entry_len + len > max_entry_bytes {
+            if sub.deferred.is_empty() {
+                sub.txn = txn;
+            }
             let mut later = vec![sub];
             later.extend(batch);
             return Validated {
@@ -324,6 +336,32 @@ fn validate(shared: &Shared, state: &Arc<State>, batch: Vec<Submission>, seq: Se
         resolved,
         working,
         later: Vec::new(),
+    }
+}
+
+/// A submitted record, taken for the entry; its id stays (a failure answers with it).
+fn take_record(txn: &mut TxnRecord) -> TxnRecord {
+    let placeholder = TxnRecord {
+        actor: String::new(),
+        audit: Vec::new(),
+        id: txn.id,
+        ops: Vec::new(),
+        reads: Vec::new(),
+        request_id: None,
+        source: String::new(),
+        unaudited: None,
+    };
+    std::mem::replace(txn, placeholder)
+}
+
+/// Gives the accepted submissions back the records `validate` took from them (`txns`:
+/// the entry's, in the same order), so that they can be validated again.
+fn restore_records(accepted: &mut [Submission], txns: Vec<TxnRecord>) {
+    debug_assert_eq!(accepted.len(), txns.len());
+    for (sub, txn) in accepted.iter_mut().zip(txns) {
+        if sub.deferred.is_empty() {
+            sub.txn = txn;
+        }
     }
 }
 

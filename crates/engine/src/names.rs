@@ -131,12 +131,6 @@ impl RecordId {
         Self(Arc::from(id.to_string()))
     }
 
-    /// Less than every id (the empty text, which is never one): a lower bound for
-    /// ranges of `(collection, id)` keys.
-    pub(crate) fn least() -> Self {
-        Self(Arc::from(""))
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

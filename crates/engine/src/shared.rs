@@ -43,14 +43,20 @@ impl Shared {
         self.state.read().clone()
     }
 
-    /// Applies an entry if it is the next one; ignores one already applied (after
-    /// checking it is the same entry). Used for entries read from the log.
+    /// Applies an entry if it is the next one, and queues it for the view; ignores one
+    /// already applied (after checking it is the same entry). Used for entries read
+    /// from the log.
     pub fn apply(&self, entry: &LogEntry, own: bool) -> Result<()> {
-        self.advance(entry, own, |state| state.apply(entry))
+        if self.advance(entry, own, |state| state.apply(entry))? {
+            self.queue_for_view(entry);
+        }
+        Ok(())
     }
 
-    /// Installs the state the committer built for its own entry.
-    pub fn install(&self, mut next: State, entry: &LogEntry) -> Result<()> {
+    /// Installs the state the committer built for its own entry: `true` if it was not
+    /// applied here yet. The committer then answers the entry's writers, and queues
+    /// the entry for the view ([`Shared::queue_for_view`]) if it was.
+    pub fn install(&self, mut next: State, entry: &LogEntry) -> Result<bool> {
         next.seal(entry.seq(), &entry.hash);
         self.advance(entry, true, move |state| {
             *state = next;
@@ -58,12 +64,21 @@ impl Shared {
         })
     }
 
+    /// Queues what an applied entry touched for the materialized view. (Until then the
+    /// view's queue does not reach the entry, so nobody waiting for the view to hold it
+    /// is let go early.)
+    pub fn queue_for_view(&self, entry: &LogEntry) {
+        if self.opts.materialize {
+            self.view.mark(entry);
+        }
+    }
+
     fn advance(
         &self,
         entry: &LogEntry,
         own: bool,
         change: impl FnOnce(&mut State) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let checkpoint = {
             let mut guard = self.state.write();
             if entry.seq() <= guard.seq() {
@@ -73,7 +88,7 @@ impl Shared {
                         "differs from the entry this handle applied at the same position",
                     ))
                 } else {
-                    Ok(())
+                    Ok(false)
                 };
             }
             if entry.seq() != guard.seq().next() {
@@ -89,9 +104,6 @@ impl Shared {
             let every = self.opts.checkpoint_every;
             (own && every > 0 && entry.seq().get().is_multiple_of(every)).then(|| guard.clone())
         };
-        if self.opts.materialize {
-            self.view.mark(entry);
-        }
         if let Some(snapshot) = checkpoint {
             let store = self.store.clone();
             let local = self.view_store.local.clone();
@@ -101,7 +113,7 @@ impl Shared {
                 }
             });
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads and applies log entries after the current head until an empty slot.

@@ -23,6 +23,7 @@ mod nested;
 mod records;
 mod revert;
 mod secrets;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -116,7 +117,7 @@ impl TxnMeta {
 pub struct Txn {
     pub(crate) snapshot: Arc<State>,
     reads: BTreeMap<(CollectionName, Option<RecordId>), Seq>,
-    writes: BTreeMap<(CollectionName, RecordId), Staged>,
+    writes: writes::Writes,
     audit: Vec<Arc<RawValue>>,
     pub(crate) ctx: Arc<TxnContext>,
     pub(crate) meta: TxnMeta,
@@ -234,7 +235,7 @@ impl Txn {
         Txn {
             snapshot,
             reads: BTreeMap::new(),
-            writes: BTreeMap::new(),
+            writes: writes::Writes::default(),
             audit: Vec::new(),
             ctx,
             meta,
@@ -275,7 +276,7 @@ impl Txn {
                     let puts = self
                         .writes
                         .iter()
-                        .filter_map(|((c, id), staged)| staged.ahead(c, id));
+                        .filter_map(|(c, id, staged)| staged.ahead(c, id));
                     self.ahead = match Helper::start(self.snapshot.clone(), puts) {
                         Some(helper) => Ahead::On(helper),
                         None => Ahead::Stopped,
@@ -368,8 +369,7 @@ impl Txn {
         doc: Arc<RawValue>,
         op: Op,
     ) {
-        let key = (collection.clone(), id.clone());
-        let items = match self.writes.get(&key) {
+        let items = match self.writes.get(collection, id) {
             Some(Staged { items: None, .. }) => None,
             Some(Staged {
                 items: Some(ops), ..
@@ -402,7 +402,7 @@ impl Txn {
         if created.is_some() {
             self.audited.insert(key.clone());
         }
-        if let Some(old) = self.writes.insert(key, staged) {
+        if let Some(old) = self.writes.insert(collection, id, staged) {
             self.staged_bytes -= old.log_len(collection, id);
             // The create event named the document this write replaces: it now carries
             // its changes itself.
@@ -425,20 +425,10 @@ impl Txn {
         }
     }
 
-    /// This transaction's staged writes of one collection, in id order.
-    fn staged_in<'a>(
-        &'a self,
-        collection: &'a CollectionName,
-    ) -> impl Iterator<Item = (&'a (CollectionName, RecordId), &'a Staged)> + 'a {
-        self.writes
-            .range((collection.clone(), RecordId::least())..)
-            .take_while(move |((c, _), _)| c == collection)
-    }
-
     /// Whether this transaction writes `collection/id` as a whole document (a `put`).
     fn writes_whole(&self, collection: &CollectionName, id: &RecordId) -> bool {
         self.writes
-            .get(&(collection.clone(), id.clone()))
+            .get(collection, id)
             .is_some_and(|s| s.items.is_none() && s.doc.is_some())
     }
 
@@ -471,18 +461,16 @@ impl Txn {
         collection: &CollectionName,
         id: &RecordId,
     ) -> Option<Option<Value>> {
-        self.writes
-            .get(&(collection.clone(), id.clone()))
-            .map(|staged| {
-                staged.doc.as_ref().map(|raw| {
-                    serde_json::from_str(raw.get()).expect("stored documents are valid JSON")
-                })
+        self.writes.get(collection, id).map(|staged| {
+            staged.doc.as_ref().map(|raw| {
+                serde_json::from_str(raw.get()).expect("stored documents are valid JSON")
             })
+        })
     }
 
     /// Reads a record (this transaction's own writes first).
     pub fn get(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Arc<RawValue>> {
-        if let Some(staged) = self.writes.get(&(collection.clone(), id.clone())) {
+        if let Some(staged) = self.writes.get(collection, id) {
             return staged.doc.clone();
         }
         self.get_doc(collection, id).map(|d| d.body().clone())
@@ -491,7 +479,7 @@ impl Txn {
     /// Whether `collection/id` exists, this transaction's writes first, without
     /// recording a read (see `Txn::create`: for ids nobody else can have used).
     pub(crate) fn exists_unread(&self, collection: &CollectionName, id: &RecordId) -> bool {
-        match self.writes.get(&(collection.clone(), id.clone())) {
+        match self.writes.get(collection, id) {
             Some(staged) => staged.doc.is_some(),
             None => self.snapshot.get(collection, id).is_some(),
         }
@@ -508,14 +496,14 @@ impl Txn {
     /// same property for each of a thousand bookings an import stages). For records a
     /// caller reads again and again; [`Txn::get_value`] keeps nothing.
     pub fn get_shared(&mut self, collection: &CollectionName, id: &RecordId) -> Option<Arc<Value>> {
-        let key = (collection.clone(), id.clone());
-        if let Some(staged) = self.writes.get(&key) {
+        if let Some(staged) = self.writes.get(collection, id) {
             return match (&staged.value, &staged.doc) {
                 (Some(value), _) => Some(value.clone()),
                 (None, doc) => doc.as_ref().map(|raw| Arc::new(parse_stored(raw))),
             };
         }
         let doc = self.get_doc(collection, id)?;
+        let key = (collection.clone(), id.clone());
         if let Some(value) = self.parsed.get(&key) {
             return Some(value.clone());
         }
@@ -592,7 +580,7 @@ impl Txn {
             Some(at) => at,
             None => {
                 let mut index = (field.to_string(), StagedIndex::new());
-                for ((_, id), staged) in self.staged_in(collection) {
+                for (id, staged) in self.writes.in_collection(collection) {
                     if let Some(raw) = &staged.doc {
                         let doc: Value = serde_json::from_str(raw.get())
                             .map_err(|e| Error::corrupt("staged document", e))?;
@@ -637,7 +625,7 @@ impl Txn {
             .unwrap_or_default();
         // Only this collection's staged writes (an import's hooks scan the templates
         // once per booking, with thousands of other records staged).
-        for ((_, id), staged) in self.staged_in(collection) {
+        for (id, staged) in self.writes.in_collection(collection) {
             match &staged.doc {
                 Some(body) => out.insert(id.clone(), body.clone()),
                 None => out.remove(id),
@@ -821,9 +809,9 @@ impl Txn {
     pub(crate) fn take_pending(&mut self, id: Uuid) -> PendingTxn {
         let writes = std::mem::take(&mut self.writes);
         let unaudited: Vec<(CollectionName, RecordId)> = writes
-            .keys()
+            .iter()
+            .map(|(c, id, _)| (c.clone(), id.clone()))
             .filter(|key| !self.created.contains_key(key) && !self.audited.contains(key))
-            .cloned()
             .collect();
         // Documents the helper applying ahead validates are not validated here. A helper
         // whose state the committer cannot take (deferred appends resolve at the commit
@@ -847,7 +835,7 @@ impl Txn {
         // One op per record written whole, its item ops otherwise (no vector per record:
         // an import writes thousands).
         let mut ops = Vec::with_capacity(writes.len());
-        for ((collection, id), staged) in writes {
+        for (collection, id, staged) in writes.into_records() {
             match (staged.items, staged.value) {
                 (Some(items), _) => ops.extend(items),
                 (None, Some(value)) => {

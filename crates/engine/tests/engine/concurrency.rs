@@ -266,3 +266,49 @@ async fn sixty_four_writers_two_handles_bank() {
         check_bank(&b, acked).await;
     }
 }
+
+/// A transaction whose slot another handle took is validated again at the next slot and
+/// written there whole: the committer took its record for the lost entry and gives it
+/// back (`committer::restore_records`).
+#[tokio::test]
+async fn a_transaction_that_loses_its_slot_is_written_whole_at_the_next() {
+    for b in backends() {
+        let (first, second) = (b.open().await, b.open().await);
+        let set = coll("set");
+        let start = second.snapshot().seq();
+        first
+            .transact(&meta(), |tx| tx.put(&set, &rid("first"), &json!({"n": 1})))
+            .await
+            .unwrap();
+        // `second` has no tailer: it tries the slot `first` took, loses it, catches up.
+        let committed = second
+            .transact(&meta(), |tx| {
+                tx.put(&set, &rid("second-a"), &json!({"n": 2}))?;
+                tx.put(&set, &rid("second-b"), &json!({"n": 3}))
+            })
+            .await
+            .unwrap();
+        assert_eq!(second.metrics().snapshot().lost_slots, 1, "{}", b.name);
+        assert_eq!(committed.seq, start.next().next(), "{}", b.name);
+        let entry = log::read_entry(&b.store, committed.seq)
+            .await
+            .unwrap()
+            .expect("the entry is written");
+        let txn = &entry.body.txns[0];
+        let ids: Vec<&str> = txn.ops.iter().map(|op| op.id.as_str()).collect();
+        assert_eq!(ids, ["second-a", "second-b"], "{}", b.name);
+        assert_eq!(
+            (txn.actor.as_str(), txn.source.as_str()),
+            ("tester", "test")
+        );
+        for id in ["first", "second-a", "second-b"] {
+            assert!(
+                second.snapshot().get(&set, &rid(id)).is_some(),
+                "{}: {id}",
+                b.name
+            );
+        }
+        first.close().await;
+        second.close().await;
+    }
+}
