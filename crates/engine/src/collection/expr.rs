@@ -60,7 +60,7 @@
 //! compiled once per expression, within [`REGEX_SIZE_LIMIT`], and a literal
 //! pattern that is invalid or too costly fails [`Expr::compile`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, LazyLock, OnceLock};
 
@@ -151,6 +151,60 @@ struct Compiled {
     program: Program,
     /// Shared with the thread-local [`Scope`] while evaluating.
     patterns: Arc<Patterns>,
+    reads: Reads,
+}
+
+/// The top-level fields an expression reads of each variable it only ever selects
+/// fields of (`record.status`, `has(record.x)`): an evaluation converts only those to
+/// CEL, not the whole record (a record of twenty fields cost a map of twenty values for
+/// a condition on one). A variable named in any other way (`record == old`,
+/// `size(record)`, `record["x"]`, a comprehension over it) is converted whole, as is
+/// every variable when the expression does not name it this way. Over-counting (a
+/// comprehension's own variable of the same name) only converts a field more.
+#[derive(Debug, Default)]
+struct Reads {
+    /// By variable: the fields selected, sorted.
+    selected: Vec<(String, Vec<String>)>,
+}
+
+impl Reads {
+    fn of(root: &IdedExpr) -> Reads {
+        let mut selected: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut whole: BTreeSet<&str> = BTreeSet::new();
+        let mut todo = vec![root];
+        while let Some(node) = todo.pop() {
+            match &node.expr {
+                Node::Select(select) => {
+                    if let Node::Ident(variable) = &select.operand.expr {
+                        selected.entry(variable).or_default().insert(&select.field);
+                        continue;
+                    }
+                }
+                Node::Ident(variable) => {
+                    whole.insert(variable);
+                }
+                _ => {}
+            }
+            todo.extend(patterns::children(node));
+        }
+        let selected = selected
+            .into_iter()
+            .filter(|(variable, _)| !whole.contains(variable))
+            .map(|(variable, fields)| {
+                let fields = fields.into_iter().map(str::to_owned).collect();
+                (variable.to_owned(), fields)
+            })
+            .collect();
+        Reads { selected }
+    }
+
+    /// The fields read of `variable`, if only those are.
+    fn fields_of(&self, variable: &str) -> Option<&[String]> {
+        self.selected
+            .iter()
+            .find(|(v, _)| v == variable)
+            .map(|(_, fields)| fields.as_slice())
+    }
 }
 
 impl Expr {
@@ -173,12 +227,14 @@ impl Expr {
         let program = Program::compile(source).map_err(|e| syntax(e.to_string()))?;
         check_shape(program.expression()).map_err(syntax)?;
         let patterns = Arc::new(Patterns::of(program.expression()).map_err(syntax)?);
+        let reads = Reads::of(program.expression());
         let source = source.to_owned();
         Ok(Expr {
             inner: Arc::new(Compiled {
                 source,
                 program,
                 patterns,
+                reads,
             }),
         })
     }
@@ -227,7 +283,21 @@ impl Expr {
     }
 
     fn resolve(&self, node: &cel::IdedExpr, vars: &Vars<'_>) -> Result<Value, ExprError> {
-        let resolver = Resolver(vars);
+        self.resolve_reading(node, vars, &self.inner.reads)
+    }
+
+    /// [`Expr::resolve`], converting of the variables what `reads` says.
+    fn resolve_reading(
+        &self,
+        node: &cel::IdedExpr,
+        vars: &Vars<'_>,
+        reads: &Reads,
+    ) -> Result<Value, ExprError> {
+        let resolver = Resolver {
+            vars,
+            reads,
+            fields: vars.entries.iter().map(|_| OnceLock::new()).collect(),
+        };
         let mut context = Context::with_env(Arc::clone(&ENV));
         context.set_variable_resolver(&resolver);
         let _patterns = Scope::enter(&self.inner.patterns);
@@ -321,15 +391,38 @@ impl fmt::Debug for Vars<'_> {
     }
 }
 
-/// Hands `cel` the variables, converting each on first use.
-struct Resolver<'x, 'a>(&'x Vars<'a>);
+/// Hands `cel` the variables, converting each on first use: whole (kept in `Vars` for
+/// other expressions), or only the fields the expression reads ([`Reads`]; kept for
+/// this evaluation).
+struct Resolver<'x, 'a> {
+    vars: &'x Vars<'a>,
+    reads: &'x Reads,
+    /// By variable, as in `vars`: its fields this evaluation reads, converted.
+    fields: Vec<OnceLock<Box<dyn Val + 'a>>>,
+}
 
 impl VariableResolver for Resolver<'_, '_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        let entry = self.0.entries.iter().find(|e| e.name == variable)?;
-        let val = entry.val.get_or_init(|| to_val(entry.json));
+        let at = self.vars.entries.iter().position(|e| e.name == variable)?;
+        let entry = &self.vars.entries[at];
+        let val = match (entry.val.get(), self.reads.fields_of(variable)) {
+            (None, Some(fields)) => self.fields[at].get_or_init(|| to_val_of(entry.json, fields)),
+            _ => entry.val.get_or_init(|| to_val(entry.json)),
+        };
         Some(CowVal::Borrowed(val.as_ref()))
     }
+}
+
+/// [`to_val`] of an object's `fields` only (those it has); any other value whole.
+fn to_val_of<'j>(json: &'j Json, fields: &[String]) -> Box<dyn Val + 'j> {
+    let Json::Object(object) = json else {
+        return to_val(json);
+    };
+    let map = fields
+        .iter()
+        .filter_map(|field| object.get_key_value(field))
+        .map(|(k, v)| (CelMapKey::from(k.as_str()), to_val(v)));
+    Box::new(CelMap::from(map.collect::<HashMap<_, _>>()))
 }
 
 /// JSON to a CEL value borrowing the JSON's strings.

@@ -117,7 +117,8 @@ fn literal_pattern(node: &IdedExpr) -> Option<&str> {
 }
 
 /// The sub-expressions of `node`.
-fn children(node: &IdedExpr) -> Vec<&IdedExpr> {
+/// The sub-expressions of `node`.
+pub(super) fn children(node: &IdedExpr) -> Vec<&IdedExpr> {
     use cel::common::ast::{EntryExpr, MapExpr, StructExpr};
     match &node.expr {
         Node::Call(call) => call

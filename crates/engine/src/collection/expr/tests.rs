@@ -416,3 +416,76 @@ fn bench_eval_bool() {
     let reused = start.elapsed() / rounds;
     println!("eval_bool mean: {fresh:?} with fresh Vars, {reused:?} with reused Vars");
 }
+
+/// An expression that only selects fields of a variable converts only those fields;
+/// one that names it any other way converts it whole.
+#[test]
+fn reads_name_the_fields_an_expression_selects() {
+    let reads = |source: &str| {
+        let expr = Expr::compile(source).unwrap();
+        let record = expr.inner.reads.fields_of("record").map(<[String]>::to_vec);
+        let auth = expr.inner.reads.fields_of("auth").map(<[String]>::to_vec);
+        (record, auth)
+    };
+    let some = |fields: &[&str]| Some(fields.iter().map(|f| f.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        reads("record.check_in < record.check_out && record.status != 'x'"),
+        (some(&["check_in", "check_out", "status"]), None)
+    );
+    assert_eq!(
+        reads("has(record.x) && record.y.z == auth.user"),
+        (some(&["x", "y"]), some(&["user"]))
+    );
+    for whole in [
+        "size(record) > 1",
+        "record == {'a': 1}",
+        "record['a'] == 1",
+        "'a' in record",
+        "record.a == 1 && record.all(k, k != 'b')",
+        "[1].exists(record, record > 0) && record.a == 1",
+    ] {
+        assert_eq!(reads(whole).0, None, "{whole}");
+    }
+}
+
+/// Converting only the fields an expression reads answers what converting the whole
+/// record answers, errors included.
+#[test]
+fn reading_some_fields_answers_as_reading_all() {
+    let records = [
+        json!({"a": 1, "b": 2.5, "s": "x", "n": null, "l": [1, 2], "m": {"k": "v"}, "t": true}),
+        json!({"a": 5, "s": "y", "m": {}}),
+        json!({}),
+        json!(null),
+        json!([1, 2]),
+    ];
+    let sources = [
+        "record.a < record.b",
+        "record.a == 1 && record.s == 'x'",
+        "has(record.b) ? record.b > 2.0 : record.a > 4",
+        "record.m.k == 'v'",
+        "has(record.m.k)",
+        "record.l[1] == 2 && record.t",
+        "record.n == null",
+        "record.missing == 1",
+        "record.s.startsWith('x') || record.a > 3",
+        "record.l.exists(x, x == record.a)",
+        "size(record) == 7",
+        "record.a + record.s",
+    ];
+    for source in sources {
+        let expr = Expr::compile(source).unwrap();
+        for record in &records {
+            let vars = Vars::new().with("record", record);
+            let read = expr.eval(&vars);
+            let whole = expr
+                .resolve_reading(
+                    expr.root(),
+                    &Vars::new().with("record", record),
+                    &Reads::default(),
+                )
+                .and_then(|value| to_json(&value).map_err(|m| expr.eval_error(m)));
+            assert_eq!(read, whole, "{source} on {record}");
+        }
+    }
+}
