@@ -11,7 +11,7 @@ use serde_json::{Number, Value};
 
 use super::definition::Compiled;
 use super::overlap::Bound;
-use crate::canonical::to_canonical_string;
+use crate::canonical::{Canonical, to_canonical_string};
 use crate::error::{Result, Violation, ViolationCode};
 use crate::names::{CollectionName, RecordId};
 
@@ -142,10 +142,11 @@ pub fn tuple_key(record: &Value, fields: &[String]) -> Option<String> {
     for f in fields {
         match record.get(f) {
             None | Some(Value::Null) => return None,
-            Some(v) => values.push(v.clone()),
+            // Written from the record's own values, not copies of them.
+            Some(v) => values.push(Canonical(v)),
         }
     }
-    Some(to_canonical_string(&Value::Array(values)))
+    Some(serde_json::to_string(&values).expect("JSON values always serialize"))
 }
 
 impl RecordKeys {
@@ -247,4 +248,32 @@ fn exclusion_key(
         .into());
     }
     Ok(Some((key, start, end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A tuple key is the canonical text of the array of its fields' values.
+    #[test]
+    fn a_tuple_key_is_the_canonical_array_of_its_values() {
+        let record = json!({
+            "a": {"z": 1, "b": [1, {"y": 2, "c": "é\"\n"}]},
+            "n": 1.5,
+            "s": "x",
+            "empty": null,
+        });
+        let fields = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            tuple_key(&record, &fields(&["s", "a", "n"])),
+            Some(to_canonical_string(&json!(["x", record["a"], 1.5])))
+        );
+        assert_eq!(
+            tuple_key(&record, &fields(&["s"])).as_deref(),
+            Some(r#"["x"]"#)
+        );
+        assert_eq!(tuple_key(&record, &fields(&["s", "empty"])), None);
+        assert_eq!(tuple_key(&record, &fields(&["missing"])), None);
+    }
 }
