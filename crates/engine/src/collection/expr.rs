@@ -353,8 +353,10 @@ impl Eq for Expr {}
 /// `auth`, `old`, `now`, ...). A name the expression uses but `Vars` lacks is
 /// an evaluation error.
 ///
-/// Each value is converted to CEL on first use and the conversion is kept, so
-/// evaluating several expressions against the same `Vars` converts it once.
+/// Each value is converted to CEL on first use. A whole conversion is kept, so
+/// evaluating several expressions against the same `Vars` converts it once; an
+/// expression that only selects some fields of a value converts just those, for that
+/// evaluation (see `Reads`).
 #[derive(Default)]
 pub struct Vars<'a> {
     entries: Vec<Entry<'a>>,
