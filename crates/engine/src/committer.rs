@@ -341,17 +341,14 @@ fn validate(shared: &Shared, state: &Arc<State>, batch: Vec<Submission>, seq: Se
 
 /// A submitted record, taken for the entry; its id stays (a failure answers with it).
 fn take_record(txn: &mut TxnRecord) -> TxnRecord {
-    let placeholder = TxnRecord {
-        actor: String::new(),
-        audit: Vec::new(),
-        id: txn.id,
-        ops: Vec::new(),
-        reads: Vec::new(),
-        request_id: None,
-        source: String::new(),
-        unaudited: None,
-    };
-    std::mem::replace(txn, placeholder)
+    let id = txn.id;
+    std::mem::replace(
+        txn,
+        TxnRecord {
+            id,
+            ..TxnRecord::default()
+        },
+    )
 }
 
 /// Gives the accepted submissions back the records `validate` took from them (`txns`:

@@ -245,7 +245,7 @@ pub struct Read {
 }
 
 /// One transaction as recorded in the log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TxnRecord {
     pub actor: String,
     /// Audit events produced by the transaction, canonical JSON objects.

@@ -293,10 +293,16 @@ impl Expr {
         vars: &Vars<'_>,
         reads: &Reads,
     ) -> Result<Value, ExprError> {
+        // Room for partial conversions only where the expression makes some.
+        let fields = if reads.selected.is_empty() {
+            Vec::new()
+        } else {
+            vars.entries.iter().map(|_| OnceLock::new()).collect()
+        };
         let resolver = Resolver {
             vars,
             reads,
-            fields: vars.entries.iter().map(|_| OnceLock::new()).collect(),
+            fields,
         };
         let mut context = Context::with_env(Arc::clone(&ENV));
         context.set_variable_resolver(&resolver);
@@ -399,7 +405,8 @@ impl fmt::Debug for Vars<'_> {
 struct Resolver<'x, 'a> {
     vars: &'x Vars<'a>,
     reads: &'x Reads,
-    /// By variable, as in `vars`: its fields this evaluation reads, converted.
+    /// By variable, as in `vars`: its fields this evaluation reads, converted (empty
+    /// when the expression reads no variable in part: then it is never indexed).
     fields: Vec<OnceLock<Box<dyn Val + 'a>>>,
 }
 

@@ -13,8 +13,8 @@ use crate::names::{CollectionName, RecordId};
 
 #[derive(Debug, Default)]
 pub(super) struct Writes {
+    /// No inner map is empty: a write is replaced, never removed (a delete is staged).
     by_collection: BTreeMap<CollectionName, BTreeMap<RecordId, Staged>>,
-    len: usize,
 }
 
 impl Writes {
@@ -29,23 +29,18 @@ impl Writes {
         id: &RecordId,
         staged: Staged,
     ) -> Option<Staged> {
-        let records = match self.by_collection.get_mut(collection) {
-            Some(records) => records,
-            None => self.by_collection.entry(collection.clone()).or_default(),
-        };
-        let old = records.insert(id.clone(), staged);
-        if old.is_none() {
-            self.len += 1;
-        }
-        old
+        self.by_collection
+            .entry(collection.clone())
+            .or_default()
+            .insert(id.clone(), staged)
     }
 
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.by_collection.values().map(BTreeMap::len).sum()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.by_collection.is_empty()
     }
 
     /// The staged writes of one collection, in id order.
