@@ -1,9 +1,9 @@
 //! A transaction's staged writes, by collection and then by id.
 //!
 //! Two levels rather than one map keyed by `(collection, id)`: a lookup borrows the
-//! names it is given (a tuple key had to be built from two fresh strings for each
-//! lookup, and an import looks records up several times for each one it stages), and
-//! compares ids only. The order is the tuple's, collection then id: the order a
+//! names it is given (a tuple key had to be built for each lookup, and an import looks
+//! records up several times for each one it stages), and below its collection compares
+//! ids only. The order is the tuple's, collection then id: the order a
 //! collection's staged records are read in, and the order of the log's operations.
 
 use std::collections::BTreeMap;
