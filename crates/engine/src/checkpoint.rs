@@ -12,19 +12,22 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use imbl::OrdMap;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::canonical::sha256_hex;
 use crate::error::{Error, Result};
 use crate::names::{CollectionName, RecordId, Seq};
 use crate::state::{CollectionState, Doc, State};
-use crate::store::lane::{LocalRoot, local_error};
+use crate::store::lane::{LocalRoot, PacedFile, local_error};
 use crate::store::{
     CHECKPOINT_DIR, DynStore, checkpoint_manifest_path, checkpoint_part_path,
     parse_checkpoint_manifest,
@@ -33,6 +36,8 @@ use crate::store::{
 const FORMAT: u32 = 1;
 /// Parts are cut at about this many bytes.
 const PART_BYTES: usize = 32 << 20;
+/// And rendered in pieces of about this many (see [`write_with`]).
+const PIECE_BYTES: usize = 256 << 10;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {
@@ -79,12 +84,20 @@ pub async fn write(store: &DynStore, state: &Arc<State>) -> Result<bool> {
 }
 
 /// [`write`]; with a local root, the parts are rendered and written from the background
-/// lane (nice 19, idle I/O class, paced: `store::lane::write_durably`), so that a
-/// checkpoint of the whole state never holds the CPU or the disk while a commit waits.
+/// lane (nice 19, idle I/O class, paced: `store::lane::PacedFile`), so that a checkpoint
+/// of the whole state never holds the CPU or the disk while a commit waits; and only in
+/// the pauses between commits (`local` carries when the last log entry was applied), for at
+/// most [`YIELD_MAX`] in all (see [`yield_to_commits`]).
+///
+/// Memory: parts are rendered in pieces of [`PIECE_BYTES`] from one reused buffer, and
+/// on a local root appended to their files as they come, so a checkpoint holds one piece,
+/// not the state's size in fresh pages (which also slowed the commits beside it: on a
+/// VM, touching fresh memory is slow for the whole machine). To an object store each
+/// part is one PUT, so it holds a part, and at most one more being rendered.
 pub(crate) async fn write_with(
     store: &DynStore,
     state: &Arc<State>,
-    local: Option<&Arc<LocalRoot>>,
+    local: Option<(&Arc<LocalRoot>, Arc<Mutex<Instant>>)>,
 ) -> Result<bool> {
     let seq = state.seq();
     let manifest_path = checkpoint_manifest_path(seq);
@@ -93,27 +106,17 @@ pub(crate) async fn write_with(
     }
     let rendering = state.clone();
     let refs = match local {
-        Some(local) => {
+        Some((local, last_entry)) => {
             let local = local.clone();
+            let since_last_entry = move || last_entry.lock().elapsed();
             local
                 .lane
                 .clone()
-                .run(move || write_parts_locally(&local, &rendering))
+                .run(move || write_parts_locally(&local, &rendering, since_last_entry))
                 .await
                 .map_err(local_error)??
         }
-        None => {
-            let parts = tokio::task::spawn_blocking(move || render_parts(&rendering))
-                .await
-                .map_err(|e| Error::corrupt("checkpoint", e))?;
-            let mut refs = Vec::with_capacity(parts.len());
-            for (i, (bytes, records)) in parts.into_iter().enumerate() {
-                let path = checkpoint_part_path(seq, i);
-                refs.push(part_ref(&path, &bytes, records));
-                store.put(&path, PutPayload::from(bytes)).await?;
-            }
-            refs
-        }
+        None => put_parts(store, rendering).await?,
     };
     let manifest = Manifest {
         collections: state
@@ -130,32 +133,132 @@ pub(crate) async fn write_with(
     crate::store::create_if_absent(store, &manifest_path, bytes).await
 }
 
-fn part_ref(path: &Path, bytes: &[u8], records: u64) -> PartRef {
-    PartRef {
-        key: path.to_string(),
-        records,
-        sha256: sha256_hex(bytes),
+/// Renders the parts on a blocking thread and PUTs each as it is done.
+async fn put_parts(store: &DynStore, state: Arc<State>) -> Result<Vec<PartRef>> {
+    let seq = state.seq();
+    let (parts, mut done) = tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(1);
+    let rendering = tokio::task::spawn_blocking(move || {
+        let mut part = Vec::new();
+        render_parts(&state, PART_BYTES, PIECE_BYTES, |piece| match piece {
+            Piece::Bytes(bytes) => {
+                part.extend_from_slice(bytes);
+                Ok(())
+            }
+            // A closed channel: the writer below failed, and says why.
+            Piece::End(records) => parts.blocking_send((std::mem::take(&mut part), records)),
+        })
+    });
+    let mut refs = Vec::new();
+    while let Some((bytes, records)) = done.recv().await {
+        let path = checkpoint_part_path(seq, refs.len());
+        let sha256 = sha256_hex(&bytes);
+        store.put(&path, PutPayload::from(bytes)).await?;
+        refs.push(PartRef {
+            key: path.to_string(),
+            records,
+            sha256,
+        });
     }
-}
-
-/// Renders and writes the parts on the lane's thread, one at a time.
-fn write_parts_locally(local: &LocalRoot, state: &State) -> Result<Vec<PartRef>> {
-    let parts = render_parts(state);
-    let mut refs = Vec::with_capacity(parts.len());
-    for (i, (bytes, records)) in parts.into_iter().enumerate() {
-        let path = checkpoint_part_path(state.seq(), i);
-        crate::store::lane::write_durably(&local.path(&path)?, &bytes).map_err(local_error)?;
-        refs.push(part_ref(&path, &bytes, records));
-    }
+    // The channel closed: every part was sent (a failed send returned above, not here).
+    rendering
+        .await
+        .map_err(|e| Error::corrupt("checkpoint", e))?
+        .map_err(|_| Error::corrupt("checkpoint", "parts stopped before their end"))?;
     Ok(refs)
 }
 
-fn render_parts(state: &State) -> Vec<(Vec<u8>, u64)> {
-    let mut parts = Vec::new();
-    let mut buf = Vec::with_capacity(PART_BYTES + 4096);
-    let mut records = 0u64;
+/// Renders the parts on the lane's thread, appending each piece to its part's file, each
+/// piece once commits pause (`since_last_entry`: the time since the last log entry).
+fn write_parts_locally(
+    local: &LocalRoot,
+    state: &State,
+    since_last_entry: impl Fn() -> Duration,
+) -> Result<Vec<PartRef>> {
+    let seq = state.seq();
+    let mut refs = Vec::new();
+    let mut open: Option<(PacedFile, Path, Sha256)> = None;
+    let mut budget = YIELD_MAX;
+    let mut pause = |wait| std::thread::sleep(wait);
+    yield_to_commits(&since_last_entry, &mut pause, &mut budget);
+    render_parts(state, PART_BYTES, PIECE_BYTES, |piece| {
+        yield_to_commits(&since_last_entry, &mut pause, &mut budget);
+        if open.is_none() {
+            let path = checkpoint_part_path(seq, refs.len());
+            let file = PacedFile::create(&local.path(&path)?).map_err(local_error)?;
+            open = Some((file, path, Sha256::new()));
+        }
+        match piece {
+            Piece::Bytes(bytes) => {
+                let (file, _, hash) = open.as_mut().expect("opened above");
+                hash.update(bytes);
+                file.append(bytes).map_err(local_error)
+            }
+            Piece::End(records) => {
+                let (file, path, hash) = open.take().expect("opened above");
+                file.publish().map_err(local_error)?;
+                refs.push(PartRef {
+                    key: path.to_string(),
+                    records,
+                    sha256: hex::encode(hash.finalize()),
+                });
+                Ok(())
+            }
+        }
+    })?;
+    Ok(refs)
+}
+
+/// A checkpoint on a local root renders a piece only once no log entry was applied for
+/// this long: on a small machine, its CPU and memory traffic slowed the commits beside
+/// it (by half, for the ~50 ms a checkpoint of 16,000 records took), however low its
+/// priority (two vCPUs may be one core's two threads).
+const QUIET_GAP: Duration = Duration::from_millis(20);
+
+/// But it waits for pauses for at most this long in all, then goes on regardless: under
+/// a write load without pauses a checkpoint is still written, a few seconds late.
+const YIELD_MAX: Duration = Duration::from_secs(5);
+
+/// Waits (`pause`) until `since_last_entry()` reaches [`QUIET_GAP`] or `budget` is spent.
+fn yield_to_commits(
+    since_last_entry: impl Fn() -> Duration,
+    mut pause: impl FnMut(Duration),
+    budget: &mut Duration,
+) {
+    while !budget.is_zero() {
+        let Some(wait) = QUIET_GAP
+            .checked_sub(since_last_entry())
+            .filter(|w| !w.is_zero())
+        else {
+            return;
+        };
+        let wait = wait.min(*budget);
+        pause(wait);
+        *budget -= wait;
+    }
+}
+
+/// What [`render_parts`] hands out, in order.
+enum Piece<'a> {
+    /// The next bytes of the current part.
+    Bytes(&'a [u8]),
+    /// The current part ends, with this many records.
+    End(u64),
+}
+
+/// Renders `state`'s records as JSON lines, cut into parts after the line that takes a
+/// part to `part_bytes` or more (at least one part, empty for an empty state). The
+/// bytes are handed to `out` in pieces of about `piece_bytes` from one reused buffer.
+fn render_parts<E>(
+    state: &State,
+    part_bytes: usize,
+    piece_bytes: usize,
+    mut out: impl FnMut(Piece<'_>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut buf = Vec::with_capacity(piece_bytes.min(PIECE_BYTES) + 4096);
+    let (mut part_len, mut records, mut parts) = (0usize, 0u64, 0usize);
     for (c, coll) in state.collections() {
         for (id, doc) in coll.docs.iter() {
+            let before = buf.len();
             let line = LineOut {
                 c: c.as_str(),
                 d: doc.body(),
@@ -164,17 +267,26 @@ fn render_parts(state: &State) -> Vec<(Vec<u8>, u64)> {
             };
             serde_json::to_writer(&mut buf, &line).expect("lines serialize");
             buf.push(b'\n');
+            part_len += buf.len() - before;
             records += 1;
-            if buf.len() >= PART_BYTES {
-                parts.push((std::mem::take(&mut buf), records));
-                records = 0;
+            if part_len >= part_bytes {
+                out(Piece::Bytes(&buf))?;
+                buf.clear();
+                out(Piece::End(records))?;
+                (part_len, records, parts) = (0, 0, parts + 1);
+            } else if buf.len() >= piece_bytes {
+                out(Piece::Bytes(&buf))?;
+                buf.clear();
             }
         }
     }
-    if records > 0 || parts.is_empty() {
-        parts.push((buf, records));
+    if records > 0 || parts == 0 {
+        if !buf.is_empty() {
+            out(Piece::Bytes(&buf))?;
+        }
+        out(Piece::End(records))?;
     }
-    parts
+    Ok(())
 }
 
 /// What a copy of a checkpoint must carry and check (see `backup`): from the manifest's
@@ -311,4 +423,117 @@ fn parse_part(
         out.push((c, RecordId::parse(parsed.i)?, Doc::whole(parsed.v, body)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 300 records over two collections, of varied lengths.
+    fn state() -> State {
+        let mut state = State::default();
+        for (c, range) in [("alpha", 0..100), ("beta", 100..300)] {
+            let docs = range
+                .map(|i| {
+                    let pad = "x".repeat(i % 50);
+                    let body = RawValue::from_string(format!(r#"{{"n":{i},"pad":"{pad}"}}"#));
+                    let id = RecordId::parse(&format!("r{i:04}")).unwrap();
+                    (id, Doc::whole(Seq(i as u64 + 1), Arc::from(body.unwrap())))
+                })
+                .collect();
+            let coll = CollectionState {
+                docs,
+                ..CollectionState::default()
+            };
+            state
+                .collections
+                .insert(CollectionName::parse(c).unwrap(), coll);
+        }
+        state
+    }
+
+    /// The parts as their pieces assemble them: (bytes, records).
+    fn assembled(state: &State, part_bytes: usize, piece_bytes: usize) -> Vec<(Vec<u8>, u64)> {
+        let mut parts = vec![(Vec::new(), 0)];
+        render_parts(state, part_bytes, piece_bytes, |piece| {
+            let current = parts.last_mut().unwrap();
+            match piece {
+                Piece::Bytes(bytes) => {
+                    assert!(!bytes.is_empty(), "an empty piece");
+                    current.0.extend_from_slice(bytes);
+                }
+                Piece::End(records) => {
+                    current.1 = records;
+                    parts.push((Vec::new(), 0));
+                }
+            }
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(parts.pop(), Some((Vec::new(), 0)), "a part never ended");
+        parts
+    }
+
+    #[test]
+    fn parts_are_cut_after_the_line_that_fills_them_whatever_the_pieces() {
+        let state = state();
+        let whole = assembled(&state, usize::MAX, usize::MAX);
+        assert_eq!(whole.len(), 1);
+        let (all, total) = &whole[0];
+        assert_eq!(*total, 300);
+        let lines: Vec<&[u8]> = all.split_inclusive(|b| *b == b'\n').collect();
+        assert_eq!(lines.len(), 300);
+        assert!(lines[0].starts_with(br#"{"c":"alpha","d":{"n":0,"pad":""},"i":"r0000""#));
+        for part_bytes in [1, 700, 4096, all.len(), all.len() + 1] {
+            // A part ends after the line that takes it to `part_bytes` or more.
+            let mut expected = Vec::new();
+            let mut current = (Vec::new(), 0u64);
+            for line in &lines {
+                current.0.extend_from_slice(line);
+                current.1 += 1;
+                if current.0.len() >= part_bytes {
+                    expected.push(std::mem::take(&mut current));
+                }
+            }
+            if current.1 > 0 || expected.is_empty() {
+                expected.push(current);
+            }
+            for piece_bytes in [1, 100, 5000, usize::MAX] {
+                assert_eq!(
+                    assembled(&state, part_bytes, piece_bytes),
+                    expected,
+                    "parts of {part_bytes} bytes in pieces of {piece_bytes}"
+                );
+            }
+        }
+        assert_eq!(
+            assembled(&State::default(), 10, 10),
+            vec![(Vec::new(), 0)],
+            "an empty state has one empty part"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_waits_for_a_pause_in_the_commits_for_a_while_at_most() {
+        use std::cell::Cell;
+        let mut waited = Vec::new();
+        let mut budget = YIELD_MAX;
+        yield_to_commits(|| QUIET_GAP, |w| waited.push(w), &mut budget);
+        assert!(waited.is_empty(), "no commit for the gap: no wait");
+
+        // The last commit 5 ms ago, none since: it waits out the rest of the gap.
+        let idle = Cell::new(Duration::from_millis(5));
+        let pause = |w| {
+            waited.push(w);
+            idle.set(idle.get() + w);
+        };
+        yield_to_commits(|| idle.get(), pause, &mut budget);
+        assert_eq!(waited, [QUIET_GAP - Duration::from_millis(5)]);
+
+        // Commits without a pause: it waits until its budget is spent, then goes on.
+        let (mut total, mut budget) = (Duration::ZERO, YIELD_MAX);
+        yield_to_commits(|| Duration::ZERO, |w| total += w, &mut budget);
+        assert_eq!((total, budget), (YIELD_MAX, Duration::ZERO));
+        yield_to_commits(|| Duration::ZERO, |_| panic!("waited again"), &mut budget);
+    }
 }

@@ -36,6 +36,9 @@ pub(crate) struct Shared {
     pub(crate) state: RwLock<Arc<State>>,
     pub(crate) catchup: tokio::sync::Mutex<()>,
     pub(crate) last_synced: Mutex<Instant>,
+    /// When the last log entry was applied: checkpoints render in the pauses between
+    /// commits (`checkpoint::write_with`).
+    pub(crate) last_entry: Arc<Mutex<Instant>>,
 }
 
 impl Shared {
@@ -100,15 +103,19 @@ impl Shared {
             let before = self.feed.has_subscribers().then(|| guard.clone());
             change(Arc::make_mut(&mut guard))?;
             self.feed.publish(entry, before, guard.clone());
-            *self.last_synced.lock() = Instant::now();
+            let now = Instant::now();
+            *self.last_synced.lock() = now;
+            *self.last_entry.lock() = now;
             let every = self.opts.checkpoint_every;
             (own && every > 0 && entry.seq().get().is_multiple_of(every)).then(|| guard.clone())
         };
         if let Some(snapshot) = checkpoint {
             let store = self.store.clone();
             let local = self.view_store.local.clone();
+            let last_entry = self.last_entry.clone();
             tokio::spawn(async move {
-                if let Err(e) = checkpoint::write_with(&store, &snapshot, local.as_ref()).await {
+                let local = local.as_ref().map(|root| (root, last_entry));
+                if let Err(e) = checkpoint::write_with(&store, &snapshot, local).await {
                     tracing::warn!(seq = %snapshot.seq(), error = %e, "checkpoint failed");
                 }
             });

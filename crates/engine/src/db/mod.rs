@@ -157,6 +157,7 @@ impl Database {
             state: RwLock::new(Arc::new(state)),
             catchup: tokio::sync::Mutex::new(()),
             last_synced: Mutex::new(Instant::now()),
+            last_entry: Arc::new(Mutex::new(Instant::now())),
             metrics,
             opts,
         });

@@ -234,27 +234,67 @@ fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(held)
 }
 
-/// Writes `bytes` at `path` durably, as `LocalFileSystem` with fsync does (a staging file
-/// beside it, synced, renamed into place, the directory synced), but paced: see
-/// [`PACE_BYTES`]. The final sync then has only the metadata left to commit.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+/// A file written durably as `LocalFileSystem` with fsync writes one (under a staging
+/// name beside it, synced, renamed into place, its directory synced), but appended to
+/// as its bytes come, in paced steps (see [`PACE_BYTES`]): the final sync then has only
+/// the last step and the metadata left to commit, and a writer that renders as it goes
+/// needs no buffer the size of the file. Dropped unpublished, it removes its staging file.
+pub(crate) struct PacedFile {
+    file: File,
+    staging: PathBuf,
+    path: PathBuf,
+    /// A step's writeback was started and not yet waited for.
+    unwaited: bool,
+    published: bool,
+}
+
+impl PacedFile {
+    pub(crate) fn create(path: &Path) -> io::Result<PacedFile> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let (file, staging) = super::staging::create(path)?;
+        Ok(PacedFile {
+            file,
+            staging,
+            path: path.to_path_buf(),
+            unwaited: false,
+            published: false,
+        })
     }
-    let (mut file, staging) = super::staging::create(path)?;
-    let written = (|| {
-        write_paced(&mut file, bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&staging, path)?;
-        match path.parent() {
+
+    /// Appends `bytes`, each step of [`PACE_BYTES`] after the writeback of the one
+    /// before is done: the device's queue never holds more than one step of this file.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        for step in bytes.chunks(PACE_BYTES) {
+            if self.unwaited {
+                wait_writeback(&self.file)?;
+            }
+            self.file.write_all(step)?;
+            start_writeback(&self.file)?;
+            self.unwaited = true;
+        }
+        Ok(())
+    }
+
+    /// Syncs the file, renames it into place and syncs its directory.
+    pub(crate) fn publish(mut self) -> io::Result<()> {
+        self.file.sync_all()?;
+        std::fs::rename(&self.staging, &self.path)?;
+        self.published = true;
+        match self.path.parent() {
             Some(dir) => File::open(dir)?.sync_all(),
             None => Ok(()),
         }
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&staging);
     }
-    written
+}
+
+impl Drop for PacedFile {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_file(&self.staging);
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -305,8 +345,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.json");
         let bytes: Vec<u8> = (0..3 * PACE_BYTES + 17).map(|i| (i % 251) as u8).collect();
-        write_durably(&path, &bytes).unwrap();
+        let mut paced = PacedFile::create(&path).unwrap();
+        paced.append(&bytes[..PACE_BYTES / 2]).unwrap();
+        paced.append(&bytes[PACE_BYTES / 2..]).unwrap();
+        assert!(!path.exists(), "published before its time");
+        paced.publish().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        // One dropped unpublished leaves nothing behind.
+        let other = dir.path().join("dropped.json");
+        PacedFile::create(&other).unwrap().append(&bytes).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let mut file = File::options().write(true).open(&path).unwrap();
         write_paced(&mut file, &bytes[..PACE_BYTES + 1]).unwrap();
         file.set_len(PACE_BYTES as u64 + 1).unwrap();

@@ -26,6 +26,8 @@ pub struct Dataset {
     pub bookings: Vec<String>,
     pub import_ms: f64,
     pub import_source: String,
+    /// Beside the root, for [`disk_floor`] (kept, like the root, until the bench ends).
+    pub scratch: tempfile::TempDir,
 }
 
 pub async fn dataset() -> Dataset {
@@ -81,6 +83,7 @@ pub async fn dataset() -> Dataset {
         bookings,
         import_ms,
         import_source,
+        scratch: tempfile::tempdir().expect("scratch directory"),
     }
 }
 
@@ -292,6 +295,36 @@ fn note(i: usize) -> Value {
         "owner": format!("user-{}", i % 50),
         "body": "Guest asked for a late check-out and extra towels; confirm with housekeeping.",
     })
+}
+
+/// The disk's own floor under a commit, without the server: `n` times what the local
+/// store does to publish a small log entry (create a staging file, write 1.1 KB to it,
+/// fsync it, rename it into place, fsync the directory), in the run's scratch directory
+/// on the same filesystem. A durable write through the server does this and more, so
+/// this row tells how much of its tail the disk of the moment accounts for.
+pub async fn disk_floor(d: &Dataset, n: usize) -> Vec<Duration> {
+    use std::io::Write;
+    let dir = d.scratch.path().to_path_buf();
+    let mut timings = tokio::task::spawn_blocking(move || {
+        let entry = vec![b'x'; 1100];
+        let parent = std::fs::File::open(&dir).expect("scratch directory");
+        (0..n)
+            .map(|i| {
+                let started = Instant::now();
+                let staging = dir.join(format!(".{i}.staging"));
+                let mut file = std::fs::File::create_new(&staging).expect("staging file");
+                file.write_all(&entry).expect("write");
+                file.sync_all().expect("fsync");
+                std::fs::rename(&staging, dir.join(format!("{i:020}.json"))).expect("rename");
+                parent.sync_all().expect("fsync the directory");
+                started.elapsed()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("disk floor");
+    timings.sort();
+    timings
 }
 
 /// Reverts the import (5,000 records in one transaction): its time.
