@@ -85,9 +85,10 @@ pub async fn write(store: &DynStore, state: &Arc<State>) -> Result<bool> {
 
 /// [`write`]; with a local root, the parts are rendered and written from the background
 /// lane (nice 19, idle I/O class, paced: `store::lane::PacedFile`), so that a checkpoint
-/// of the whole state never holds the CPU or the disk while a commit waits; and only in
-/// the pauses between commits (`local` carries when the last log entry was applied), for at
-/// most [`YIELD_MAX`] in all (see [`yield_to_commits`]).
+/// of the whole state never holds the CPU or the disk while a commit waits; and only once
+/// the commits pause (`local` carries when the last log entry was applied), or after
+/// [`YIELD_MAX`] (see [`wait_for_a_pause`]). The wait is not on the lane, whose view
+/// writes go on meanwhile.
 ///
 /// Memory: parts are rendered in pieces of [`PIECE_BYTES`] from one reused buffer, and
 /// on a local root appended to their files as they come, so a checkpoint holds one piece,
@@ -107,12 +108,12 @@ pub(crate) async fn write_with(
     let rendering = state.clone();
     let refs = match local {
         Some((local, last_entry)) => {
+            wait_for_a_pause(|| last_entry.lock().elapsed()).await;
             let local = local.clone();
-            let since_last_entry = move || last_entry.lock().elapsed();
             local
                 .lane
                 .clone()
-                .run(move || write_parts_locally(&local, &rendering, since_last_entry))
+                .run(move || write_parts_locally(&local, &rendering))
                 .await
                 .map_err(local_error)??
         }
@@ -167,21 +168,12 @@ async fn put_parts(store: &DynStore, state: Arc<State>) -> Result<Vec<PartRef>> 
     Ok(refs)
 }
 
-/// Renders the parts on the lane's thread, appending each piece to its part's file, each
-/// piece once commits pause (`since_last_entry`: the time since the last log entry).
-fn write_parts_locally(
-    local: &LocalRoot,
-    state: &State,
-    since_last_entry: impl Fn() -> Duration,
-) -> Result<Vec<PartRef>> {
+/// Renders the parts on the lane's thread, appending each piece to its part's file.
+fn write_parts_locally(local: &LocalRoot, state: &State) -> Result<Vec<PartRef>> {
     let seq = state.seq();
     let mut refs = Vec::new();
     let mut open: Option<(PacedFile, Path, Sha256)> = None;
-    let mut budget = YIELD_MAX;
-    let mut pause = |wait| std::thread::sleep(wait);
-    yield_to_commits(&since_last_entry, &mut pause, &mut budget);
     render_parts(state, PART_BYTES, PIECE_BYTES, |piece| {
-        yield_to_commits(&since_last_entry, &mut pause, &mut budget);
         if open.is_none() {
             let path = checkpoint_part_path(seq, refs.len());
             let file = PacedFile::create(&local.path(&path)?).map_err(local_error)?;
@@ -208,33 +200,29 @@ fn write_parts_locally(
     Ok(refs)
 }
 
-/// A checkpoint on a local root renders a piece only once no log entry was applied for
-/// this long: on a small machine, its CPU and memory traffic slowed the commits beside
-/// it (by half, for the ~50 ms a checkpoint of 16,000 records took), however low its
-/// priority (two vCPUs may be one core's two threads).
+/// A checkpoint on a local root starts only once no log entry was applied for this long:
+/// on a small machine, rendering the whole state beside the commits slowed them by half
+/// for its duration (~50 ms for 16,000 records), however low its priority (two vCPUs
+/// may be one core's two threads).
 const QUIET_GAP: Duration = Duration::from_millis(20);
 
-/// But it waits for pauses for at most this long in all, then goes on regardless: under
-/// a write load without pauses a checkpoint is still written, a few seconds late.
+/// But it waits for a pause for at most this long, then starts regardless: under a write
+/// load without pauses a checkpoint is still written, a few seconds late.
 const YIELD_MAX: Duration = Duration::from_secs(5);
 
-/// Waits (`pause`) until `since_last_entry()` reaches [`QUIET_GAP`] or `budget` is spent.
-fn yield_to_commits(
-    since_last_entry: impl Fn() -> Duration,
-    mut pause: impl FnMut(Duration),
-    budget: &mut Duration,
-) {
-    while !budget.is_zero() {
-        let Some(wait) = QUIET_GAP
-            .checked_sub(since_last_entry())
-            .filter(|w| !w.is_zero())
-        else {
-            return;
-        };
-        let wait = wait.min(*budget);
-        pause(wait);
-        *budget -= wait;
+/// Waits until `since_last_entry()` reaches [`QUIET_GAP`], or for [`YIELD_MAX`] in all.
+async fn wait_for_a_pause(since_last_entry: impl Fn() -> Duration) {
+    let mut budget = YIELD_MAX;
+    while let Some(wait) = next_wait(since_last_entry(), budget) {
+        tokio::time::sleep(wait).await;
+        budget -= wait;
     }
+}
+
+/// How much longer to wait for a pause, `idle` after the last entry with `budget` left.
+fn next_wait(idle: Duration, budget: Duration) -> Option<Duration> {
+    let wait = QUIET_GAP.checked_sub(idle)?.min(budget);
+    (!wait.is_zero()).then_some(wait)
 }
 
 /// What [`render_parts`] hands out, in order.
@@ -513,27 +501,43 @@ mod tests {
         );
     }
 
+    /// The waits of `wait_for_a_pause`, with a clock that moves only while it waits, for
+    /// commits at the given times (ms from the start; `idle_at_start` before any).
+    fn waits(commits: &[u64], idle_at_start: Duration) -> Vec<Duration> {
+        let (mut now, mut budget, mut out) = (Duration::ZERO, YIELD_MAX, Vec::new());
+        let idle = |now: Duration| {
+            let last = commits
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .filter(|t| *t <= now)
+                .max();
+            last.map_or(idle_at_start + now, |t| now - t)
+        };
+        while let Some(wait) = next_wait(idle(now), budget) {
+            out.push(wait);
+            now += wait;
+            budget -= wait;
+        }
+        out
+    }
+
     #[test]
     fn a_checkpoint_waits_for_a_pause_in_the_commits_for_a_while_at_most() {
-        use std::cell::Cell;
-        let mut waited = Vec::new();
-        let mut budget = YIELD_MAX;
-        yield_to_commits(|| QUIET_GAP, |w| waited.push(w), &mut budget);
-        assert!(waited.is_empty(), "no commit for the gap: no wait");
-
-        // The last commit 5 ms ago, none since: it waits out the rest of the gap.
-        let idle = Cell::new(Duration::from_millis(5));
-        let pause = |w| {
-            waited.push(w);
-            idle.set(idle.get() + w);
-        };
-        yield_to_commits(|| idle.get(), pause, &mut budget);
-        assert_eq!(waited, [QUIET_GAP - Duration::from_millis(5)]);
-
-        // Commits without a pause: it waits until its budget is spent, then goes on.
-        let (mut total, mut budget) = (Duration::ZERO, YIELD_MAX);
-        yield_to_commits(|| Duration::ZERO, |w| total += w, &mut budget);
-        assert_eq!((total, budget), (YIELD_MAX, Duration::ZERO));
-        yield_to_commits(|| Duration::ZERO, |_| panic!("waited again"), &mut budget);
+        let ms = Duration::from_millis;
+        assert!(
+            waits(&[], QUIET_GAP).is_empty(),
+            "no commit for the gap: no wait"
+        );
+        assert_eq!(
+            waits(&[], ms(5)),
+            [QUIET_GAP - ms(5)],
+            "the rest of the gap"
+        );
+        // A commit 10 ms into the wait: the gap starts again from it.
+        assert_eq!(waits(&[10], ms(5)), [ms(15), ms(15)]);
+        // Commits every millisecond: it waits until its budget is spent, then starts.
+        let busy: Vec<u64> = (0..10_000).collect();
+        let waited = waits(&busy, Duration::ZERO);
+        assert_eq!(waited.iter().sum::<Duration>(), YIELD_MAX);
     }
 }
