@@ -160,7 +160,8 @@ async fn put_parts(store: &DynStore, state: Arc<State>) -> Result<Vec<PartRef>> 
             sha256,
         });
     }
-    // The channel closed: every part was sent (a failed send returned above, not here).
+    // The sender is gone: the rendering ended. (A send fails only once this function
+    // returned early, on a failed PUT, and dropped the receiver.)
     rendering
         .await
         .map_err(|e| Error::corrupt("checkpoint", e))?

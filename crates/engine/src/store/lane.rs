@@ -165,14 +165,22 @@ const PACE_BYTES: usize = 256 << 10;
 /// Writes `bytes` to `file` in steps of [`PACE_BYTES`]: each but the last is pushed to
 /// the device and waited for before the next; the last one's writeback is started.
 pub(crate) fn write_paced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    let mut steps = bytes.chunks(PACE_BYTES).peekable();
-    while let Some(step) = steps.next() {
-        file.write_all(step)?;
-        if steps.peek().is_some() {
+    append_paced(file, bytes, &mut false)
+}
+
+/// Writes `bytes` to `file` in steps of [`PACE_BYTES`], each after the writeback of the
+/// one before is done (`unwaited`: a step's writeback was started and not yet waited
+/// for, carried from one call to the next), and starts the writeback of each.
+fn append_paced(file: &mut File, bytes: &[u8], unwaited: &mut bool) -> io::Result<()> {
+    for step in bytes.chunks(PACE_BYTES) {
+        if *unwaited {
             wait_writeback(file)?;
         }
+        file.write_all(step)?;
+        start_writeback(file)?;
+        *unwaited = true;
     }
-    start_writeback(file)
+    Ok(())
 }
 
 /// A disk page: [`write_changed`] compares and writes a file by pages of this many bytes,
@@ -243,7 +251,7 @@ pub(crate) struct PacedFile {
     file: File,
     staging: PathBuf,
     path: PathBuf,
-    /// A step's writeback was started and not yet waited for.
+    /// See [`append_paced`].
     unwaited: bool,
     published: bool,
 }
@@ -266,15 +274,7 @@ impl PacedFile {
     /// Appends `bytes`, each step of [`PACE_BYTES`] after the writeback of the one
     /// before is done: the device's queue never holds more than one step of this file.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        for step in bytes.chunks(PACE_BYTES) {
-            if self.unwaited {
-                wait_writeback(&self.file)?;
-            }
-            self.file.write_all(step)?;
-            start_writeback(&self.file)?;
-            self.unwaited = true;
-        }
-        Ok(())
+        append_paced(&mut self.file, bytes, &mut self.unwaited)
     }
 
     /// Syncs the file, renames it into place and syncs its directory.
