@@ -3,8 +3,9 @@
 //!
 //! A pass's files are written to staging files beside their targets (`<name>#<n>`, the
 //! names `LocalFileSystem` uses, so a crash's leftovers are swept at the next open),
-//! their data is pushed to the device together and waited for (`sync_file_range`), and
-//! only then are they renamed into place. So what the renames add to the filesystem
+//! one at a time: each file's data is pushed to the device and waited for
+//! (`sync_file_range`) before the next file is staged, and only then is it renamed
+//! into place (see [`write_files`] for why one at a time). So what the renames add to the filesystem
 //! journal is metadata only: a commit of the journal (the log's next fsync) never waits
 //! for the view's data, and the data went out at the lane's idle priority.
 //!
@@ -109,49 +110,25 @@ pub(super) async fn write_file(
     }
 }
 
-/// Files staged at once: each holds a descriptor until its data is written, and the
-/// device's queue holds at most this many of the view's writes when a commit comes.
-const CHUNK: usize = 64;
-
 /// Writes (`Some`) or removes (`None`) each file; the result of each, in order.
+///
+/// One file at a time: a file's data is written and waited for before the next file is
+/// staged, so the device holds at most one of the view's writes when a commit's cache
+/// flush comes, and that flush waits for little. (Session 17 staged 64 files and started
+/// their writeback together: the view's lag after a stream of bookings fell from ~400
+/// to ~65 ms, but every write workload's p99 rose by 1–2 ms; docs/benchmarks.md.)
 pub(super) fn write_files(
     view: &LocalRoot,
     files: Vec<(PathBuf, Option<Vec<u8>>)>,
 ) -> Vec<io::Result<()>> {
-    let mut results = Vec::with_capacity(files.len());
     let mut dirs = BTreeSet::new();
-    let mut files = files.into_iter().peekable();
-    while files.peek().is_some() {
-        let chunk: Vec<_> = files.by_ref().take(CHUNK).collect();
-        results.extend(write_chunk(view, chunk, &mut dirs));
-    }
-    view.unsynced_dirs.lock().extend(dirs);
-    results
-}
-
-fn write_chunk(
-    view: &LocalRoot,
-    chunk: Vec<(PathBuf, Option<Vec<u8>>)>,
-    dirs: &mut BTreeSet<PathBuf>,
-) -> Vec<io::Result<()>> {
-    // Stage every file and start its writeback, so the device gets them together. Each
-    // file's writeback starts as it is staged, not all of them after the last: started
-    // at once, a chunk's writes reach the device in one burst, and the next commit's
-    // cache flush waits for all of them (session 17: the view's lag fell from ~400 to
-    // ~65 ms but every write workload's p99 rose by 1–2 ms; docs/benchmarks.md).
-    let staged: Vec<io::Result<Option<(File, PathBuf)>>> = chunk
-        .iter()
-        .map(|(path, bytes)| match bytes {
-            Some(bytes) => stage(view, path, bytes).map(Some),
-            None => Ok(None),
-        })
-        .collect();
-    chunk
+    let results = files
         .into_iter()
-        .zip(staged)
-        .map(|((path, _), staged)| {
-            let done = match staged? {
-                Some((file, staging)) => publish(view, file, &staging, &path),
+        .map(|(path, bytes)| {
+            let done = match bytes {
+                Some(bytes) => {
+                    stage(view, &path, &bytes).and_then(|staging| publish(view, &staging, &path))
+                }
                 None => match std::fs::remove_file(&path) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                     other => other,
@@ -162,12 +139,14 @@ fn write_chunk(
             }
             done
         })
-        .collect()
+        .collect();
+    view.unsynced_dirs.lock().extend(dirs);
+    results
 }
 
 /// Writes `bytes` to a spare file in `path`'s directory, or else to a new staging file
-/// there, and starts its writeback.
-fn stage(view: &LocalRoot, path: &Path, bytes: &[u8]) -> io::Result<(File, PathBuf)> {
+/// there, and waits until its data is written; returns the staging file's name.
+fn stage(view: &LocalRoot, path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("a view file without a directory"))?;
@@ -211,22 +190,24 @@ fn stage(view: &LocalRoot, path: &Path, bytes: &[u8]) -> io::Result<(File, PathB
             }
         })
     };
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&staging);
-        return Err(e);
+    // The file is closed when this returns: its data is on the device already.
+    match written.and_then(|()| wait_writeback(&file)) {
+        Ok(()) => Ok(staging),
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            Err(e)
+        }
     }
-    Ok((file, staging))
 }
 
 fn create_new(path: &Path) -> io::Result<File> {
     File::options().write(true).create_new(true).open(path)
 }
 
-/// Waits for a staged file's data to be written, then puts it in place: swapped with
-/// the file there, which becomes a spare, or renamed if there is none.
-fn publish(view: &LocalRoot, file: File, staging: &Path, path: &Path) -> io::Result<()> {
-    let done = wait_writeback(&file).and_then(|()| swap(staging, path));
-    match done {
+/// Puts a staged file in place: swapped with the file there, which becomes a spare, or
+/// renamed if there is none.
+fn publish(view: &LocalRoot, staging: &Path, path: &Path) -> io::Result<()> {
+    match swap(staging, path) {
         Ok(true) => {
             let dir = path.parent().unwrap_or(Path::new(""));
             let len = std::fs::metadata(staging).map_or(u64::MAX, |m| m.len());
