@@ -5,9 +5,10 @@
 //! names `LocalFileSystem` uses, so a crash's leftovers are swept at the next open),
 //! one at a time: each file's data is pushed to the device and waited for
 //! (`sync_file_range`) before the next file is staged, and only then is it renamed
-//! into place (see [`write_files`] for why one at a time). So what the renames add to the filesystem
-//! journal is metadata only: a commit of the journal (the log's next fsync) never waits
-//! for the view's data, and the data went out at the lane's idle priority.
+//! into place (see [`write_files`] for why one at a time). So what the renames add to
+//! the filesystem journal is metadata only: a commit of the journal (the log's next
+//! fsync) never waits for the view's data, and the data went out at the lane's idle
+//! priority.
 //!
 //! A large file (a collection's `index.json`) is written in steps, each waited for before
 //! the next (`store::lane::write_paced`): a commit's fsync flushes the device's cache,
