@@ -12,13 +12,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use imbl::OrdMap;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -85,10 +84,8 @@ pub async fn write(store: &DynStore, state: &Arc<State>) -> Result<bool> {
 
 /// [`write`]; with a local root, the parts are rendered and written from the background
 /// lane (nice 19, idle I/O class, paced: `store::lane::PacedFile`), so that a checkpoint
-/// of the whole state never holds the CPU or the disk while a commit waits; and only once
-/// the commits pause (`local` carries when the last log entry was applied), or after
-/// [`YIELD_MAX`] (see [`wait_for_a_pause`]). The wait is not on the lane, whose view
-/// writes go on meanwhile.
+/// of the whole state never holds the CPU or the disk while a commit waits. (Whoever
+/// starts one there first waits for a pause in the commits: [`wait_for_a_pause`].)
 ///
 /// Memory: parts are rendered in pieces of [`PIECE_BYTES`] from one reused buffer, and
 /// on a local root appended to their files as they come, so a checkpoint holds one piece,
@@ -98,7 +95,7 @@ pub async fn write(store: &DynStore, state: &Arc<State>) -> Result<bool> {
 pub(crate) async fn write_with(
     store: &DynStore,
     state: &Arc<State>,
-    local: Option<(&Arc<LocalRoot>, Arc<Mutex<Instant>>)>,
+    local: Option<&Arc<LocalRoot>>,
 ) -> Result<bool> {
     let seq = state.seq();
     let manifest_path = checkpoint_manifest_path(seq);
@@ -107,8 +104,7 @@ pub(crate) async fn write_with(
     }
     let rendering = state.clone();
     let refs = match local {
-        Some((local, last_entry)) => {
-            wait_for_a_pause(|| last_entry.lock().elapsed()).await;
+        Some(local) => {
             let local = local.clone();
             local
                 .lane
@@ -212,7 +208,8 @@ const QUIET_GAP: Duration = Duration::from_millis(20);
 const YIELD_MAX: Duration = Duration::from_secs(5);
 
 /// Waits until `since_last_entry()` reaches [`QUIET_GAP`], or for [`YIELD_MAX`] in all.
-async fn wait_for_a_pause(since_last_entry: impl Fn() -> Duration) {
+/// The wait is not on the lane, whose view writes go on meanwhile.
+pub(crate) async fn wait_for_a_pause(since_last_entry: impl Fn() -> Duration) {
     let mut budget = YIELD_MAX;
     while let Some(wait) = next_wait(since_last_entry(), budget) {
         tokio::time::sleep(wait).await;

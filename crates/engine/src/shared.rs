@@ -114,8 +114,10 @@ impl Shared {
             let local = self.view_store.local.clone();
             let last_entry = self.last_entry.clone();
             tokio::spawn(async move {
-                let local = local.as_ref().map(|root| (root, last_entry));
-                if let Err(e) = checkpoint::write_with(&store, &snapshot, local).await {
+                if local.is_some() {
+                    checkpoint::wait_for_a_pause(|| last_entry.lock().elapsed()).await;
+                }
+                if let Err(e) = checkpoint::write_with(&store, &snapshot, local.as_ref()).await {
                     tracing::warn!(seq = %snapshot.seq(), error = %e, "checkpoint failed");
                 }
             });

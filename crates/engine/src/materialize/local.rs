@@ -39,7 +39,7 @@ use crate::metrics::EngineMetrics;
 use crate::names::{CollectionName, RecordId};
 use crate::state::State;
 use crate::store::doc_view_path;
-use crate::store::lane::{LocalRoot, local_error, wait_writeback, write_changed, write_paced};
+use crate::store::lane::{LocalRoot, local_error, write_changed, write_paced};
 use crate::store::spares::LARGE;
 
 use super::render_doc;
@@ -192,7 +192,7 @@ fn stage(view: &LocalRoot, path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
         })
     };
     // The file is closed when this returns: its data is on the device already.
-    match written.and_then(|()| wait_writeback(&file)) {
+    match written {
         Ok(()) => Ok(staging),
         Err(e) => {
             let _ = std::fs::remove_file(&staging);

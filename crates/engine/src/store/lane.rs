@@ -162,10 +162,14 @@ pub(crate) fn store_error(
 /// at most one step of it there.
 const PACE_BYTES: usize = 256 << 10;
 
-/// Writes `bytes` to `file` in steps of [`PACE_BYTES`]: each but the last is pushed to
-/// the device and waited for before the next; the last one's writeback is started.
+/// Writes `bytes` to `file` in steps of [`PACE_BYTES`], each pushed to the device and
+/// waited for before the next is written: when it returns, the data is on the device.
 pub(crate) fn write_paced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    append_paced(file, bytes, &mut false)
+    for step in bytes.chunks(PACE_BYTES) {
+        file.write_all(step)?;
+        wait_writeback(file)?;
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `file` in steps of [`PACE_BYTES`], each after the writeback of the
@@ -189,9 +193,9 @@ pub(crate) const PAGE: usize = 4096;
 
 /// Makes `file`, which holds an earlier version of the same file, hold `bytes`: in each
 /// step of [`PACE_BYTES`] it writes from the first page that differs from what the file
-/// holds to the last, if any, paced as [`write_paced`] (a step's write is waited for
-/// before the next one's), then truncates the file to `bytes`' length. Returns how many
-/// bytes it wrote.
+/// holds to the last, if any, paced as [`write_paced`] (each step's write is pushed to
+/// the device and waited for), then truncates the file to `bytes`' length. Returns how
+/// many bytes it wrote.
 ///
 /// A collection's `index.json` lists its records in id order, and ids grow with time,
 /// so a new version mostly differs from an earlier one in its first page (`_seq`,
@@ -201,7 +205,7 @@ pub(crate) const PAGE: usize = 4096;
 pub(crate) fn write_changed(file: &mut File, bytes: &[u8]) -> io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let mut old = vec![0u8; PACE_BYTES.min(bytes.len())];
-    let (mut written, mut unwaited) = (0u64, false);
+    let mut written = 0u64;
     for (i, step) in bytes.chunks(PACE_BYTES).enumerate() {
         let offset = (i * PACE_BYTES) as u64;
         let held = read_up_to(file, &mut old[..step.len()], offset)?;
@@ -214,16 +218,12 @@ pub(crate) fn write_changed(file: &mut File, bytes: &[u8]) -> io::Result<u64> {
             continue;
         };
         let last = (first..pages).rev().find(|&p| differs(p)).unwrap_or(first);
-        if unwaited {
-            wait_writeback(file)?;
-        }
         let changed = &step[first * PAGE..((last + 1) * PAGE).min(step.len())];
         file.write_all_at(changed, offset + (first * PAGE) as u64)?;
+        wait_writeback(file)?;
         written += changed.len() as u64;
-        unwaited = true;
     }
     file.set_len(bytes.len() as u64)?;
-    start_writeback(file)?;
     Ok(written)
 }
 
@@ -311,12 +311,12 @@ fn sync_range(file: &File, flags: libc::c_uint) -> io::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) fn start_writeback(file: &File) -> io::Result<()> {
+fn start_writeback(file: &File) -> io::Result<()> {
     sync_range(file, libc::SYNC_FILE_RANGE_WRITE)
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) fn wait_writeback(file: &File) -> io::Result<()> {
+fn wait_writeback(file: &File) -> io::Result<()> {
     sync_range(
         file,
         libc::SYNC_FILE_RANGE_WAIT_BEFORE
@@ -326,13 +326,13 @@ pub(crate) fn wait_writeback(file: &File) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn start_writeback(_file: &File) -> io::Result<()> {
+fn start_writeback(_file: &File) -> io::Result<()> {
     Ok(())
 }
 
 /// Without `sync_file_range`, each file's data is synced (slower, as durable).
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn wait_writeback(file: &File) -> io::Result<()> {
+fn wait_writeback(file: &File) -> io::Result<()> {
     file.sync_data()
 }
 
