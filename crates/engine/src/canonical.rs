@@ -7,44 +7,121 @@
 //! stored in this form, so a log entry assembled from them is canonical by construction
 //! and its hash can be recomputed by anyone from the parsed file.
 
-use serde::{Serialize, Serializer};
+use std::fmt::Write as _;
+
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// Writes `value` in canonical form.
 pub fn to_canonical_string(value: &Value) -> String {
-    serde_json::to_string(&Canonical(value)).expect("JSON values always serialize")
+    let mut out = String::new();
+    write_canonical(&mut out, value);
+    out
 }
 
-/// Canonical form as a boxed raw JSON value (what records are stored as). Written once:
-/// `to_raw_value` takes the text as serialized, where `RawValue::from_string` would
-/// parse it again to check it (documents and events are written on every staged change).
+/// Canonical form as a boxed raw JSON value (what records are stored as). Written once,
+/// and not parsed again to check it: documents and events are written on every staged
+/// change, and an import writes thousands.
 pub fn to_canonical_raw(value: &Value) -> Box<RawValue> {
-    serde_json::value::to_raw_value(&Canonical(value)).expect("JSON values always serialize")
+    // Room for a typical record at once (growing a string copies it).
+    let mut out = String::with_capacity(512);
+    write_canonical(&mut out, value);
+    raw(out)
 }
 
-/// A value that serializes in canonical form: object entries in key order, everything
-/// else (strings, numbers, compact layout) as serde_json writes it.
-pub(crate) struct Canonical<'a>(pub &'a Value);
+/// Text written by this module's writers as a raw JSON value, as it is.
+pub(crate) fn raw(text: String) -> Box<RawValue> {
+    // SAFETY: `write_canonical` and `write_str` write one well-formed JSON value each,
+    // without surrounding whitespace, and every caller passes the text of one of them
+    // (or an object it closed around them). Debug builds parse it again to check.
+    unsafe { RawValue::from_string_unchecked(text) }
+}
 
-impl Serialize for Canonical<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Array(items) => s.collect_seq(items.iter().map(Canonical)),
-            // serde_json's map iterates in key order unless `preserve_order` is on: only
-            // then are the entries collected and sorted.
-            Value::Object(map) if map.keys().is_sorted_by(|a, b| a.as_bytes() < b.as_bytes()) => {
-                s.collect_map(map.iter().map(|(k, v)| (k, Canonical(v))))
+/// Appends `value` in canonical form: object entries in key order, strings and numbers
+/// as serde_json writes them, no whitespace.
+///
+/// Written here rather than through serde: serde_json looks at a string's bytes one at
+/// a time to escape them, and the documents and audit events a transaction stages are
+/// nearly all strings (ids, times, names) that need no escape. A string is checked
+/// sixteen bytes at a time and copied whole when it has none; one that has is written
+/// by serde_json itself.
+pub fn write_canonical(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        // `Number`'s `Display` is its serialization (itoa / the shortest float that
+        // reads back); the tests compare the two.
+        Value::Number(n) => write!(out, "{n}").expect("writing to a String cannot fail"),
+        Value::String(text) => write_str(out, text),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(out, item);
             }
-            Value::Object(map) => {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                s.collect_map(entries.into_iter().map(|(k, v)| (k, Canonical(v))))
-            }
-            other => other.serialize(s),
+            out.push(']');
+        }
+        // serde_json's map iterates in key order unless `preserve_order` is on: only
+        // then are the entries collected and sorted.
+        Value::Object(map) if map.keys().is_sorted_by(|a, b| a.as_bytes() < b.as_bytes()) => {
+            write_object(out, map.iter())
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            write_object(out, entries.into_iter())
         }
     }
+}
+
+fn write_object<'a>(out: &mut String, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
+    out.push('{');
+    for (i, (key, value)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, key);
+        out.push(':');
+        write_canonical(out, value);
+    }
+    out.push('}');
+}
+
+/// Appends `text` as a JSON string, escaped as serde_json escapes it.
+pub fn write_str(out: &mut String, text: &str) {
+    if needs_escape(text.as_bytes()) {
+        out.push_str(&serde_json::to_string(text).expect("strings always serialize"));
+    } else {
+        out.reserve(text.len() + 2);
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    }
+}
+
+/// Does `bytes` hold a quote, a backslash or a control character? Sixteen bytes are
+/// looked at together, the last few padded with spaces: the compiler makes one vector
+/// compare of each test, which is what makes the common case, no escape at all, cheap.
+fn needs_escape(bytes: &[u8]) -> bool {
+    fn any_of_16(chunk: &[u8; 16]) -> bool {
+        chunk.iter().fold(false, |any, &b| {
+            any | (b < 0x20) | (b == b'"') | (b == b'\\')
+        })
+    }
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if any_of_16(chunk.try_into().expect("chunks of sixteen")) {
+            return true;
+        }
+    }
+    let rest = chunks.remainder();
+    let mut last = [b' '; 16];
+    last[..rest.len()].copy_from_slice(rest);
+    any_of_16(&last)
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -55,6 +132,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     /// Numbers and strings are written as serde_json writes (and formats) them.
@@ -97,6 +175,79 @@ mod tests {
         let s = to_canonical_string(&v);
         let back: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(to_canonical_string(&back), s);
+    }
+
+    /// The canonical form as serde would write it: the reference the writer is
+    /// compared with.
+    struct BySerde<'a>(&'a Value);
+
+    impl serde::Serialize for BySerde<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                Value::Array(items) => s.collect_seq(items.iter().map(BySerde)),
+                Value::Object(map) => {
+                    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                    s.collect_map(entries.into_iter().map(|(k, v)| (k, BySerde(v))))
+                }
+                other => serde::Serialize::serialize(other, s),
+            }
+        }
+    }
+
+    fn json_values() -> impl Strategy<Value = Value> {
+        // Strings long and short, with and without what must be escaped, around the
+        // sixteen-byte chunks the writer looks at.
+        let text = prop_oneof![
+            "[a-z0-9:-]{0,40}",
+            "[ -~]{0,40}",
+            "[\\x00-\\x1f\"\\\\a-zé\\u{1f600}\\u{2028}\\u{7f}]{0,40}",
+            any::<String>(),
+        ];
+        let number = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            number,
+            text.clone().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::vec((text.clone(), inner), 0..8)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The writer writes what serde_json writes, keys sorted, for any value.
+        #[test]
+        fn writes_what_serde_json_writes(value in json_values()) {
+            let expected = serde_json::to_string(&BySerde(&value)).unwrap();
+            prop_assert_eq!(to_canonical_string(&value), expected.clone());
+            let raw = to_canonical_raw(&value);
+            prop_assert_eq!(raw.get(), expected);
+        }
+    }
+
+    #[test]
+    fn escapes_at_every_place_of_a_chunk() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in ['"', '\\', '\n', '\u{1}', '\u{1f}'] {
+                    let mut text: String = "x".repeat(len);
+                    text.replace_range(at..at + 1, &special.to_string());
+                    let mut out = String::new();
+                    write_str(&mut out, &text);
+                    assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -219,48 +219,43 @@ impl AuditEvent {
     /// without an intermediate `Value`: an import writes thousands of events.
     pub(crate) fn to_raw_with(&self, key: &str, value: &Value) -> Box<RawValue> {
         debug_assert!("at" < key && key < "collection");
-        let stored = Stored {
-            event: self,
-            key,
-            value,
+        use crate::canonical::{raw, write_canonical, write_str};
+        let mut out = String::with_capacity(384);
+        let field = |out: &mut String, name: &str| {
+            out.push(if out.is_empty() { '{' } else { ',' });
+            write_str(out, name);
+            out.push(':');
         };
-        serde_json::value::to_raw_value(&stored).expect("audit events always serialize")
+        field(&mut out, "action");
+        write_str(&mut out, self.action.as_str());
+        field(&mut out, "actor");
+        write_str(&mut out, &self.actor);
+        field(&mut out, "at");
+        write_str(&mut out, &self.at);
+        field(&mut out, key);
+        write_canonical(&mut out, value);
+        field(&mut out, "collection");
+        write_str(&mut out, &self.collection);
+        field(&mut out, "id");
+        write_str(&mut out, &self.id);
+        field(&mut out, "record_id");
+        write_str(&mut out, &self.record_id);
+        if let Some(request_id) = &self.request_id {
+            field(&mut out, "request_id");
+            write_str(&mut out, request_id);
+        }
+        field(&mut out, "source");
+        match self.source.fixed_text() {
+            Some(text) => write_str(&mut out, text),
+            None => write_str(&mut out, &self.source.to_string()),
+        }
+        out.push('}');
+        raw(out)
     }
 
     /// The fields filters and checks read, borrowed from a stored event.
     pub fn header(raw: &RawValue) -> serde_json::Result<EventHeader<'_>> {
         serde_json::from_str(raw.get())
-    }
-}
-
-/// An event as stored: its fields in key order, the one called `changes` written as
-/// `key: value` ([`AuditEvent::to_raw_with`]).
-struct Stored<'a> {
-    event: &'a AuditEvent,
-    key: &'a str,
-    value: &'a Value,
-}
-
-impl Serialize for Stored<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let e = self.event;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("action", e.action.as_str())?;
-        map.serialize_entry("actor", &e.actor)?;
-        map.serialize_entry("at", &e.at)?;
-        map.serialize_entry(self.key, &crate::canonical::Canonical(self.value))?;
-        map.serialize_entry("collection", &e.collection)?;
-        map.serialize_entry("id", &e.id)?;
-        map.serialize_entry("record_id", &e.record_id)?;
-        if let Some(request_id) = &e.request_id {
-            map.serialize_entry("request_id", request_id)?;
-        }
-        match e.source.fixed_text() {
-            Some(text) => map.serialize_entry("source", text)?,
-            None => map.serialize_entry("source", &e.source.to_string())?,
-        }
-        map.end()
     }
 }
 

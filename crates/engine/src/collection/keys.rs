@@ -11,7 +11,7 @@ use serde_json::{Number, Value};
 
 use super::definition::Compiled;
 use super::overlap::Bound;
-use crate::canonical::{Canonical, to_canonical_string};
+use crate::canonical::{to_canonical_string, write_canonical};
 use crate::error::{Result, Violation, ViolationCode};
 use crate::names::{CollectionName, RecordId};
 
@@ -138,15 +138,20 @@ pub fn is_live(record: &Value) -> bool {
 
 /// Canonical tuple of `fields`, or `None` if any is null or missing.
 pub fn tuple_key(record: &Value, fields: &[String]) -> Option<String> {
-    let mut values = Vec::with_capacity(fields.len());
-    for f in fields {
+    let mut key = String::from("[");
+    for (i, f) in fields.iter().enumerate() {
         match record.get(f) {
             None | Some(Value::Null) => return None,
-            // Written from the record's own values, not copies of them.
-            Some(v) => values.push(Canonical(v)),
+            Some(v) => {
+                if i > 0 {
+                    key.push(',');
+                }
+                write_canonical(&mut key, v);
+            }
         }
     }
-    Some(serde_json::to_string(&values).expect("JSON values always serialize"))
+    key.push(']');
+    Some(key)
 }
 
 impl RecordKeys {
