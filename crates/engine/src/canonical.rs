@@ -31,11 +31,64 @@ pub fn to_canonical_raw(value: &Value) -> Box<RawValue> {
 }
 
 /// Text written by this module's writers as a raw JSON value, as it is.
-pub(crate) fn raw(text: String) -> Box<RawValue> {
-    // SAFETY: `write_canonical` and `write_str` write one well-formed JSON value each,
-    // without surrounding whitespace, and every caller passes the text of one of them
-    // (or an object it closed around them). Debug builds parse it again to check.
+fn raw(text: String) -> Box<RawValue> {
+    // SAFETY: every caller passes text that `write_canonical` wrote whole, or an
+    // `Object`'s, which only its methods wrote: one well-formed JSON value without
+    // surrounding whitespace. Debug builds parse it again to check.
     unsafe { RawValue::from_string_unchecked(text) }
+}
+
+/// A canonical object written field by field, for a struct's stored form without an
+/// intermediate `Value`. The caller gives the fields in key order.
+pub(crate) struct Object {
+    out: String,
+    #[cfg(debug_assertions)]
+    last: String,
+}
+
+impl Object {
+    pub(crate) fn with_capacity(bytes: usize) -> Object {
+        Object {
+            out: String::with_capacity(bytes),
+            #[cfg(debug_assertions)]
+            last: String::new(),
+        }
+    }
+
+    fn key(&mut self, name: &str) {
+        #[cfg(debug_assertions)]
+        {
+            assert!(
+                self.out.is_empty() || self.last.as_bytes() < name.as_bytes(),
+                "fields in key order: {name:?} after {:?}",
+                self.last
+            );
+            self.last = name.to_string();
+        }
+        self.out.push(if self.out.is_empty() { '{' } else { ',' });
+        write_str(&mut self.out, name);
+        self.out.push(':');
+    }
+
+    /// A field whose value is a string.
+    pub(crate) fn text(&mut self, name: &str, value: &str) {
+        self.key(name);
+        write_str(&mut self.out, value);
+    }
+
+    /// A field whose value is any JSON value, in canonical form.
+    pub(crate) fn value(&mut self, name: &str, value: &Value) {
+        self.key(name);
+        write_canonical(&mut self.out, value);
+    }
+
+    pub(crate) fn finish(mut self) -> Box<RawValue> {
+        if self.out.is_empty() {
+            self.out.push('{');
+        }
+        self.out.push('}');
+        raw(self.out)
+    }
 }
 
 /// Appends `value` in canonical form: object entries in key order, strings and numbers
@@ -248,6 +301,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn objects_written_field_by_field_are_canonical() {
+        assert_eq!(Object::with_capacity(0).finish().get(), "{}");
+        let mut object = Object::with_capacity(8);
+        object.text("a", "x\"y");
+        object.value("b", &json!({"d": [1, 2.5], "c": null}));
+        object.text("c", "");
+        let expected = json!({"a": "x\"y", "b": {"c": null, "d": [1, 2.5]}, "c": ""});
+        assert_eq!(object.finish().get(), to_canonical_string(&expected));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "fields in key order")]
+    fn an_object_refuses_fields_out_of_order() {
+        let mut object = Object::with_capacity(8);
+        object.text("b", "1");
+        object.text("a", "2");
     }
 
     #[test]

@@ -219,38 +219,22 @@ impl AuditEvent {
     /// without an intermediate `Value`: an import writes thousands of events.
     pub(crate) fn to_raw_with(&self, key: &str, value: &Value) -> Box<RawValue> {
         debug_assert!("at" < key && key < "collection");
-        use crate::canonical::{raw, write_canonical, write_str};
-        let mut out = String::with_capacity(384);
-        let field = |out: &mut String, name: &str| {
-            out.push(if out.is_empty() { '{' } else { ',' });
-            write_str(out, name);
-            out.push(':');
-        };
-        field(&mut out, "action");
-        write_str(&mut out, self.action.as_str());
-        field(&mut out, "actor");
-        write_str(&mut out, &self.actor);
-        field(&mut out, "at");
-        write_str(&mut out, &self.at);
-        field(&mut out, key);
-        write_canonical(&mut out, value);
-        field(&mut out, "collection");
-        write_str(&mut out, &self.collection);
-        field(&mut out, "id");
-        write_str(&mut out, &self.id);
-        field(&mut out, "record_id");
-        write_str(&mut out, &self.record_id);
+        let mut event = crate::canonical::Object::with_capacity(384);
+        event.text("action", self.action.as_str());
+        event.text("actor", &self.actor);
+        event.text("at", &self.at);
+        event.value(key, value);
+        event.text("collection", &self.collection);
+        event.text("id", &self.id);
+        event.text("record_id", &self.record_id);
         if let Some(request_id) = &self.request_id {
-            field(&mut out, "request_id");
-            write_str(&mut out, request_id);
+            event.text("request_id", request_id);
         }
-        field(&mut out, "source");
         match self.source.fixed_text() {
-            Some(text) => write_str(&mut out, text),
-            None => write_str(&mut out, &self.source.to_string()),
+            Some(text) => event.text("source", text),
+            None => event.text("source", &self.source.to_string()),
         }
-        out.push('}');
-        raw(out)
+        event.finish()
     }
 
     /// The fields filters and checks read, borrowed from a stored event.
