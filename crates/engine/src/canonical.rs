@@ -156,6 +156,15 @@ pub fn write_str(out: &mut String, text: &str) {
     }
 }
 
+/// The bytes [`write_str`] writes for `text`, counted without writing them.
+pub fn str_len(text: &str) -> usize {
+    if needs_escape(text.as_bytes()) {
+        crate::log::json_len(text)
+    } else {
+        text.len() + 2
+    }
+}
+
 /// Does `bytes` hold a quote, a backslash or a control character? Sixteen bytes are
 /// looked at together, the last few padded with spaces: the compiler makes one vector
 /// compare of each test, which is what makes the common case, no escape at all, cheap.
@@ -321,6 +330,20 @@ mod tests {
         let mut object = Object::with_capacity(8);
         object.text("b", "1");
         object.text("a", "2");
+    }
+
+    #[test]
+    fn a_string_is_counted_as_it_is_written() {
+        for text in [
+            "",
+            "abc",
+            "0190f5e4-aaaa-7bbb-8ccc-0123456789ab",
+            "a\"b\\c\n\u{1}é",
+        ] {
+            let mut out = String::new();
+            write_str(&mut out, text);
+            assert_eq!(str_len(text), out.len(), "{text:?}");
+        }
     }
 
     #[test]

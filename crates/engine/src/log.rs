@@ -155,6 +155,20 @@ impl Op {
         }
     }
 
+    /// The bytes [`Op::whole`] of these takes in the log, counted without building the
+    /// op (a transaction counts each record it stages): `{"collection":…,"doc":…,
+    /// "id":…,"op":"put"}` or `{"collection":…,"id":…,"op":"delete"}`.
+    pub fn whole_len(collection: &CollectionName, id: &RecordId, doc: Option<&RawValue>) -> usize {
+        use crate::canonical::str_len;
+        let names = str_len(collection.as_str()) + str_len(id.as_str());
+        match doc {
+            Some(doc) => {
+                r#"{"collection":,"doc":,"id":,"op":"put"}"#.len() + names + doc.get().len()
+            }
+            None => r#"{"collection":,"id":,"op":"delete"}"#.len() + names,
+        }
+    }
+
     /// This `put` with its document's parsed `value` attached, when parsing `doc`
     /// gives exactly `value` back (no floating point number in it: serde_json reads
     /// those back to the nearest double, not always the same one).
@@ -529,6 +543,29 @@ mod tests {
             }],
             v: ENTRY_FORMAT,
             void: None,
+        }
+    }
+
+    #[test]
+    fn a_whole_op_is_counted_as_it_is_written() {
+        let doc: Arc<RawValue> = Arc::from(to_canonical_raw(&json!({"a": "x\"y", "n": [1, 2.5]})));
+        for (collection, id) in [
+            ("things", "t1"),
+            ("_definitions", "bookings"),
+            ("a", "0190f5e4-aaaa-7bbb-8ccc-0123456789ab"),
+        ] {
+            let (c, id) = (
+                CollectionName::parse_any(collection).unwrap(),
+                RecordId::parse(id).unwrap(),
+            );
+            for doc in [Some(doc.clone()), None] {
+                let op = Op::whole(c.clone(), id.clone(), doc.clone());
+                assert_eq!(
+                    Op::whole_len(&c, &id, doc.as_deref()),
+                    json_len(&op),
+                    "{op:?}"
+                );
+            }
         }
     }
 

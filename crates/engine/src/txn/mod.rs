@@ -152,6 +152,9 @@ pub struct Txn {
     parsed: foldhash::HashMap<(CollectionName, RecordId), Arc<Value>>,
     /// The last time `Txn::now` wrote, by its millisecond.
     now_written: std::cell::RefCell<Option<(i64, String)>>,
+    /// The bytes of the transaction's own fields in the log ([`Txn::log_len`]),
+    /// counted once: they do not change, and an import asks for each row.
+    meta_len: std::cell::OnceCell<usize>,
 }
 
 /// A collection's records parsed, in id order (see [`Txn::scan_values`]).
@@ -194,7 +197,7 @@ impl Staged {
     fn log_len(&self, collection: &CollectionName, id: &RecordId) -> usize {
         match &self.items {
             Some(ops) => ops.iter().map(|op| json_len(op) + 1).sum(),
-            None => json_len(&Op::whole(collection.clone(), id.clone(), self.doc.clone())) + 1,
+            None => Op::whole_len(collection, id, self.doc.as_deref()) + 1,
         }
     }
 }
@@ -251,6 +254,7 @@ impl Txn {
             scans: foldhash::HashMap::default(),
             parsed: foldhash::HashMap::default(),
             now_written: std::cell::RefCell::new(None),
+            meta_len: std::cell::OnceCell::new(),
         }
     }
 
@@ -306,18 +310,20 @@ impl Txn {
     /// are resolved at commit). Constant time. What hooks will add is not included until
     /// they have run ([`Txn::run_hooks`]).
     pub fn log_len(&self) -> usize {
-        let meta = TxnRecord {
-            actor: self.meta.actor.clone(),
-            audit: Vec::new(),
-            id: Uuid::nil(),
-            ops: Vec::new(),
-            reads: Vec::new(),
-            request_id: self.meta.request_id.clone(),
-            source: self.meta.source.to_string(),
-            unaudited: None,
-        };
+        let meta_len = *self.meta_len.get_or_init(|| {
+            json_len(&TxnRecord {
+                actor: self.meta.actor.clone(),
+                audit: Vec::new(),
+                id: Uuid::nil(),
+                ops: Vec::new(),
+                reads: Vec::new(),
+                request_id: self.meta.request_id.clone(),
+                source: self.meta.source.to_string(),
+                unaudited: None,
+            })
+        });
         // `"audit":[],` appears once there is an event.
-        json_len(&meta) + 12 + self.staged_bytes
+        meta_len + 12 + self.staged_bytes
     }
 
     /// The most bytes one log entry may hold (`DbOptions::max_entry_bytes`).
