@@ -24,8 +24,10 @@ pub fn to_canonical_string(value: &Value) -> String {
 /// and not parsed again to check it: documents and events are written on every staged
 /// change, and an import writes thousands.
 pub fn to_canonical_raw(value: &Value) -> Box<RawValue> {
-    // Room for a typical record at once (growing a string copies it).
-    let mut out = String::with_capacity(512);
+    // Room for a typical record at once: growing a string copies it, and so does
+    // boxing one of less than half its capacity (the allocator keeps the block
+    // otherwise).
+    let mut out = String::with_capacity(768);
     write_canonical(&mut out, value);
     raw(out)
 }

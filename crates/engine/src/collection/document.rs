@@ -45,6 +45,8 @@ pub fn check_record_size(
     limit: usize,
 ) -> Result<()> {
     let mut own = len;
+    // Only a definition with nested arrays has any to look for among the fields.
+    let def = def.filter(|def| !def.def.nested.is_empty());
     if let (Some(def), Some(map)) = (def, doc.as_object()) {
         for (field, items) in map.iter().filter(|(f, _)| def.is_nested(f)) {
             own = own.saturating_sub(crate::log::json_len(items));
