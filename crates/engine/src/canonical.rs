@@ -161,7 +161,9 @@ pub fn write_str(out: &mut String, text: &str) {
 /// The bytes [`write_str`] writes for `text`, counted without writing them.
 pub fn str_len(text: &str) -> usize {
     if needs_escape(text.as_bytes()) {
-        crate::log::json_len(text)
+        serde_json::to_string(text)
+            .expect("strings always serialize")
+            .len()
     } else {
         text.len() + 2
     }
