@@ -67,9 +67,8 @@ impl Object {
             );
             self.last = name.to_string();
         }
-        self.out.push(if self.out.is_empty() { '{' } else { ',' });
-        write_str(&mut self.out, name);
-        self.out.push(':');
+        let first = self.out.is_empty();
+        write_key(&mut self.out, first, name);
     }
 
     /// A field whose value is a string.
@@ -85,10 +84,8 @@ impl Object {
     }
 
     pub(crate) fn finish(mut self) -> Box<RawValue> {
-        if self.out.is_empty() {
-            self.out.push('{');
-        }
-        self.out.push('}');
+        let empty = self.out.is_empty();
+        close_object(&mut self.out, empty);
         raw(self.out)
     }
 }
@@ -134,16 +131,25 @@ pub fn write_canonical(out: &mut String, value: &Value) {
 }
 
 fn write_object<'a>(out: &mut String, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
-    out.push('{');
-    for (i, (key, value)) in entries.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_str(out, key);
-        out.push(':');
+    let mut empty = true;
+    for (key, value) in entries {
+        write_key(out, empty, key);
         write_canonical(out, value);
+        empty = false;
     }
-    out.push('}');
+    close_object(out, empty);
+}
+
+/// An object's key: the object opened before its first, a comma before any other.
+fn write_key(out: &mut String, first: bool, key: &str) {
+    out.push(if first { '{' } else { ',' });
+    write_str(out, key);
+    out.push(':');
+}
+
+/// Closes an object that [`write_key`] opened, or writes `{}` when it had no field.
+fn close_object(out: &mut String, empty: bool) {
+    out.push_str(if empty { "{}" } else { "}" });
 }
 
 /// Appends `text` as a JSON string, escaped as serde_json escapes it.
